@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# The venv is (re)installed only when pyproject.toml changes (stamp file), so a
+# second run is quick.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test bench check-reliability clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first and pinned: here it resolves to the local CPU build
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/matcher db upgrade
+	$(VENV)/bin/matcher load --if-empty fixtures/catalog.jsonl
+	$(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 --timeout 120 'service.wsgi:app'
+
+test: install
+	bash tests/ensure_chromium.sh
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,53 @@
+"""matcher: matchmaking for "Migration und Entwicklung auf kommunaler Ebene".
+
+Ranks advisors for a municipality's need, partner organisations and events for
+an organisation, and invitees for an event — with German explanations.
+"""
+
+from __future__ import annotations
+
+from .embedding import DEFAULT_MODEL, CachedEmbedder, Embedder, make_embedder
+from .errors import (
+    CatalogError,
+    InfeasibleError,
+    MatcherError,
+    NotFittedError,
+    UnknownEntityError,
+    UnknownModelError,
+    ValidationError,
+)
+from .evaluation import evaluate, load_dataset
+from .explain import Explanation
+from .gazetteer import Gazetteer, default_gazetteer
+from .ranking import Matcher, Ranking, Result, Weights
+from .schema import Advisor, Event, Municipality, Organisation, Query, load_catalog, parse_entity
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Advisor",
+    "CachedEmbedder",
+    "CatalogError",
+    "Embedder",
+    "Event",
+    "Explanation",
+    "Gazetteer",
+    "InfeasibleError",
+    "Matcher",
+    "MatcherError",
+    "Municipality",
+    "NotFittedError",
+    "Organisation",
+    "Query",
+    "Ranking",
+    "Result",
+    "UnknownEntityError",
+    "UnknownModelError",
+    "ValidationError",
+    "Weights",
+    "default_gazetteer",
+    "evaluate",
+    "load_catalog",
+    "load_dataset",
+    "make_embedder",
+    "parse_entity",
+]

@@ -1,0 +1,167 @@
+"""Explanations: why an entity was suggested, in numbers and in 1–3 short
+German sentences (English on request)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .intent import LANGUAGE_NAMES_DE
+from .schema import Advisor, Event, Organisation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ranking import Matcher
+
+__all__ = ["Explanation", "explain", "ORG_TYPE_LABELS"]
+
+ORG_TYPE_LABELS = {
+    "de": {"migrant_organisation": "Migrantenorganisation", "civil_society": "zivilgesellschaftliche Gruppe",
+           "municipal_office": "kommunale Stelle", "institution": "Einrichtung"},
+    "en": {"migrant_organisation": "migrant organisation", "civil_society": "civil-society group",
+           "municipal_office": "municipal office", "institution": "institution"},
+}
+_ORG_TYPE_PLURAL_DE = {"migrant_organisation": "Migrantenorganisationen", "civil_society": "zivilgesellschaftliche Gruppen",
+                       "municipal_office": "kommunale Stellen", "institution": "Einrichtungen"}
+_LANG_EN = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "tr": "Turkish", "ar": "Arabic",
+            "pt": "Portuguese", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish", "fa": "Persian", "ku": "Kurdish"}
+
+_TEXT = {
+    "de": {
+        "topic_advisor": "Erfahrung mit dem Thema „{t}“",
+        "topic_organisation": "Arbeitet zum Thema „{t}“",
+        "topic_event": "Thema: „{t}“",
+        "topic_other": "Thema: „{t}“",
+        "passage": "Passt inhaltlich: „{p}“",
+        "speaks": "Spricht {langs}",
+        "here": "Vor Ort in {city}",
+        "km": "{km} km entfernt",
+        "region": "Berät in der Region {area}",
+        "event_for": "Richtet sich an {groups}",
+        "type": "{label}, wie gesucht",
+        "in_group": "Gehört zur Zielgruppe ({label})",
+        "when": "Termin am {date} – im gewünschten Zeitraum",
+        "and": " und ",
+    },
+    "en": {
+        "topic_advisor": "Experienced in “{t}”",
+        "topic_organisation": "Works on “{t}”",
+        "topic_event": "Topic: “{t}”",
+        "topic_other": "Topic: “{t}”",
+        "passage": "Fits the need: “{p}”",
+        "speaks": "Speaks {langs}",
+        "here": "Based in {city}",
+        "km": "{km} km away",
+        "region": "Advises in the region {area}",
+        "event_for": "Open to {groups}",
+        "type": "{label}, as requested",
+        "in_group": "In the event's target group ({label})",
+        "when": "Takes place on {date}, within the requested period",
+        "and": " and ",
+    },
+}
+
+
+@dataclass
+class Explanation:
+    """Why one entity was ranked where it was."""
+
+    contributions: dict[str, float]
+    reasons: list[str]
+    matched_terms: list[str] = field(default_factory=list)
+    matched_topics: list[str] = field(default_factory=list)
+    shared_languages: list[str] = field(default_factory=list)
+    distance_km: float | None = None
+    best_passage: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _shorten(text: str, limit: int = 110) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:–-") + " …"
+
+
+def _lang_name(code: str, lang: str) -> str:
+    if lang == "en":
+        return _LANG_EN.get(code, code)
+    return LANGUAGE_NAMES_DE.get(code, code)
+
+
+def _join(items: list[str], lang: str) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + _TEXT[lang]["and"] + items[-1]
+
+
+def _best_topics(matcher: "Matcher", i: int, text: str) -> list[str]:
+    """The entity's topics that best match the need, by character n-gram similarity."""
+    topics = matcher.entities_[i].topics
+    if not topics or not text:
+        return []
+    vec = matcher.lexical_.char_
+    sims = np.asarray((vec.transform(topics) @ vec.transform([text]).T).todense()).ravel()
+    order = np.argsort(-sims)
+    return [topics[j] for j in order if sims[j] >= 0.12][:2]
+
+
+def explain(matcher: "Matcher", i: int, contrib: dict[str, np.ndarray], ctx: dict, lang: str = "de") -> Explanation:
+    """Build the explanation of entity ``i`` from the signals of one query."""
+    lang = lang if lang in _TEXT else "de"
+    T = _TEXT[lang]
+    e = matcher.entities_[i]
+    query, asker = ctx["query"], ctx["asker"]
+    need = query.text or (asker.description if asker is not None else "")
+    contributions = {s: round(float(v[i]), 4) for s, v in contrib.items() if float(v[i]) != 0.0}
+    passage = matcher.passage_texts_[int(ctx["best_passage"][i])] if matcher.passage_texts_ else None
+    terms = matcher.lexical_.matched_terms(need, i) if need else []
+    topics = _best_topics(matcher, i, need)
+    shared = [c for c in ctx["languages"] if c in matcher.languages_[i]]
+    dist = ctx["distance_km"][i]
+    dist = None if np.isnan(dist) else round(float(dist), 1)
+
+    reasons: list[str] = []
+    kind_key = {"advisor": "topic_advisor", "organisation": "topic_organisation", "event": "topic_event"}.get(e.kind, "topic_other")
+    if topics:
+        reasons.append(T[kind_key].format(t=topics[0]))
+    elif passage:
+        reasons.append(T["passage"].format(p=_shorten(passage)))
+    if shared:
+        reasons.append(T["speaks"].format(langs=_join([_lang_name(c, lang) for c in shared], lang)))
+    raw = ctx["raw"]
+    if isinstance(e, Advisor) and raw["region"][i] > 0:
+        places = [p for p in [ctx["origin"], *ctx["mentioned"]] if p is not None]
+        area = next((a for a in e.regions for p in places if matcher.gazetteer_.covers(a, p)), None)
+        if area:
+            reasons.append(T["region"].format(area=area))
+    elif dist is not None and (raw["proximity"][i] > 0.2 or ctx["intent"].near):
+        if dist < 3:
+            reasons.append(T["here"].format(city=e.city or ""))
+        elif dist <= 120:
+            reasons.append(T["km"].format(km=int(round(dist))))
+    if raw["type_fit"][i] > 0:
+        if isinstance(e, Event) and e.target_groups:
+            groups = [_ORG_TYPE_PLURAL_DE[g] if lang == "de" else ORG_TYPE_LABELS["en"][g] + "s" for g in e.target_groups]
+            reasons.append(T["event_for"].format(groups=_join(groups, lang)))
+        elif isinstance(e, Organisation) and e.org_type:
+            label = ORG_TYPE_LABELS[lang][e.org_type]
+            key = "in_group" if query.task == "invitations" and isinstance(asker, Event) else "type"
+            reasons.append(T[key].format(label=label[0].upper() + label[1:]))
+    if raw["time_fit"][i] > 0 and isinstance(e, Event) and e.date:
+        reasons.append(T["when"].format(date=e.date.strftime("%d.%m.%Y")))
+    if not reasons:
+        reasons.append(T["passage"].format(p=_shorten(passage or e.description or e.name)))
+    return Explanation(
+        contributions=contributions,
+        reasons=reasons[:3],
+        matched_terms=terms,
+        matched_topics=topics,
+        shared_languages=shared,
+        distance_km=dist,
+        best_passage=passage,
+    )

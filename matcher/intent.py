@@ -1,0 +1,206 @@
+"""What a free-text need says beyond its topic: languages asked for, the kind of
+actor wanted, a time window, and whether nearness matters.
+
+These cues turn sentences such as "Spanischkenntnisse wären ein großer
+Vorteil", "vor allem Migrantenorganisationen" or "in the first half of 2027"
+into the same structured signals a form would give. The word lists are domain
+data (German and English), kept here in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["Intent", "parse_intent", "LANGUAGE_NAMES_DE"]
+
+# ISO 639-1 code -> (German name, English name, extra regex alternatives)
+_LANGS: dict[str, tuple[str, str, str]] = {
+    "en": ("Englisch", "English", ""),
+    "fr": ("Französisch", "French", r"frankophon\w*|francophone"),
+    "es": ("Spanisch", "Spanish", r"hispanophon\w*"),
+    "pt": ("Portugiesisch", "Portuguese", r"lusophon\w*"),
+    "it": ("Italienisch", "Italian", ""),
+    "tr": ("Türkisch", "Turkish", ""),
+    "ar": ("Arabisch", "Arabic", ""),
+    "fa": ("Persisch", "Persian", r"Farsi|Dari"),
+    "ku": ("Kurdisch", "Kurdish", r"Kurmancî|Kurmanci|Sorani"),
+    "ru": ("Russisch", "Russian", ""),
+    "uk": ("Ukrainisch", "Ukrainian", ""),
+    "pl": ("Polnisch", "Polish", ""),
+    "ro": ("Rumänisch", "Romanian", ""),
+    "bg": ("Bulgarisch", "Bulgarian", ""),
+    "el": ("Griechisch", "Greek", ""),
+    "sq": ("Albanisch", "Albanian", ""),
+    "sr": ("Serbisch", "Serbian", ""),
+    "hr": ("Kroatisch", "Croatian", ""),
+    "bs": ("Bosnisch", "Bosnian", ""),
+    "ti": ("Tigrinya", "Tigrinya", r"Tigrinisch|Tigrigna"),
+    "am": ("Amharisch", "Amharic", ""),
+    "so": ("Somali", "Somali", r"Somalisch"),
+    "sw": ("Swahili", "Swahili", r"Kiswahili|Suaheli"),
+    "tw": ("Twi", "Twi", r"Akan"),
+    "yo": ("Yoruba", "Yoruba", ""),
+    "ig": ("Igbo", "Igbo", ""),
+    "ha": ("Hausa", "Hausa", ""),
+    "ln": ("Lingala", "Lingala", ""),
+    "wo": ("Wolof", "Wolof", ""),
+    "vi": ("Vietnamesisch", "Vietnamese", ""),
+    "zh": ("Chinesisch", "Chinese", r"Mandarin"),
+    "ps": ("Paschtu", "Pashto", r"Paschto|Pashtu"),
+    "ur": ("Urdu", "Urdu", ""),
+    "hi": ("Hindi", "Hindi", ""),
+    "ta": ("Tamil", "Tamil", r"Tamilisch"),
+}
+LANGUAGE_NAMES_DE = {code: de for code, (de, _, _) in _LANGS.items()} | {"de": "Deutsch"}
+
+
+def _lang_pattern(de: str, en: str, extra: str) -> re.Pattern[str]:
+    # German language nouns are capitalised ("auf Türkisch", "Spanischkenntnisse"),
+    # while the lower-case adjective ("türkische Vereine") names an origin, not a language.
+    alts = [
+        rf"\b{de}(?:kenntniss\w*|sprachig\w*|sprechend\w*)?\b",
+        rf"\b{de.lower()}sprachig\w*",
+        rf"\b{de.lower()}sprechend\w*",
+        rf"\b(?:in|speaks?|speaking|fluent in)\s+{en}\b",
+        rf"\b{en}[- ]speaking\b",
+    ]
+    if extra:
+        alts.append(rf"\b(?:{extra})")
+    return re.compile("|".join(alts))
+
+
+_LANG_RES = {code: _lang_pattern(*names) for code, names in _LANGS.items()}
+
+_ORG_TYPE_RES = {
+    "migrant_organisation": re.compile(
+        r"migrant\w*(?:selbst)?organisation|migrantenselbstorganisation|\bMSOs?\b|diaspora[- ]?(?:verein|organisation|gruppe|communit)"
+        r"|migrant (?:organi[sz]ation|association|group)|diaspora (?:organi[sz]ation|association|group|communit)"
+        r"|migrantische\w* (?:verein|organisation|gruppe|communit)|vereine? von geflüchteten"
+        r"|mit (?:eigener )?migrationsgeschichte|mit migrationshintergrund|(?:with|own) migrant background"
+        r"|migrant communit|diaspora communit",
+        re.IGNORECASE,
+    ),
+    "municipal_office": re.compile(
+        r"stadtverwaltung|kommunalverwaltung|\bverwaltung\b|integrationszentr|agenda[- ]?(?:21[- ])?büro|klimaschutzmanag"
+        r"|vergabestelle|municipal (?:office|administration|staff)|city (?:administration|hall)|local authorit",
+        re.IGNORECASE,
+    ),
+    "civil_society": re.compile(
+        r"eine[- ]welt[- ]?(?:verein|gruppe|initiative|netz)|weltl[aä]den|umweltgruppe|umweltverein|umweltinitiative"
+        r"|kirchengemeinde|partnerschaftsverein|civil society|environmental group|world shop",
+        re.IGNORECASE,
+    ),
+    "institution": re.compile(
+        r"\bschulen?\b|hochschule|universität|volkshochschule|\bVHS\b|bildungseinrichtung|erwachsenenbildung|stiftung"
+        r"|\bschools?\b|universit(?:y|ies)|adult education|student groups?|foundation",
+        re.IGNORECASE,
+    ),
+}
+
+_NEAR_RE = re.compile(
+    r"in der nähe|aus der nähe|umgebung|nachbar(?:stadt|städte|schaft|kommune)|vor ort|in unserer (?:gegend|region|stadt)"
+    r"|aus unserer (?:gegend|region|stadt)|\bregional\b|nearby|near us|in our (?:area|region|city|town)|local(?:ly)?\b",
+    re.IGNORECASE,
+)
+
+_MONTHS = {
+    "januar": 1, "january": 1, "februar": 2, "february": 2, "märz": 3, "march": 3, "april": 4, "mai": 5, "may": 5,
+    "juni": 6, "june": 6, "juli": 7, "july": 7, "august": 8, "september": 9, "oktober": 10, "october": 10,
+    "november": 11, "dezember": 12, "december": 12,
+}
+_SEASONS = {  # (first month, last month)
+    "frühjahr": (3, 5), "frühling": (3, 5), "spring": (3, 5), "sommer": (6, 8), "summer": (6, 8),
+    "herbst": (9, 11), "autumn": (9, 11), "fall": (9, 11), "winter": (12, 2),
+}
+_HALF_RE = re.compile(
+    r"(?P<which>erste|ersten|1\.|first|zweite|zweiten|2\.|second)\s+(?:half|hälfte|jahreshälfte|halbjahr)(?:\s+(?:of|des jahres|von))?\s+(?P<year>20\d\d)",
+    re.IGNORECASE,
+)
+_HALF_RE2 = re.compile(r"(?P<which>[12])\.\s*halbjahr\s+(?P<year>20\d\d)|\bH(?P<which2>[12])\s+(?P<year2>20\d\d)", re.IGNORECASE)
+_QUARTER_RE = re.compile(r"\b(?:Q(?P<q>[1-4])|(?P<q2>[1-4])\.\s*quartal)\s+(?P<year>20\d\d)", re.IGNORECASE)
+_MONTH_RE = re.compile(r"\b(?P<month>" + "|".join(_MONTHS) + r")\s+(?P<year>20\d\d)\b", re.IGNORECASE)
+_SEASON_RE = re.compile(r"\b(?:im\s+|in\s+(?:the\s+)?)?(?P<season>" + "|".join(_SEASONS) + r")(?:\s+(?P<year>20\d\d))?\b", re.IGNORECASE)
+# a bare year, but not "seit 2019", "since 2019" or "Agenda 2030"
+_YEAR_RE = re.compile(r"(?<!seit )(?<!since )(?<!agenda )(?<!\d)(?P<year>20\d\d)(?!\d)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Structured cues read from a need text."""
+
+    languages: tuple[str, ...] = ()
+    org_types: tuple[str, ...] = ()
+    window: tuple[dt.date, dt.date] | None = None
+    near: bool = False
+    cues: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _month_end(year: int, month: int) -> dt.date:
+    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
+
+
+def _window(text: str, as_of: dt.date) -> tuple[tuple[dt.date, dt.date] | None, str | None]:
+    m = _HALF_RE.search(text) or _HALF_RE2.search(text)
+    if m:
+        gd = m.groupdict()
+        which = (gd.get("which") or gd.get("which2") or "").lower()
+        year = int(gd.get("year") or gd.get("year2"))
+        first = which in ("erste", "ersten", "1.", "first", "1")
+        return ((dt.date(year, 1, 1), dt.date(year, 6, 30)) if first else (dt.date(year, 7, 1), dt.date(year, 12, 31))), m.group(0)
+    m = _QUARTER_RE.search(text)
+    if m:
+        q = int(m.group("q") or m.group("q2"))
+        year = int(m.group("year"))
+        return (dt.date(year, 3 * q - 2, 1), _month_end(year, 3 * q)), m.group(0)
+    m = _MONTH_RE.search(text)
+    if m:
+        month, year = _MONTHS[m.group("month").lower()], int(m.group("year"))
+        return (dt.date(year, month, 1), _month_end(year, month)), m.group(0)
+    m = _SEASON_RE.search(text)
+    if m and (m.group("year") or m.group(0).lower().startswith(("im ", "in "))):
+        first, last = _SEASONS[m.group("season").lower()]
+        if m.group("year"):
+            year = int(m.group("year"))
+        else:  # the next such season that has not (nearly) passed
+            year = as_of.year if _month_end(as_of.year, last if last >= first else 12) > as_of + dt.timedelta(days=30) else as_of.year + 1
+        end_year = year + 1 if last < first else year
+        return (dt.date(year, first, 1), _month_end(end_year, last)), m.group(0)
+    years = [int(y) for y in _YEAR_RE.findall(text) if int(y) >= as_of.year]
+    if len(set(years)) == 1:
+        return (dt.date(years[0], 1, 1), dt.date(years[0], 12, 31)), str(years[0])
+    return None, None
+
+
+def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
+    """Read languages, actor types, a time window and a nearness cue from ``text``.
+
+    Example:
+        >>> parse_intent("Spanischkenntnisse wären ein großer Vorteil").languages
+        ('es',)
+    """
+    if not text:
+        return Intent()
+    as_of = as_of or dt.date.today()
+    cues: list[str] = []
+    langs = []
+    for code, rx in _LANG_RES.items():
+        m = rx.search(text)
+        if m:
+            langs.append(code)
+            cues.append(m.group(0))
+    types = []
+    for t, rx in _ORG_TYPE_RES.items():
+        m = rx.search(text)
+        if m:
+            types.append(t)
+            cues.append(m.group(0))
+    window, cue = _window(text, as_of)
+    if cue:
+        cues.append(cue)
+    near = _NEAR_RE.search(text)
+    if near:
+        cues.append(near.group(0))
+    return Intent(tuple(langs), tuple(types), window, bool(near), tuple(cues))

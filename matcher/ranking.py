@@ -1,0 +1,445 @@
+"""The matching engine: hybrid ranking of catalog entities for a query.
+
+Signals (each documented in ``models/MODEL_CARD.md``):
+
+``dense``      embedding similarity of the need (and the asker's own profile)
+               to the whole profile and to its best passage
+``lexical``    TF-IDF similarity (character n-grams + stemmed words)
+``domain``     how much a profile belongs to the field at all (development
+               policy, migration, Eine Welt) — keeps look-alikes such as an IT
+               firm's "Datenmigration" down
+``proximity``  great-circle distance to the asker or to the places the need
+               names, with an exponential decay
+``region``     an advisor serves the asker's place (city, district, region, NRW)
+``language``   share of the requested languages the candidate speaks
+``country``    the countries or world regions the need names ("Menschen aus
+               Ostafrika") are among the candidate's partner countries or named in its profile
+``type_fit``   actor type fits: the event's target groups, the types a need asks for
+``time_fit``   an event falls in the period the need names
+``capacity``   an advisor has capacity left
+
+Text signals are standardised per query over the candidates (z-scores), the
+structured ones are in [0, 1]; the fused score is their weighted sum.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+
+from .embedding import Embedder
+from .errors import NotFittedError, UnknownEntityError, ValidationError
+from .explain import Explanation, explain
+from .gazetteer import Gazetteer, Place, default_gazetteer, haversine_km
+from .countries import country_mentions
+from .intent import Intent, parse_intent
+from .lexical import LexicalIndex
+from .schema import Advisor, Event, Municipality, Organisation, Query
+from .similarity import segment_max, top_k, zscore
+from .text import passages, profile_text
+
+__all__ = ["Weights", "Matcher", "Result", "Ranking", "TASK_KIND", "DOMAIN_TEXT", "SIGNALS"]
+
+TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation"}
+SIGNALS = ("dense", "lexical", "domain", "proximity", "region", "language", "country", "type_fit", "time_fit", "capacity")
+
+DOMAIN_TEXT = (
+    "Kommunale Entwicklungspolitik und Eine-Welt-Arbeit: Migration und Entwicklung, Diaspora-Engagement, "
+    "Migrantenorganisationen, Fairer Handel, faire Beschaffung, Klimagerechtigkeit, kommunale Partnerschaften "
+    "mit dem Globalen Süden, Globales Lernen, Bildung für nachhaltige Entwicklung, Menschenrechte, Agenda 2030."
+)
+
+Entity = Advisor | Organisation | Event | Municipality
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Fusion weights and shape parameters. Defaults chosen on the dev set (see the model card)."""
+
+    dense: float = 1.0
+    lexical: float = 0.3
+    domain: float = 0.3
+    proximity: float = 0.6
+    region: float = 0.4
+    language: float = 0.8
+    country: float = 0.5
+    type_fit: float = 0.8
+    time_fit: float = 0.6
+    capacity: float = 0.2
+    # how the dense signal is built
+    passage_share: float = 0.4    # best passage vs whole profile
+    from_share: float = 0.35      # asker's own profile vs the need text, when both are given
+    distance_scale_km: float = 40.0
+    named_share: float = 0.7      # places the need names vs the asker's own location
+    implicit_proximity: float = 0.5  # weight of nearness when the need does not mention place
+
+    def without(self, signal: str) -> "Weights":
+        """A copy with one signal switched off (for ablations)."""
+        if signal not in SIGNALS:
+            raise ValidationError(f"unknown signal {signal!r}; choose one of {', '.join(SIGNALS)}")
+        return replace(self, **{signal: 0.0})
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, float]) -> "Weights":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValidationError(f"unknown weight(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**{k: float(v) for k, v in values.items()})
+
+
+@dataclass
+class Result:
+    """One ranked entity with its fused score and explanation."""
+
+    entity: Entity
+    score: float
+    rank: int
+    explanation: Explanation
+
+    @property
+    def entity_id(self) -> str:
+        return self.entity.id
+
+
+@dataclass
+class Ranking:
+    """The answer to one query."""
+
+    query: Query
+    results: list[Result]
+    candidates: int
+    model_id: str
+    intent: Intent = field(default_factory=Intent)
+
+
+class Matcher:
+    """Hybrid matcher over a catalog.
+
+    Follows scikit-learn's contract: ``__init__`` stores collaborators and
+    options, ``fit(entities)`` encodes and indexes the catalog, learned state
+    ends in ``_``.
+
+    Example:
+        >>> m = Matcher(embedder).fit(entities)
+        >>> ranking = m.rank(Query(task="advisors", text="Faire Beschaffung von Dienstkleidung", city="Essen"))
+        >>> ranking.results[0].explanation.reasons
+        ['Erfahrung mit fairer Beschaffung', '3 km entfernt']
+    """
+
+    def __init__(self, embedder: Embedder, gazetteer: Gazetteer | None = None, weights: Weights | None = None,
+                 domain_text: str = DOMAIN_TEXT, progress: bool = False):
+        self.embedder = embedder
+        self.gazetteer = gazetteer
+        self.weights = weights
+        self.domain_text = domain_text
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, entities: Sequence[Entity]) -> "Matcher":
+        """Encode and index ``entities`` (only texts not in the embedder's cache are encoded)."""
+        ents = list(entities)
+        ids = [e.id for e in ents]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("duplicate entity ids in the catalog")
+        self.gazetteer_ = self.gazetteer or default_gazetteer()
+        self.weights_ = self.weights or Weights()
+        self.entities_ = ents
+        self.index_ = {e.id: i for i, e in enumerate(ents)}
+        n = len(ents)
+        self.kind_ = np.array([e.kind for e in ents], dtype=object)
+        self.org_type_ = np.array([getattr(e, "org_type", None) for e in ents], dtype=object)
+        self.places_: list[Place | None] = [self.gazetteer_.locate(e.city, e.lat, e.lon) for e in ents]
+        self.lat_ = np.array([p.lat if p and p.lat is not None else np.nan for p in self.places_], dtype=np.float64)
+        self.lon_ = np.array([p.lon if p and p.lon is not None else np.nan for p in self.places_], dtype=np.float64)
+        self.languages_ = [frozenset(e.languages) for e in ents]
+        self.date_ = np.array(
+            [np.datetime64(e.date) if isinstance(e, Event) and e.date else np.datetime64("NaT") for e in ents],
+            dtype="datetime64[D]",
+        )
+        self.capacity_ = np.array([getattr(e, "capacity", None) if isinstance(e, Advisor) else None for e in ents], dtype=object)
+
+        self.profile_texts_ = [profile_text(e) for e in ents]
+        passage_lists = [passages(e) for e in ents]
+        self.passage_texts_ = [p for ps in passage_lists for p in ps]
+        lengths = np.array([len(ps) for ps in passage_lists], dtype=np.int64)
+        self.passage_starts_ = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
+        self.passage_owner_ = np.repeat(np.arange(n), lengths)
+
+        inner = getattr(self.embedder, "embedder", self.embedder)  # a CachedEmbedder wraps the model
+        self.part_slices_ = getattr(inner, "part_slices", None) or [(slice(0, self.embedder.dim), 1.0)]
+        self.profile_vecs_ = self._encode(self.profile_texts_)
+        # identical passages (common in generated or templated catalogs) are stored once
+        uniq = list(dict.fromkeys(self.passage_texts_))
+        pos = {t: i for i, t in enumerate(uniq)}
+        self.passage_unique_vecs_ = self._encode(uniq)
+        self.passage_map_ = np.array([pos[t] for t in self.passage_texts_], dtype=np.int64)
+
+        self.countries_ = []  # (countries named or partnered directly, countries of world regions named)
+        for e in ents:
+            direct, regional = country_mentions(" ".join([e.name, e.description, *e.topics, *e.evidence]))
+            direct |= frozenset(getattr(e, "partner_countries", ()) or ())
+            self.countries_.append((direct, regional))
+        self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)])
+        domain_vec = self.embedder.encode([self.domain_text], "query")[0]
+        self.domain_ = (self.profile_vecs_ @ domain_vec).astype(np.float32) if n else np.zeros(0, np.float32)
+        return self
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        if not self.progress:
+            return self.embedder.encode(texts, "passage")
+        from tqdm import tqdm
+
+        out = []
+        for i in tqdm(range(0, len(texts), 256), desc="Profile kodieren", unit="×256", leave=False):
+            out.append(self.embedder.encode(texts[i : i + 256], "passage"))
+        return np.vstack(out)
+
+    def _check(self) -> None:
+        if not hasattr(self, "entities_"):
+            raise NotFittedError("Matcher is not fitted: call fit(entities) first")
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def entity(self, entity_id: str) -> Entity:
+        self._check()
+        try:
+            return self.entities_[self.index_[entity_id]]
+        except KeyError:
+            raise UnknownEntityError(f"Unbekannte id {entity_id!r}: kein solcher Eintrag im Katalog",
+                                     [{"field": "id", "value": entity_id}]) from None
+
+    # ------------------------------------------------------------------ rank
+    def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de") -> Ranking:
+        """Rank the catalog for ``query``; return the top ``k`` with explanations.
+
+        Raises:
+            UnknownEntityError: ``query.from_`` is not in the catalog.
+            ValidationError: the asker is of the wrong kind for the task.
+        """
+        self._check()
+        scores, signals, ctx = self.score(query, as_of=as_of)
+        best = top_k(scores, k, ctx["mask"])
+        results = [
+            Result(self.entities_[i], float(scores[i]), r + 1, explain(self, int(i), signals, ctx, lang=lang))
+            for r, i in enumerate(best)
+        ]
+        return Ranking(query, results, int(ctx["mask"].sum()), self.model_id, ctx["intent"])
+
+    def score(self, query: Query, as_of: dt.date | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+        """Fused scores for every catalog entity (−inf outside the candidate mask),
+        each signal's weighted contribution, and the context the explanation needs."""
+        self._check()
+        w = self.weights_
+        n = len(self.entities_)
+        as_of = as_of or query.as_of or dt.date.today()
+        asker = self.entity(query.from_) if query.from_ else None
+        self._check_asker(query, asker)
+        intent = parse_intent(query.text, as_of)
+
+        mask = self.kind_ == TASK_KIND[query.task]
+        if asker is not None:
+            mask[self.index_[asker.id]] = False
+        if query.task == "events":
+            mask &= ~(self.date_ < np.datetime64(as_of))  # NaT (no date) stays in
+        if query.task in ("partners", "invitations") and query.org_types:
+            mask &= np.isin(self.org_type_, list(query.org_types))
+        languages = tuple(dict.fromkeys([*query.languages, *intent.languages]))
+        if query.require_languages and query.languages:
+            mask &= np.array([set(query.languages) <= langs for langs in self.languages_])
+
+        raw: dict[str, np.ndarray] = {}
+        raw["dense"], best_passage = self._dense(query, asker, mask)
+        lex_text = " ".join(t for t in [query.text, asker.description if asker and not query.text else None] if t)
+        raw["lexical"] = zscore(self.lexical_.similarity(lex_text), mask) if lex_text else np.zeros(n, np.float32)
+        raw["domain"] = zscore(self.domain_, mask)
+
+        origin = self.gazetteer_.locate(query.city, query.lat, query.lon)
+        if origin is None and asker is not None:
+            origin = self.places_[self.index_[asker.id]]
+        mentioned = self.gazetteer_.mentions(query.text)
+        if isinstance(asker, Event):
+            # an event's announcement names its catchment area ("vom Niederrhein und aus dem Ruhrgebiet")
+            mentioned += [p for p in self.gazetteer_.mentions(asker.description) if p not in mentioned]
+        raw["proximity"], distance = self._proximity(origin, mentioned, intent)
+        raw["region"] = self._region_served(query.task, origin, mentioned)
+        raw["language"] = self._language(languages)
+        raw["country"], countries = self._country(query, asker)
+        raw["type_fit"] = self._type_fit(query, asker, intent)
+        raw["time_fit"] = self._time_fit(query.task, intent)
+        raw["capacity"] = np.array([0.0 if c == 0 else 1.0 for c in self.capacity_], dtype=np.float32) \
+            if query.task == "advisors" else np.zeros(n, np.float32)
+
+        contrib = {s: getattr(w, s) * raw[s].astype(np.float32) for s in SIGNALS}
+        total = np.sum(list(contrib.values()), axis=0).astype(np.float64)
+        total[~mask] = -np.inf
+        ctx = {
+            "mask": mask, "query": query, "asker": asker, "intent": intent, "languages": languages,
+            "distance_km": distance, "origin": origin, "mentioned": mentioned, "best_passage": best_passage,
+            "raw": raw, "as_of": as_of, "countries": countries,
+        }
+        return total, contrib, ctx
+
+    # ------------------------------------------------------------- signals
+    def _check_asker(self, query: Query, asker: Entity | None) -> None:
+        if asker is None:
+            return
+        expected = {"advisors": ("municipality", "organisation"), "partners": ("organisation", "municipality"),
+                    "events": ("organisation", "municipality", "advisor"), "invitations": ("event",)}[query.task]
+        if asker.kind not in expected:
+            raise ValidationError(
+                f"Für die Aufgabe {query.task!r} muss 'from' auf einen Eintrag der Art {' oder '.join(expected)} "
+                f"zeigen; {asker.id!r} ist ein(e) {asker.kind}",
+                [{"field": "from", "value": asker.id}],
+            )
+
+    def _dense(self, query: Query, asker: Entity | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embedding similarity, z-scored per backend of a fused embedder and averaged.
+
+        The need text and the asker's own profile are mixed by ``from_share``;
+        each is compared with the whole profile and with its best passage.
+        """
+        w = self.weights_
+        vecs, shares = [], []
+        if query.text:
+            vecs.append(self.embedder.encode([query.text], "query")[0])
+            shares.append(1.0 - (w.from_share if asker is not None else 0.0))
+        if asker is not None:
+            vecs.append(self.profile_vecs_[self.index_[asker.id]])
+            shares.append(w.from_share if query.text else 1.0)
+        n = len(self.entities_)
+        parts = self.part_slices_
+        dense = np.zeros(n, dtype=np.float32)
+        best = np.zeros(n, dtype=np.int64)
+        best_score = np.full(n, -np.inf, dtype=np.float32)
+        for v, share in zip(vecs, shares):
+            for sl, pw in parts:
+                prof = self.profile_vecs_[:, sl] @ v[sl]
+                psim = (self.passage_unique_vecs_[:, sl] @ v[sl])[self.passage_map_]
+                pmax = segment_max(psim, self.passage_starts_) if n else psim
+                dense += share * pw * zscore((1 - w.passage_share) * prof + w.passage_share * pmax, mask)
+            if share >= max(shares):  # the passage shown is the one that best matches the main query vector
+                psim = (self.passage_unique_vecs_ @ v)[self.passage_map_]
+                pmax = segment_max(psim, self.passage_starts_) if n else psim
+                arg = self._segment_argmax(psim)
+                better = pmax > best_score
+                best[better] = arg[better]
+                best_score[better] = pmax[better]
+        return dense, best
+
+    def _segment_argmax(self, values: np.ndarray) -> np.ndarray:
+        # order by (owner, value) and take the last entry of each owner's block
+        order = np.lexsort((values, self.passage_owner_))
+        ends = np.concatenate([self.passage_starts_[1:], [values.shape[0]]]) - 1
+        return order[ends]
+
+    def _distance_km(self, place: Place) -> np.ndarray:
+        d = haversine_km(place.lat, place.lon, self.lat_, self.lon_)
+        if place.kind in ("region", "district", "state"):  # inside a named area counts as distance 0
+            inside = np.array([pl is not None and (place.name in pl.regions or pl.district == place.name) for pl in self.places_])
+            d = np.where(inside, 0.0, d)
+        return d
+
+    def _proximity(self, origin: Place | None, mentioned: list[Place], intent: Intent) -> tuple[np.ndarray, np.ndarray]:
+        """Closeness in [0, 1] and the distance in km shown to the user.
+
+        Places the need names ("aus Bochum und Umgebung", "vom Niederrhein")
+        count most; the asker's own location still counts a little. When the
+        need says nothing about place, nearness is only a mild preference
+        (``implicit_proximity``).
+        """
+        w = self.weights_
+        n = len(self.entities_)
+        d_origin = self._distance_km(origin) if origin is not None and origin.lat is not None else np.full(n, np.nan)
+        named = [p for p in mentioned if p.lat is not None]
+        decay = lambda d: np.where(np.isnan(d), 0.0, np.exp(-np.nan_to_num(d) / w.distance_scale_km))  # noqa: E731
+        if named:
+            d_named = np.min([self._distance_km(p) for p in named], axis=0)
+            prox = decay(d_named) if np.isnan(d_origin).all() else w.named_share * decay(d_named) + (1 - w.named_share) * decay(d_origin)
+            return prox.astype(np.float32), d_named
+        factor = 1.0 if intent.near else w.implicit_proximity
+        return (factor * decay(d_origin)).astype(np.float32), d_origin
+
+    def _region_served(self, task: str, origin: Place | None, mentioned: list[Place]) -> np.ndarray:
+        n = len(self.entities_)
+        out = np.zeros(n, dtype=np.float32)
+        if task != "advisors":
+            return out
+        places = [p for p in [origin, *mentioned] if p is not None]
+        if not places:
+            return out
+        for i, e in enumerate(self.entities_):
+            if isinstance(e, Advisor) and e.regions:
+                out[i] = float(any(self.gazetteer_.covers(a, p) for a in e.regions for p in places))
+        return out
+
+    def _language(self, languages: tuple[str, ...]) -> np.ndarray:
+        if not languages:
+            return np.zeros(len(self.entities_), dtype=np.float32)
+        want = set(languages)
+        return np.array([len(want & langs) / len(want) for langs in self.languages_], dtype=np.float32)
+
+    def _country(self, query: Query, asker: Entity | None) -> tuple[np.ndarray, frozenset[str]]:
+        """1 when a country the need names is the candidate's, 0.5 when only the world region matches."""
+        n = len(self.entities_)
+        if query.text:
+            direct, regional = country_mentions(query.text)
+        elif asker is not None:
+            direct, regional = self.countries_[self.index_[asker.id]]
+        else:
+            direct, regional = frozenset(), frozenset()
+        out = np.zeros(n, dtype=np.float32)
+        if not direct and not regional:
+            return out, direct
+        wide = direct | regional
+        for i, (c_direct, c_regional) in enumerate(self.countries_):
+            if direct & c_direct:
+                out[i] = 1.0
+            elif wide & (c_direct | c_regional):
+                out[i] = 0.5
+        return out, direct
+
+    def _type_fit(self, query: Query, asker: Entity | None, intent: Intent) -> np.ndarray:
+        n = len(self.entities_)
+        out = np.zeros(n, dtype=np.float32)
+        wanted = set(query.org_types) | set(intent.org_types)
+        if query.task == "events":
+            asker_type = getattr(asker, "org_type", None) or ("municipal_office" if isinstance(asker, Municipality) else None)
+            for i, e in enumerate(self.entities_):
+                if not isinstance(e, Event):
+                    continue
+                groups = set(e.target_groups)
+                if not groups:
+                    out[i] = 0.5
+                    continue
+                # can the asker attend? a migrant organisation is civil society too, in part
+                fit = 1.0 if asker_type in groups else (
+                    0.5 if asker_type == "migrant_organisation" and "civil_society" in groups else 0.0)
+                if asker_type is None:
+                    fit = 0.5
+                if wanted:  # whom the need says it wants to meet
+                    fit = 0.5 * fit + 0.5 * len(wanted & groups) / len(wanted)
+                out[i] = fit
+        elif query.task in ("partners", "invitations"):
+            groups = set(asker.target_groups) if isinstance(asker, Event) else set()
+            parts = [np.isin(self.org_type_, list(s)).astype(np.float32) for s in (groups, wanted) if s]
+            if parts:
+                out = np.mean(parts, axis=0).astype(np.float32)
+        return out
+
+    def _time_fit(self, task: str, intent: Intent) -> np.ndarray:
+        n = len(self.entities_)
+        if task != "events" or intent.window is None:
+            return np.zeros(n, dtype=np.float32)
+        lo, hi = (np.datetime64(d) for d in intent.window)
+        return ((self.date_ >= lo) & (self.date_ <= hi)).astype(np.float32)

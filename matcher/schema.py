@@ -1,0 +1,308 @@
+"""Profiles of the four entity kinds, the query, and loading them from files.
+
+The fields are exactly those of the shared judged-data format (``FORMAT.md``)
+plus what the product needs beyond it: contact data (personal, shown only to
+staff), several evidence texts per profile (an advisor's past engagements, an
+organisation's projects) and recorded partnerships.
+
+Unknown fields are rejected by name; a file with one bad line is rejected as a
+whole, with the file, line and field of every problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import CatalogError, ValidationError
+
+__all__ = [
+    "KINDS",
+    "ORG_TYPES",
+    "TASKS",
+    "Contact",
+    "Advisor",
+    "Organisation",
+    "Event",
+    "Municipality",
+    "Entity",
+    "Query",
+    "parse_entity",
+    "load_catalog",
+    "load_queries",
+    "load_qrels",
+    "pydantic_details",
+]
+
+KINDS = ("advisor", "organisation", "event", "municipality")
+ORG_TYPES = ("migrant_organisation", "civil_society", "municipal_office", "institution")
+TASKS = ("advisors", "partners", "events", "invitations")
+
+MAX_TEXT = 5000          # one description / need text
+MAX_SHORT = 200          # names, cities, topics
+MAX_LIST = 50            # topics, languages, regions, ...
+
+EntityId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
+LangCode = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z]{2,3}$")]
+CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")]
+OrgType = Literal["migrant_organisation", "civil_society", "municipal_office", "institution"]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=False)
+
+
+class Contact(_Strict):
+    """Personal contact data. Shown only to staff (editor/admin keys), never ranked on."""
+
+    person: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
+    email: Annotated[str, StringConstraints(max_length=MAX_SHORT, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(max_length=60)] | None = None
+    website: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
+    address: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
+
+
+class _EntityBase(_Strict):
+    id: EntityId
+    name: ShortText
+    description: LongText = ""
+    city: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    topics: Annotated[list[ShortText], Field(max_length=MAX_LIST)] = []
+    languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
+    # product fields beyond FORMAT.md
+    evidence: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=30)] = []
+    contact: Contact | None = None
+    partners: Annotated[list[EntityId], Field(max_length=500)] = []
+
+    @model_validator(mode="after")
+    def _lat_lon_together(self) -> "_EntityBase":
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat und lon müssen zusammen angegeben werden")
+        return self
+
+    @field_validator("languages", "topics")
+    @classmethod
+    def _dedupe(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+    def texts(self) -> list[str]:
+        """The profile's free texts: description first, then evidence."""
+        return [t for t in [self.description, *self.evidence] if t]
+
+
+class Advisor(_EntityBase):
+    kind: Literal["advisor"]
+    regions: Annotated[list[ShortText], Field(max_length=MAX_LIST)] = []
+    capacity: Annotated[int, Field(ge=0, le=1000)] | None = None
+
+
+class Organisation(_EntityBase):
+    kind: Literal["organisation"]
+    org_type: OrgType | None = None
+    scope: Literal["local", "regional", "international"] | None = None
+    partner_countries: Annotated[list[CountryCode], Field(max_length=MAX_LIST)] = []
+
+
+class Event(_EntityBase):
+    kind: Literal["event"]
+    date: dt.date | None = None
+    target_groups: Annotated[list[OrgType], Field(max_length=4)] = []
+    capacity: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+
+
+class Municipality(_EntityBase):
+    kind: Literal["municipality"]
+
+
+Entity = Annotated[Union[Advisor, Organisation, Event, Municipality], Field(discriminator="kind")]
+_ENTITY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Entity)
+
+
+class Query(_Strict):
+    """One request to the engine, in the shape of FORMAT.md's queries.jsonl.
+
+    ``from`` is spelled ``from_`` in Python (a keyword) and ``from`` in JSON.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    id: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
+    task: Literal["advisors", "partners", "events", "invitations"]
+    text: LongText | None = None
+    from_: EntityId | None = Field(default=None, alias="from")
+    city: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
+    # product options beyond FORMAT.md
+    require_languages: bool = False
+    as_of: dt.date | None = None
+    org_types: Annotated[list[OrgType], Field(max_length=4)] = []
+
+    @model_validator(mode="after")
+    def _has_text_or_from(self) -> "Query":
+        if not (self.text and self.text.strip()) and not self.from_:
+            raise ValueError("Bitte einen Text (text) oder eine anfragende Stelle (from) angeben")
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat und lon müssen zusammen angegeben werden")
+        return self
+
+
+def pydantic_details(exc: PydanticValidationError, **where: Any) -> list[dict[str, Any]]:
+    """Turn a pydantic error into our ``details`` list: field path and message."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in KINDS)
+        out.append({**where, "field": loc or "(record)", "message": err.get("msg", "ungültig")})
+    return out
+
+
+def parse_entity(record: Any) -> Advisor | Organisation | Event | Municipality:
+    """Validate one entity record (a dict) and return the typed profile.
+
+    Raises:
+        ValidationError: with one detail per bad field.
+    """
+    try:
+        return _ENTITY_ADAPTER.validate_python(record)
+    except PydanticValidationError as exc:
+        raise ValidationError("Ungültiger Eintrag", pydantic_details(exc)) from None
+
+
+def _read_records(path: Path) -> Iterable[tuple[int, Any, str | None]]:
+    """Yield (line number, parsed JSON or None, error message or None)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CatalogError(
+            f"Datei {path} ist nicht UTF-8-kodiert", [{"file": str(path), "line": line, "message": "kein UTF-8"}]
+        ) from None
+    stripped = text.lstrip()
+    if path.suffix.lower() == ".json" or stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield exc.lineno, None, f"ungültiges JSON: {exc.msg}"
+            return
+        if not isinstance(data, list):
+            yield 1, None, "eine JSON-Datei muss eine Liste von Einträgen enthalten"
+            return
+        for i, rec in enumerate(data, start=1):
+            yield i, rec, None
+        return
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line, parse_constant=_reject_constant), None
+        except (json.JSONDecodeError, ValueError) as exc:
+            yield lineno, None, f"ungültiges JSON: {getattr(exc, 'msg', str(exc))}"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} ist keine gültige Zahl")
+
+
+def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Municipality]:
+    """Load a catalog (JSON Lines, or a JSON list) of entities.
+
+    All or nothing: if any line is bad, nothing is returned and
+    :class:`CatalogError` lists every bad line with file, line and field.
+    """
+    path = Path(path)
+    entities, details, seen = [], [], {}
+    for lineno, rec, err in _read_records(path):
+        where = {"file": str(path), "line": lineno}
+        if err:
+            details.append({**where, "field": "(line)", "message": err})
+            continue
+        try:
+            ent = _ENTITY_ADAPTER.validate_python(rec)
+        except PydanticValidationError as exc:
+            details.extend(pydantic_details(exc, **where))
+            continue
+        if ent.id in seen:
+            details.append({**where, "field": "id", "message": f"doppelte id {ent.id!r} (schon in Zeile {seen[ent.id]})"})
+            continue
+        seen[ent.id] = lineno
+        entities.append(ent)
+    if details:
+        raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n); nichts wurde geladen", details)
+    return entities
+
+
+def load_queries(path: str | Path) -> list[Query]:
+    """Load queries.jsonl (all or nothing, like :func:`load_catalog`)."""
+    path = Path(path)
+    queries, details = [], []
+    for lineno, rec, err in _read_records(path):
+        where = {"file": str(path), "line": lineno}
+        if err:
+            details.append({**where, "field": "(line)", "message": err})
+            continue
+        try:
+            queries.append(Query.model_validate(rec))
+        except PydanticValidationError as exc:
+            details.extend(pydantic_details(exc, **where))
+    if details:
+        raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n); nichts wurde geladen", details)
+    return queries
+
+
+def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """Load qrels.tsv: ``query_id<TAB>entity_id<TAB>grade`` → {query: {entity: grade}}."""
+    path = Path(path)
+    qrels: dict[str, dict[str, int]] = {}
+    details = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc}", [{"file": str(path)}]) from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) != 3:
+            details.append({"file": str(path), "line": lineno, "field": "(line)", "message": "erwartet 3 Tab-getrennte Spalten"})
+            continue
+        try:
+            grade = int(parts[2])
+        except ValueError:
+            details.append({"file": str(path), "line": lineno, "field": "grade", "message": "keine ganze Zahl"})
+            continue
+        qrels.setdefault(parts[0].strip(), {})[parts[1].strip()] = grade
+    if details:
+        raise CatalogError(f"{path}: {len(details)} fehlerhafte Zeile(n); nichts wurde geladen", details)
+    return qrels
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)

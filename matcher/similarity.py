@@ -1,0 +1,54 @@
+"""Pure numpy helpers: exact top-k, per-query standardisation, segment maxima."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["top_k", "zscore", "segment_max", "segment_top_mean"]
+
+
+def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` highest scores (among ``mask`` if given), best first.
+
+    Exact: ``np.argpartition`` then a stable sort of the k survivors; ties are
+    broken by the lower index, exactly like a stable full sort of ``-scores``.
+    """
+    scores = np.asarray(scores)
+    idx = np.flatnonzero(mask) if mask is not None else np.arange(scores.shape[0])
+    if k <= 0 or idx.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    sub = scores[idx]
+    if k < idx.size:
+        # argpartition alone may split equal scores at the boundary arbitrarily;
+        # keep every candidate tied with the k-th score, then sort stably.
+        kth = np.partition(sub, idx.size - k)[idx.size - k]
+        keep = np.flatnonzero(sub >= kth)
+        idx, sub = idx[keep], sub[keep]
+    order = np.lexsort((idx, -sub))[:k]
+    return idx[order].astype(np.int64)
+
+
+def zscore(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Standardise ``x`` by the mean and std of the masked entries (std 0 → zeros)."""
+    x = np.asarray(x, dtype=np.float32)
+    ref = x[mask] if mask is not None else x
+    if ref.size == 0:
+        return np.zeros_like(x)
+    mu, sd = float(ref.mean()), float(ref.std())
+    if sd < 1e-9:
+        return np.zeros_like(x)
+    return (x - mu) / sd
+
+
+def segment_max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Maximum of each contiguous segment; ``starts`` are the segment offsets (non-empty segments)."""
+    return np.maximum.reduceat(values, starts)
+
+
+def segment_top_mean(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, top: int = 2) -> np.ndarray:
+    """Mean of the ``top`` largest values of each segment (all of them if fewer)."""
+    out = np.empty(starts.shape[0], dtype=np.float32)
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        seg = values[s : s + n]
+        out[i] = np.sort(seg)[-top:].mean() if n > top else seg.mean()
+    return out
