@@ -84,7 +84,7 @@ _ORG_TYPE_RES = {
     ),
     "municipal_office": re.compile(
         r"stadtverwaltung|kommunalverwaltung|\bverwaltung\b|integrationszentr|agenda[- ]?(?:21[- ])?büro|klimaschutzmanag"
-        r"|vergabestelle|municipal (?:office|administration|staff)|city (?:administration|hall)|local authorit",
+        r"|municipal (?:office|administration|staff)|city (?:administration|hall)|local authorit",
         re.IGNORECASE,
     ),
     "civil_society": re.compile(
@@ -98,6 +98,11 @@ _ORG_TYPE_RES = {
         re.IGNORECASE,
     ),
 }
+
+# generic words for associations: they ask for civil society or migrant organisations,
+# but less pointedly than "Migrantenorganisationen" does
+_GENERIC_ASSOCIATIONS_RE = re.compile(r"\b(?:Vereine|Initiativen|associations|NGOs|grassroots groups)\b")
+GENERIC_STRENGTH = 0.5
 
 _NEAR_RE = re.compile(
     r"in der nähe|aus der nähe|umgebung|nachbar(?:stadt|städte|schaft|kommune)|vor ort|in unserer (?:gegend|region|stadt)"
@@ -132,6 +137,7 @@ class Intent:
 
     languages: tuple[str, ...] = ()
     org_types: tuple[str, ...] = ()
+    org_type_strength: tuple[float, ...] = ()  # 1.0 named outright, 0.5 implied by a generic word
     window: tuple[dt.date, dt.date] | None = None
     near: bool = False
     cues: tuple[str, ...] = field(default_factory=tuple)
@@ -191,16 +197,21 @@ def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
         if m:
             langs.append(code)
             cues.append(m.group(0))
-    types = []
+    types: dict[str, float] = {}
     for t, rx in _ORG_TYPE_RES.items():
         m = rx.search(text)
         if m:
-            types.append(t)
+            types[t] = 1.0
             cues.append(m.group(0))
+    m = _GENERIC_ASSOCIATIONS_RE.search(text)
+    if m:
+        for t in ("migrant_organisation", "civil_society"):
+            types.setdefault(t, GENERIC_STRENGTH)
+        cues.append(m.group(0))
     window, cue = _window(text, as_of)
     if cue:
         cues.append(cue)
     near = _NEAR_RE.search(text)
     if near:
         cues.append(near.group(0))
-    return Intent(tuple(langs), tuple(types), window, bool(near), tuple(cues))
+    return Intent(tuple(langs), tuple(types), tuple(types.values()), window, bool(near), tuple(cues))

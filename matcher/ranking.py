@@ -60,21 +60,22 @@ class Weights:
     """Fusion weights and shape parameters. Defaults chosen on the dev set (see the model card)."""
 
     dense: float = 1.0
-    lexical: float = 0.3
-    domain: float = 0.3
-    proximity: float = 0.6
-    region: float = 0.4
-    language: float = 0.8
-    country: float = 0.5
-    type_fit: float = 0.8
-    time_fit: float = 0.6
+    lexical: float = 0.1
+    domain: float = 0.1
+    proximity: float = 3.0
+    region: float = 0.5
+    language: float = 3.0
+    country: float = 4.0
+    type_fit: float = 3.0
+    time_fit: float = 1.5
     capacity: float = 0.2
     # how the dense signal is built
     passage_share: float = 0.4    # best passage vs whole profile
     from_share: float = 0.35      # asker's own profile vs the need text, when both are given
+    # how proximity is built
     distance_scale_km: float = 40.0
-    named_share: float = 0.7      # places the need names vs the asker's own location
-    implicit_proximity: float = 0.5  # weight of nearness when the need does not mention place
+    named_share: float = 0.6      # places the need names vs the asker's own location
+    implicit_proximity: float = 0.3  # weight of nearness when the need does not mention place
 
     def without(self, signal: str) -> "Weights":
         """A copy with one signal switched off (for ablations)."""
@@ -412,7 +413,8 @@ class Matcher:
     def _type_fit(self, query: Query, asker: Entity | None, intent: Intent) -> np.ndarray:
         n = len(self.entities_)
         out = np.zeros(n, dtype=np.float32)
-        wanted = set(query.org_types) | set(intent.org_types)
+        # actor types asked for, with strength: the query's filter and named types 1.0, generic words less
+        wanted = dict(zip(intent.org_types, intent.org_type_strength)) | {t: 1.0 for t in query.org_types}
         if query.task == "events":
             asker_type = getattr(asker, "org_type", None) or ("municipal_office" if isinstance(asker, Municipality) else None)
             for i, e in enumerate(self.entities_):
@@ -428,11 +430,15 @@ class Matcher:
                 if asker_type is None:
                     fit = 0.5
                 if wanted:  # whom the need says it wants to meet
-                    fit = 0.5 * fit + 0.5 * len(wanted & groups) / len(wanted)
+                    fit = 0.5 * fit + 0.5 * sum(s for t, s in wanted.items() if t in groups) / sum(wanted.values())
                 out[i] = fit
         elif query.task in ("partners", "invitations"):
             groups = set(asker.target_groups) if isinstance(asker, Event) else set()
-            parts = [np.isin(self.org_type_, list(s)).astype(np.float32) for s in (groups, wanted) if s]
+            parts = []
+            if groups:
+                parts.append(np.isin(self.org_type_, list(groups)).astype(np.float32))
+            if wanted:
+                parts.append(np.array([wanted.get(t, 0.0) for t in self.org_type_], dtype=np.float32))
             if parts:
                 out = np.mean(parts, axis=0).astype(np.float32)
         return out
