@@ -160,18 +160,22 @@ def _patterns() -> list[tuple[re.Pattern[str], frozenset[str], bool]]:
     return [(re.compile(rf"(?<![\w-])(?:{rx})"), codes, is_region) for rx, codes, is_region in entries]
 
 
-def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str]]:
-    """Countries named in ``text``: (countries named directly, countries of regions named).
+BROAD_REGION = 25  # a "region" of more countries than this is a continent ("Afrika")
+
+
+def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Countries named in ``text``: (named directly, in sub-regions named, in continents named).
 
     Example:
         >>> sorted(country_mentions("Menschen aus Ostafrika für unsere Tansania-Partnerschaft")[0])
         ['TZ']
     """
     if not text:
-        return frozenset(), frozenset()
+        return frozenset(), frozenset(), frozenset()
     folded = _fold(text)
     direct: set[str] = set()
     regional: set[str] = set()
+    broad: set[str] = set()
     taken: list[tuple[int, int]] = []
     for rx, codes, is_region in _patterns():
         for m in rx.finditer(folded):
@@ -179,5 +183,8 @@ def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str]]:
             if any(a < span[1] and span[0] < b for a, b in taken):
                 continue
             taken.append(span)
-            (regional if is_region else direct).update(codes)
-    return frozenset(direct), frozenset(regional)
+            if not is_region:
+                direct.update(codes)
+            else:
+                (broad if len(codes) > BROAD_REGION else regional).update(codes)
+    return frozenset(direct), frozenset(regional), frozenset(broad)

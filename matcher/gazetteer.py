@@ -19,7 +19,7 @@ import math
 import os
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +34,11 @@ EARTH_RADIUS_KM = 6371.0088
 # Municipality names that are also ordinary words; they are resolved when asked
 # for directly but never picked out of running text.
 _AMBIGUOUS_IN_TEXT = {"lage", "wetter", "halle", "much", "horn", "ense", "alpen", "hille", "heiden", "senden"}
+
+
+_SIDES = {"west": "west", "ost": "east", "oest": "east", "nord": "north", "sued": "south",
+          "western": "west", "eastern": "east", "northern": "north", "southern": "south"}
+_SIDE_RE = re.compile(r"\b(western|eastern|northern|southern|west|oest|ost|nord|sued)(?:lich\w*)?\s+$")
 
 
 def _norm(name: str) -> str:
@@ -60,6 +65,15 @@ class Place:
     lon: float | None
     district: str | None = None
     regions: tuple[str, ...] = field(default_factory=tuple)
+    side: str | None = None  # "west", "east", "north", "south": part of an area ("im westlichen Ruhrgebiet")
+
+    def on_side(self, lat: float | None, lon: float | None) -> bool:
+        """Whether a point lies in the named part of this area (always true without a side)."""
+        if self.side is None:
+            return True
+        if lat is None or lon is None or self.lat is None or self.lon is None:
+            return False
+        return {"west": lon <= self.lon, "east": lon >= self.lon, "north": lat >= self.lat, "south": lat <= self.lat}[self.side]
 
 
 def haversine_km(lat1: float, lon1: float, lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
@@ -168,14 +182,23 @@ class Gazetteer:
         return False
 
     def mentions(self, text: str | None) -> list[Place]:
-        """Places named in a free text ("Vereine aus Bochum und Umgebung")."""
+        """Places named in a free text ("Vereine aus Bochum und Umgebung").
+
+        A compass adjective before an area keeps only that part of it
+        ("aus dem westlichen Ruhrgebiet", "western Münsterland").
+        """
         if not text:
             return []
+        folded = _fold(text)
         found: dict[str, Place] = {}
-        for m in self._mention_re.finditer(_fold(text)):
+        for m in self._mention_re.finditer(folded):
             p = self._places.get(m.group(1))
-            if p is not None:
-                found.setdefault(p.name, p)
+            if p is None:
+                continue
+            side = _SIDE_RE.search(folded[max(0, m.start() - 24) : m.start()])
+            if side and p.kind in ("region", "district", "state"):
+                p = replace(p, side=_SIDES[side.group(1)])
+            found.setdefault(p.name, p)
         return list(found.values())
 
 

@@ -182,11 +182,10 @@ class Matcher:
         self.passage_unique_vecs_ = self._encode(uniq)
         self.passage_map_ = np.array([pos[t] for t in self.passage_texts_], dtype=np.int64)
 
-        self.countries_ = []  # (countries named or partnered directly, countries of world regions named)
+        self.countries_ = []  # (countries named or partnered, in sub-regions named, in continents named)
         for e in ents:
-            direct, regional = country_mentions(" ".join([e.name, e.description, *e.topics, *e.evidence]))
-            direct |= frozenset(getattr(e, "partner_countries", ()) or ())
-            self.countries_.append((direct, regional))
+            direct, regional, broad = country_mentions(" ".join([e.name, e.description, *e.topics, *e.evidence]))
+            self.countries_.append((direct | frozenset(getattr(e, "partner_countries", ()) or ()), regional, broad))
         self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)])
         domain_vec = self.embedder.encode([self.domain_text], "query")[0]
         self.domain_ = (self.profile_vecs_ @ domain_vec).astype(np.float32) if n else np.zeros(0, np.float32)
@@ -346,8 +345,9 @@ class Matcher:
 
     def _distance_km(self, place: Place) -> np.ndarray:
         d = haversine_km(place.lat, place.lon, self.lat_, self.lon_)
-        if place.kind in ("region", "district", "state"):  # inside a named area counts as distance 0
-            inside = np.array([pl is not None and (place.name in pl.regions or pl.district == place.name) for pl in self.places_])
+        if place.kind in ("region", "district", "state"):  # inside a named area (or the named part of it) is distance 0
+            inside = np.array([pl is not None and (place.name in pl.regions or pl.district == place.name)
+                               and place.on_side(pl.lat, pl.lon) for pl in self.places_])
             d = np.where(inside, 0.0, d)
         return d
 
@@ -391,23 +391,26 @@ class Matcher:
         return np.array([len(want & langs) / len(want) for langs in self.languages_], dtype=np.float32)
 
     def _country(self, query: Query, asker: Entity | None) -> tuple[np.ndarray, frozenset[str]]:
-        """1 when a country the need names is the candidate's, 0.5 when only the world region matches."""
+        """How well the countries the need names fit the candidate's: 1 for the same country,
+        0.5 when only a world region links them ("Ostafrika" ~ Kenya), 0.2 for a continent."""
         n = len(self.entities_)
+        empty = frozenset()
         if query.text:
-            direct, regional = country_mentions(query.text)
+            direct, regional, broad = country_mentions(query.text)
         elif asker is not None:
-            direct, regional = self.countries_[self.index_[asker.id]]
+            direct, regional, broad = self.countries_[self.index_[asker.id]]
         else:
-            direct, regional = frozenset(), frozenset()
+            direct, regional, broad = empty, empty, empty
         out = np.zeros(n, dtype=np.float32)
-        if not direct and not regional:
+        if not (direct or regional or broad):
             return out, direct
-        wide = direct | regional
-        for i, (c_direct, c_regional) in enumerate(self.countries_):
+        for i, (c_direct, c_regional, c_broad) in enumerate(self.countries_):
             if direct & c_direct:
                 out[i] = 1.0
-            elif wide & (c_direct | c_regional):
+            elif (direct | regional) & (c_direct | c_regional):
                 out[i] = 0.5
+            elif (direct | regional | broad) & (c_direct | c_regional | c_broad):
+                out[i] = 0.2
         return out, direct
 
     def _type_fit(self, query: Query, asker: Entity | None, intent: Intent) -> np.ndarray:
@@ -433,14 +436,12 @@ class Matcher:
                     fit = 0.5 * fit + 0.5 * sum(s for t, s in wanted.items() if t in groups) / sum(wanted.values())
                 out[i] = fit
         elif query.task in ("partners", "invitations"):
+            # whom the need asks for decides; otherwise the event's own target groups
             groups = set(asker.target_groups) if isinstance(asker, Event) else set()
-            parts = []
-            if groups:
-                parts.append(np.isin(self.org_type_, list(groups)).astype(np.float32))
             if wanted:
-                parts.append(np.array([wanted.get(t, 0.0) for t in self.org_type_], dtype=np.float32))
-            if parts:
-                out = np.mean(parts, axis=0).astype(np.float32)
+                out = np.array([wanted.get(t, 0.0) for t in self.org_type_], dtype=np.float32)
+            elif groups:
+                out = np.isin(self.org_type_, list(groups)).astype(np.float32)
         return out
 
     def _time_fit(self, task: str, intent: Intent) -> np.ndarray:
