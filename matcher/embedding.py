@@ -163,7 +163,9 @@ class SentenceTransformerEmbedder:
                 f"sentence-transformers model {model!r} is not available offline "
                 f"(give a local path or a model in the local cache): {type(exc).__name__}: {exc}"
             ) from None
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers ≥ 6 renamed the accessor; older versions only have the old name
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         name = Path(model).name if os.path.exists(model) else model
         self.model_id = f"st-{name}" + (f"-q[{query_prefix.strip()}]" if query_prefix else "")
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -62,8 +62,10 @@ EntityId = Annotated[
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
-LangCode = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z]{2,3}$")]
-CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")]
+LangCode = Annotated[str, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
+                     StringConstraints(pattern=r"^[a-z]{2,3}$")]
+CountryCode = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+                        StringConstraints(pattern=r"^[A-Z]{2}$")]
 OrgType = Literal["migrant_organisation", "civil_society", "municipal_office", "institution"]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
@@ -302,7 +304,3 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     if details:
         raise CatalogError(f"{path}: {len(details)} fehlerhafte Zeile(n); nichts wurde geladen", details)
     return qrels
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)

@@ -1,0 +1,111 @@
+"""Gazetteer, country mentions and the cues read from a need text."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from matcher.countries import country_mentions
+from matcher.gazetteer import default_gazetteer, haversine_km
+from matcher.intent import parse_intent
+
+
+@pytest.fixture(scope="module")
+def gaz():
+    return default_gazetteer()
+
+
+def test_every_fixture_city_resolves_inside_nrw(gaz, catalog):
+    for e in catalog:
+        p = gaz.resolve(e.city)
+        assert p is not None and p.kind == "municipality", e.city
+        assert p.district and "NRW" in p.regions
+
+
+@pytest.mark.parametrize("name, canonical", [("Mülheim", "Mülheim an der Ruhr"), ("Cologne", "Köln"),
+                                             ("Muenster", "Münster"), ("ruhrpott", "Ruhrgebiet"), ("OWL", "Ostwestfalen-Lippe")])
+def test_aliases_and_spellings(gaz, name, canonical):
+    assert gaz.resolve(name).name == canonical
+
+
+def test_cities_outside_the_curated_map_come_from_geonames(gaz):
+    berlin = gaz.resolve("Berlin")
+    assert berlin.kind == "city" and 52 < berlin.lat < 53
+    assert gaz.resolve("Atlantis-upon-Thames") is None
+
+
+@pytest.mark.parametrize("area, city, covered", [
+    ("Ruhrgebiet", "Bochum", True), ("Ruhrgebiet", "Köln", False), ("NRW", "Höxter", True),
+    ("Ennepe-Ruhr-Kreis", "Witten", True), ("Kreis Borken", "Bocholt", True), ("Münsterland", "Bonn", False),
+    ("Bochum", "Bochum", True), ("Rheinland", "Düsseldorf", True), ("NRW", "Berlin", False),
+])
+def test_served_area_covers_place(gaz, area, city, covered):
+    assert gaz.covers(area, gaz.resolve(city)) is covered
+
+
+def test_places_named_in_text_with_compass_qualifier(gaz):
+    found = {p.name: p for p in gaz.mentions("Vereine vom Niederrhein und aus dem westlichen Ruhrgebiet, gern auch aus Bonn")}
+    assert set(found) == {"Niederrhein", "Ruhrgebiet", "Bonn"}
+    ruhr = found["Ruhrgebiet"]
+    assert ruhr.side == "west"
+    duisburg, dortmund = gaz.resolve("Duisburg"), gaz.resolve("Dortmund")
+    assert ruhr.on_side(duisburg.lat, duisburg.lon) and not ruhr.on_side(dortmund.lat, dortmund.lon)
+
+
+def test_ordinary_words_are_not_read_as_towns(gaz):
+    assert gaz.mentions("Wir sind in der Lage, bei jedem Wetter zu helfen, how much we can.") == []
+
+
+def test_haversine_known_distance():
+    assert float(haversine_km(51.4556, 7.0116, 51.5136, 7.4653)) == pytest.approx(32, abs=2)  # Essen–Dortmund
+
+
+def test_country_mentions_countries_adjectives_and_regions():
+    direct, regional, broad = country_mentions("Menschen aus Ostafrika für unsere Tansania-Partnerschaft")
+    assert direct == {"TZ"} and "KE" in regional and not broad
+    assert country_mentions("ein ghanaischer Verein und Vereine aus dem Senegal")[0] == {"GH", "SN"}
+    assert "NG" in country_mentions("A training centre in Nigeria")[0]
+    assert "CD" in country_mentions("afrikanische Vereine")[2]
+
+
+def test_language_names_are_not_countries():
+    assert country_mentions("Spanischkenntnisse und Türkisch wären gut") == (frozenset(), frozenset(), frozenset())
+
+
+@pytest.mark.parametrize("text, langs", [
+    ("Spanischkenntnisse wären ein großer Vorteil", ("es",)),
+    ("Gespräche auch auf Türkisch führen", ("tr",)),
+    ("idealerweise französischsprachig", ("fr",)),
+    ("someone who speaks Arabic", ("ar",)),
+    ("türkische Kulturvereine gewinnen", ()),
+])
+def test_languages_asked_for_in_text(text, langs):
+    assert parse_intent(text).languages == langs
+
+
+def test_actor_types_and_strength():
+    i = parse_intent("Wir suchen Vereine aus Oberhausen – vor allem Migrantenorganisationen")
+    assert dict(zip(i.org_types, i.org_type_strength)) == {"migrant_organisation": 1.0, "civil_society": 0.5}
+    assert parse_intent("zusammen mit der Stadtverwaltung").org_types == ("municipal_office",)
+
+
+@pytest.mark.parametrize("text, window", [
+    ("an event in the first half of 2027", (dt.date(2027, 1, 1), dt.date(2027, 6, 30))),
+    ("in der zweiten Jahreshälfte 2027", (dt.date(2027, 7, 1), dt.date(2027, 12, 31))),
+    ("im März 2027", (dt.date(2027, 3, 1), dt.date(2027, 3, 31))),
+    ("Gibt es 2027 ein Treffen?", (dt.date(2027, 1, 1), dt.date(2027, 12, 31))),
+    ("seit 2019 aktiv, Agenda 2030", None),
+])
+def test_time_window(text, window):
+    assert parse_intent(text, dt.date(2026, 11, 22)).window == window
+
+
+def test_season_without_year_is_the_next_one():
+    assert parse_intent("im Herbst", dt.date(2026, 11, 22)).window == (dt.date(2027, 9, 1), dt.date(2027, 11, 30))
+    assert parse_intent("im Sommer", dt.date(2026, 3, 1)).window == (dt.date(2026, 6, 1), dt.date(2026, 8, 31))
+
+
+def test_nearness_cue():
+    assert parse_intent("Vereine aus der Nähe").near
+    assert not parse_intent("Vereine mit Erfahrung").near
