@@ -119,6 +119,8 @@ class Gazetteer:
             if p is not None:
                 self._places.setdefault(_fold(alias), p)
         self._use_geonames = use_geonames
+        self._munis: list[Place] = []
+        self._muni_coords: np.ndarray | None = None
         self._mention_re = self._build_mention_regex()
 
     def _add(self, place: Place, override: bool = False) -> None:
@@ -154,13 +156,32 @@ class Gazetteer:
         return Place(city["name"], "city", float(city["latitude"]), float(city["longitude"]))
 
     def locate(self, city: str | None, lat: float | None, lon: float | None) -> Place | None:
-        """A place for an entity or query: its city resolved, coordinates from the record win."""
+        """A place for an entity or query: its city resolved, coordinates from the record win.
+
+        Coordinates without a known city take district and regions from the
+        nearest NRW municipality within 10 km.
+        """
         p = self.resolve(city) if city else None
         if lat is not None and lon is not None:
             if p is None:
-                return Place(city or "", "point", lat, lon)
+                near = self.nearest_municipality(lat, lon)
+                if near is None:
+                    return Place(city or "", "point", lat, lon)
+                return Place(city or near.name, "point", lat, lon, near.district, near.regions)
             return Place(p.name, p.kind, lat, lon, p.district, p.regions)
         return p
+
+    def nearest_municipality(self, lat: float, lon: float, max_km: float = 10.0) -> Place | None:
+        """The curated municipality nearest to a point, if one lies within ``max_km``."""
+        if self._muni_coords is None:
+            munis = list({p.name: p for p in self._places.values() if p.kind == "municipality" and p.lat is not None}.values())
+            self._munis = munis
+            self._muni_coords = np.array([[p.lat, p.lon] for p in munis]) if munis else np.zeros((0, 2))
+        if not len(self._munis):
+            return None
+        d = haversine_km(lat, lon, self._muni_coords[:, 0], self._muni_coords[:, 1])
+        i = int(np.argmin(d))
+        return self._munis[i] if d[i] <= max_km else None
 
     def covers(self, area: str, place: Place | None, radius_km: float = 15.0) -> bool:
         """Does an advisor's served ``area`` (city, district, region or "NRW") cover ``place``?"""

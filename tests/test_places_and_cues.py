@@ -109,3 +109,10 @@ def test_season_without_year_is_the_next_one():
 def test_nearness_cue():
     assert parse_intent("Vereine aus der Nähe").near
     assert not parse_intent("Vereine mit Erfahrung").near
+
+
+def test_coordinates_alone_get_district_and_regions(gaz):
+    bochum = gaz.resolve("Bochum")
+    p = gaz.locate(None, bochum.lat + 0.01, bochum.lon)
+    assert p.district == "Bochum" and gaz.covers("Ruhrgebiet", p)
+    assert gaz.locate(None, 48.1, 11.6).regions == ()  # Munich: not in NRW
