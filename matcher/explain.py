@@ -34,6 +34,7 @@ _TEXT = {
         "topic_event": "Thema: „{t}“",
         "topic_other": "Thema: „{t}“",
         "passage": "Passt inhaltlich: „{p}“",
+        "passage_weak": "Am ehesten passend: „{p}“",
         "speaks": "Spricht {langs}",
         "here": "Vor Ort in {city}",
         "km": "{km} km entfernt",
@@ -50,6 +51,7 @@ _TEXT = {
         "topic_event": "Topic: “{t}”",
         "topic_other": "Topic: “{t}”",
         "passage": "Fits the need: “{p}”",
+        "passage_weak": "Closest passage: “{p}”",
         "speaks": "Speaks {langs}",
         "here": "Based in {city}",
         "km": "{km} km away",
@@ -130,7 +132,8 @@ def explain(matcher: "Matcher", i: int, contrib: dict[str, np.ndarray], ctx: dic
     if topics:
         reasons.append(T[kind_key].format(t=topics[0]))
     elif passage:
-        reasons.append(T["passage"].format(p=_shorten(passage)))
+        strong = contributions.get("dense", 0.0) >= 0.5  # clearly above the average candidate
+        reasons.append(T["passage" if strong else "passage_weak"].format(p=_shorten(passage)))
     if shared:
         reasons.append(T["speaks"].format(langs=_join([_lang_name(c, lang) for c in shared], lang)))
     raw = ctx["raw"]
