@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Place", "Gazetteer", "haversine_km", "default_gazetteer", "DEFAULT_PLACES_FILE"]
+__all__ = ["Place", "Gazetteer", "area_keys", "haversine_km", "default_gazetteer", "DEFAULT_PLACES_FILE"]
 
 DEFAULT_PLACES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "nrw_places.json"
 STATE = "NRW"
@@ -221,6 +221,14 @@ class Gazetteer:
                 p = replace(p, side=_SIDES[side.group(1)])
             found.setdefault(p.name, p)
         return list(found.values())
+
+
+def area_keys(place: Place) -> list[tuple[str, str]]:
+    """The areas (regions, district) a place lies in, as index keys."""
+    keys = [("region", r) for r in place.regions]
+    if place.district:
+        keys.append(("district", place.district))
+    return keys
 
 
 @lru_cache(maxsize=1)

@@ -33,7 +33,7 @@ import numpy as np
 from .embedding import Embedder
 from .errors import NotFittedError, UnknownEntityError, ValidationError
 from .explain import Explanation, explain
-from .gazetteer import Gazetteer, Place, default_gazetteer, haversine_km
+from .gazetteer import Gazetteer, Place, area_keys, default_gazetteer, haversine_km
 from .countries import country_mentions
 from .intent import Intent, parse_intent
 from .lexical import LexicalIndex
@@ -44,6 +44,7 @@ from .text import passages, profile_text
 __all__ = ["Weights", "Matcher", "Result", "Ranking", "TASK_KIND", "DOMAIN_TEXT", "SIGNALS"]
 
 TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation"}
+TOWN_RADIUS_KM = 15.0  # an advisor who serves a town also serves places this close to it
 SIGNALS = ("dense", "lexical", "domain", "proximity", "region", "language", "country", "type_fit", "time_fit", "capacity")
 
 DOMAIN_TEXT = (
@@ -183,9 +184,15 @@ class Matcher:
         self.passage_map_ = np.array([pos[t] for t in self.passage_texts_], dtype=np.int64)
 
         self.countries_ = []  # (countries named or partnered, in sub-regions named, in continents named)
-        for e in ents:
+        self.country_index_: tuple[dict[str, list[int]], ...] = ({}, {}, {})
+        for i, e in enumerate(ents):
             direct, regional, broad = country_mentions(" ".join([e.name, e.description, *e.topics, *e.evidence]))
-            self.countries_.append((direct | frozenset(getattr(e, "partner_countries", ()) or ()), regional, broad))
+            sets = (direct | frozenset(getattr(e, "partner_countries", ()) or ()), regional, broad)
+            self.countries_.append(sets)
+            for index, codes in zip(self.country_index_, sets):
+                for c in codes:
+                    index.setdefault(c, []).append(i)
+        self._index_places(ents)
         self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)])
         domain_vec = self.embedder.encode([self.domain_text], "query")[0]
         self.domain_ = (self.profile_vecs_ @ domain_vec).astype(np.float32) if n else np.zeros(0, np.float32)
@@ -202,6 +209,46 @@ class Matcher:
         for i in tqdm(range(0, len(texts), 256), desc="Profile kodieren", unit="×256", leave=False):
             out.append(self.embedder.encode(texts[i : i + 256], "passage"))
         return np.vstack(out)
+
+    def _index_places(self, ents: list[Entity]) -> None:
+        """Inverted indexes so that per-query place signals are array operations, not loops."""
+        self.area_members_: dict[tuple[str, str], list[int]] = {}
+        for i, pl in enumerate(self.places_):
+            if pl is not None:
+                for key in area_keys(pl):
+                    self.area_members_.setdefault(key, []).append(i)
+        # advisors' served areas: key -> advisors, plus served towns for the radius rule
+        self.served_by_: dict[tuple[str, str], list[int]] = {}
+        towns: list[tuple[int, float, float]] = []
+        for i, e in enumerate(ents):
+            if not isinstance(e, Advisor):
+                continue
+            for area in e.regions:
+                a = self.gazetteer_.resolve(area)
+                if a is None:
+                    key = ("name", area.strip().casefold())
+                elif a.kind == "state":
+                    key = ("state", "")
+                elif a.kind == "region":
+                    key = ("region", a.name)
+                elif a.kind == "district":
+                    key = ("district", a.name)
+                else:
+                    key = ("name", a.name.casefold())
+                    if a.lat is not None:
+                        towns.append((i, a.lat, a.lon))
+                self.served_by_.setdefault(key, []).append(i)
+        self.served_towns_ = np.array(towns, dtype=np.float64).reshape(-1, 3)
+
+    def _area_mask(self, place: Place) -> np.ndarray:
+        """Entities inside a named area (region or district), or inside its named part."""
+        n = len(self.entities_)
+        key = ("region", place.name) if place.kind in ("region", "state") else ("district", place.name)
+        mask = np.zeros(n, dtype=bool)
+        mask[self.area_members_.get(key, [])] = True
+        if place.side is not None:
+            mask &= np.array([place.on_side(a, b) for a, b in zip(self.lat_, self.lon_)]) if mask.any() else mask
+        return mask
 
     def _check(self) -> None:
         if not hasattr(self, "entities_"):
@@ -346,9 +393,7 @@ class Matcher:
     def _distance_km(self, place: Place) -> np.ndarray:
         d = haversine_km(place.lat, place.lon, self.lat_, self.lon_)
         if place.kind in ("region", "district", "state"):  # inside a named area (or the named part of it) is distance 0
-            inside = np.array([pl is not None and (place.name in pl.regions or pl.district == place.name)
-                               and place.on_side(pl.lat, pl.lon) for pl in self.places_])
-            d = np.where(inside, 0.0, d)
+            d = np.where(self._area_mask(place), 0.0, d)
         return d
 
     def _proximity(self, origin: Place | None, mentioned: list[Place], intent: Intent) -> tuple[np.ndarray, np.ndarray]:
@@ -377,11 +422,20 @@ class Matcher:
         if task != "advisors":
             return out
         places = [p for p in [origin, *mentioned] if p is not None]
-        if not places:
-            return out
-        for i, e in enumerate(self.entities_):
-            if isinstance(e, Advisor) and e.regions:
-                out[i] = float(any(self.gazetteer_.covers(a, p) for a in e.regions for p in places))
+        for p in places:
+            keys = {("name", p.name.casefold())}
+            if p.kind in ("municipality", "district") or "NRW" in p.regions:
+                keys.add(("state", ""))
+            keys.update(("region", r) for r in p.regions)
+            if p.district:
+                keys.add(("district", p.district))
+            if p.kind in ("region", "state"):
+                keys.add(("region", p.name))
+            for key in keys:
+                out[self.served_by_.get(key, [])] = 1.0
+            if p.lat is not None and len(self.served_towns_):
+                near = haversine_km(p.lat, p.lon, self.served_towns_[:, 1], self.served_towns_[:, 2]) <= TOWN_RADIUS_KM
+                out[self.served_towns_[near, 0].astype(np.int64)] = 1.0
         return out
 
     def _language(self, languages: tuple[str, ...]) -> np.ndarray:
@@ -404,13 +458,14 @@ class Matcher:
         out = np.zeros(n, dtype=np.float32)
         if not (direct or regional or broad):
             return out, direct
-        for i, (c_direct, c_regional, c_broad) in enumerate(self.countries_):
-            if direct & c_direct:
-                out[i] = 1.0
-            elif (direct | regional) & (c_direct | c_regional):
-                out[i] = 0.5
-            elif (direct | regional | broad) & (c_direct | c_regional | c_broad):
-                out[i] = 0.2
+        by_direct, by_regional, by_broad = self.country_index_
+        # weakest first, so that a stronger link overwrites a weaker one
+        for value, codes, indexes in ((0.2, direct | regional | broad, (by_direct, by_regional, by_broad)),
+                                      (0.5, direct | regional, (by_direct, by_regional)),
+                                      (1.0, direct, (by_direct,))):
+            for index in indexes:
+                for c in codes:
+                    out[index.get(c, [])] = value
         return out, direct
 
     def _type_fit(self, query: Query, asker: Entity | None, intent: Intent) -> np.ndarray:

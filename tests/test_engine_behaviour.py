@@ -154,3 +154,14 @@ def test_required_language_is_a_hard_filter_when_asked(matcher):
     ranking = matcher.rank(q, k=50)
     assert ranking.results
     assert all("ti" in r.entity.languages for r in ranking.results)
+
+
+def test_region_index_agrees_with_the_gazetteer(matcher, catalog):
+    """The inverted index behind the region signal gives the same answer as Gazetteer.covers."""
+    g = matcher.gazetteer_
+    places = [g.resolve(c) for c in ("Bochum", "Münster", "Bonn", "Höxter", "Witten", "Siegen", "Berlin", "Ruhrgebiet")]
+    for place in places:
+        got = matcher._region_served("advisors", place, [])
+        for i, e in enumerate(matcher.entities_):
+            if e.kind == "advisor":
+                assert got[i] == float(any(g.covers(a, place) for a in e.regions)), (e.id, place.name)
