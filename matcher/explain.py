@@ -101,15 +101,16 @@ def _join(items: list[str], lang: str) -> str:
     return ", ".join(items[:-1]) + _TEXT[lang]["and"] + items[-1]
 
 
-def _best_topics(matcher: "Matcher", i: int, text: str) -> list[str]:
+def _best_topics(matcher: "Matcher", i: int, ctx: dict) -> list[str]:
     """The entity's topics that best match the need, by character n-gram similarity."""
-    topics = matcher.entities_[i].topics
-    if not topics or not text:
+    rows = matcher.topic_rows_[i]
+    if not rows:
         return []
-    vec = matcher.lexical_.char_
-    sims = np.asarray((vec.transform(topics) @ vec.transform([text]).T).todense()).ravel()
-    order = np.argsort(-sims)
-    return [topics[j] for j in order if sims[j] >= 0.12][:2]
+    if "topic_sims" not in ctx:  # every topic of the catalog against the need, once per query
+        ctx["topic_sims"] = np.asarray((matcher.topic_vecs_ @ ctx["need_vectors"][0].T).todense()).ravel()
+    sims = ctx["topic_sims"][rows]
+    topics = matcher.entities_[i].topics
+    return [topics[j] for j in np.argsort(-sims, kind="stable") if sims[j] >= 0.12][:2]
 
 
 def explain(matcher: "Matcher", i: int, contrib: dict[str, np.ndarray], ctx: dict, lang: str = "de") -> Explanation:
@@ -118,11 +119,14 @@ def explain(matcher: "Matcher", i: int, contrib: dict[str, np.ndarray], ctx: dic
     T = _TEXT[lang]
     e = matcher.entities_[i]
     query, asker = ctx["query"], ctx["asker"]
-    need = query.text or (asker.description if asker is not None else "")
+    need = ctx["need"]
     contributions = {s: round(float(v[i]), 4) for s, v in contrib.items() if float(v[i]) != 0.0}
-    passage = matcher.passage_texts_[int(ctx["best_passage"][i])] if matcher.passage_texts_ else None
-    terms = matcher.lexical_.matched_terms(need, i) if need else []
-    topics = _best_topics(matcher, i, need)
+    passage = matcher.passage_texts_[matcher.best_passage(i, ctx["main_vec"])] if matcher.passage_texts_ else None
+    if need:
+        terms = matcher.lexical_.matched_terms(need, i, query_vec=ctx["need_vectors"][1])
+        topics = _best_topics(matcher, i, ctx)
+    else:
+        terms, topics = [], []
     shared = [c for c in ctx["languages"] if c in matcher.languages_[i]]
     dist = ctx["distance_km"][i]
     dist = None if np.isnan(dist) else round(float(dist), 1)

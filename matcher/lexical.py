@@ -46,14 +46,17 @@ class LexicalIndex:
     ``fit`` learns, learned state ends in ``_``.
     """
 
-    def __init__(self, char_weight: float = 0.5, min_df: int = 1):
+    def __init__(self, char_weight: float = 0.5, min_df: int = 1, max_df: float = 0.5):
         self.char_weight = char_weight
         self.min_df = min_df
+        self.max_df = max_df
 
     def fit(self, texts: Sequence[str]) -> "LexicalIndex":
         texts = list(texts)
+        # n-grams found in most profiles ("ung ", " de") tell nothing apart and would make every
+        # query touch every row: max_df drops them
         self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=self.min_df,
-                                     lowercase=True, dtype=np.float32)
+                                     max_df=self.max_df if len(texts) >= 50 else 1.0, lowercase=True, dtype=np.float32)
         self.word_ = TfidfVectorizer(analyzer=_stem_analyzer, sublinear_tf=True, min_df=self.min_df, dtype=np.float32)
         corpus = texts or [""]
         self.char_matrix_ = self.char_.fit_transform(corpus)
@@ -67,6 +70,9 @@ class LexicalIndex:
             for tok in word_tokens(t):
                 surface.setdefault(_STEMMER.stemWord(tok), Counter())[tok] += 1
         self.surface_ = {s: c.most_common(1)[0][0] for s, c in surface.items()}
+        self.char_csc_ = self.char_matrix_.tocsc()
+        self.word_csc_ = self.word_matrix_.tocsc() if self.word_matrix_ is not None else None
+        self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
         self.n_ = len(texts)
         return self
 
@@ -74,31 +80,40 @@ class LexicalIndex:
         if not hasattr(self, "char_"):
             raise NotFittedError("LexicalIndex is not fitted: call fit(texts) first")
 
-    def similarity(self, text: str, rows: np.ndarray | None = None) -> np.ndarray:
-        """Cosine similarity of ``text`` to every fitted text (or the given rows)."""
+    def vectors(self, text: str) -> tuple:
+        """The text's (character, word) TF-IDF vectors, to reuse for similarity and matched terms."""
         self._check()
-        c = self.char_.transform([text])
-        char_m = self.char_matrix_ if rows is None else self.char_matrix_[rows]
-        sim = self.char_weight * np.asarray((char_m @ c.T).todense()).ravel()
-        if self.word_ is not None:
-            w = self.word_.transform([text])
-            word_m = self.word_matrix_ if rows is None else self.word_matrix_[rows]
-            sim += (1 - self.char_weight) * np.asarray((word_m @ w.T).todense()).ravel()
+        return self.char_.transform([text]), (self.word_.transform([text]) if self.word_ is not None else None)
+
+    def similarity(self, text: str, vectors: tuple | None = None) -> np.ndarray:
+        """Cosine similarity of ``text`` to every fitted text.
+
+        Only the query's own n-grams are touched: the fitted matrices are kept
+        column-major, so this costs the size of those columns, not of the catalog.
+        """
+        char_vec, word_vec = vectors if vectors is not None else self.vectors(text)
+        sim = self.char_weight * _sparse_dot(self.char_csc_, char_vec)
+        if word_vec is not None:
+            sim += (1 - self.char_weight) * _sparse_dot(self.word_csc_, word_vec)
         return sim.astype(np.float32)
 
-    def matched_terms(self, text: str, row: int, top: int = 5) -> list[str]:
-        """Words the query and fitted text ``row`` share, most distinctive first."""
+    def matched_terms(self, text: str, row: int, top: int = 5, query_vec=None) -> list[str]:
+        """Words the query and fitted text ``row`` share, most distinctive first.
+
+        ``query_vec`` is the query's word vector when the caller already has it
+        (explaining several results of one query).
+        """
         self._check()
         if self.word_ is None:
             return []
-        q = self.word_.transform([text])
-        d = self.word_matrix_[row]
-        prod = q.multiply(d).tocoo()
-        names = self.word_.get_feature_names_out()
-        pairs = sorted(zip(prod.data, prod.col), reverse=True)
+        q = (self.word_.transform([text]) if query_vec is None else query_vec).tocsr()
+        m = self.word_matrix_
+        cols, vals = m.indices[m.indptr[row] : m.indptr[row + 1]], m.data[m.indptr[row] : m.indptr[row + 1]]
+        shared, in_row, in_query = np.intersect1d(cols, q.indices, assume_unique=True, return_indices=True)
+        weights = vals[in_row] * q.data[in_query]
         out: list[str] = []
-        for _, col in pairs:
-            term = names[col]
+        for _, col in sorted(zip(weights.tolist(), shared.tolist()), reverse=True):
+            term = self.word_names_[col]
             if " " in term:
                 continue
             word = self.surface_.get(term, term)
@@ -107,3 +122,11 @@ class LexicalIndex:
             if len(out) >= top:
                 break
         return out
+
+
+def _sparse_dot(matrix_csc, query) -> np.ndarray:
+    """``matrix @ query.T`` for a one-row sparse query, reading only the query's columns."""
+    q = query.tocsr()
+    if q.nnz == 0:
+        return np.zeros(matrix_csc.shape[0], dtype=np.float32)
+    return np.asarray(matrix_csc[:, q.indices] @ q.data, dtype=np.float32).ravel()

@@ -161,6 +161,10 @@ class Matcher:
         self.lat_ = np.array([p.lat if p and p.lat is not None else np.nan for p in self.places_], dtype=np.float64)
         self.lon_ = np.array([p.lon if p and p.lon is not None else np.nan for p in self.places_], dtype=np.float64)
         self.languages_ = [frozenset(e.languages) for e in ents]
+        self.language_index_: dict[str, list[int]] = {}
+        for i, langs in enumerate(self.languages_):
+            for code in langs:
+                self.language_index_.setdefault(code, []).append(i)
         self.date_ = np.array(
             [np.datetime64(e.date) if isinstance(e, Event) and e.date else np.datetime64("NaT") for e in ents],
             dtype="datetime64[D]",
@@ -194,6 +198,10 @@ class Matcher:
                     index.setdefault(c, []).append(i)
         self._index_places(ents)
         self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)])
+        unique_topics = list(dict.fromkeys(t for e in ents for t in e.topics))
+        topic_pos = {t: j for j, t in enumerate(unique_topics)}
+        self.topic_vecs_ = self.lexical_.char_.transform(unique_topics) if unique_topics else None
+        self.topic_rows_ = [[topic_pos[t] for t in e.topics] for e in ents]
         domain_vec = self.embedder.encode([self.domain_text], "query")[0]
         self.domain_ = (self.profile_vecs_ @ domain_vec).astype(np.float32) if n else np.zeros(0, np.float32)
         return self
@@ -303,12 +311,16 @@ class Matcher:
             mask &= np.isin(self.org_type_, list(query.org_types))
         languages = tuple(dict.fromkeys([*query.languages, *intent.languages]))
         if query.require_languages and query.languages:
-            mask &= np.array([set(query.languages) <= langs for langs in self.languages_])
+            for code in set(query.languages):
+                speaks = np.zeros(n, dtype=bool)
+                speaks[self.language_index_.get(code, [])] = True
+                mask &= speaks
 
         raw: dict[str, np.ndarray] = {}
-        raw["dense"], best_passage = self._dense(query, asker, mask)
-        lex_text = " ".join(t for t in [query.text, asker.description if asker and not query.text else None] if t)
-        raw["lexical"] = zscore(self.lexical_.similarity(lex_text), mask) if lex_text else np.zeros(n, np.float32)
+        raw["dense"], main_vec = self._dense(query, asker, mask)
+        need = query.text or (asker.description if asker is not None else "")
+        need_vectors = self.lexical_.vectors(need) if need else None
+        raw["lexical"] = zscore(self.lexical_.similarity(need, need_vectors), mask) if need else np.zeros(n, np.float32)
         raw["domain"] = zscore(self.domain_, mask)
 
         origin = self.gazetteer_.locate(query.city, query.lat, query.lon)
@@ -332,7 +344,7 @@ class Matcher:
         total[~mask] = -np.inf
         ctx = {
             "mask": mask, "query": query, "asker": asker, "intent": intent, "languages": languages,
-            "distance_km": distance, "origin": origin, "mentioned": mentioned, "best_passage": best_passage,
+            "distance_km": distance, "origin": origin, "mentioned": mentioned, "main_vec": main_vec, "need": need, "need_vectors": need_vectors,
             "raw": raw, "as_of": as_of, "countries": countries,
         }
         return total, contrib, ctx
@@ -355,6 +367,8 @@ class Matcher:
 
         The need text and the asker's own profile are mixed by ``from_share``;
         each is compared with the whole profile and with its best passage.
+        Returns the signal and the query vector that weighs most (the one an
+        explanation quotes the best passage for).
         """
         w = self.weights_
         vecs, shares = [], []
@@ -365,30 +379,23 @@ class Matcher:
             vecs.append(self.profile_vecs_[self.index_[asker.id]])
             shares.append(w.from_share if query.text else 1.0)
         n = len(self.entities_)
-        parts = self.part_slices_
         dense = np.zeros(n, dtype=np.float32)
-        best = np.zeros(n, dtype=np.int64)
-        best_score = np.full(n, -np.inf, dtype=np.float32)
+        if n == 0:
+            return dense, vecs[0]
         for v, share in zip(vecs, shares):
-            for sl, pw in parts:
+            for sl, part_weight in self.part_slices_:
+                # a part's slice of a fused vector is scaled by √weight: the z-score removes that scale
                 prof = self.profile_vecs_[:, sl] @ v[sl]
-                psim = (self.passage_unique_vecs_[:, sl] @ v[sl])[self.passage_map_]
-                pmax = segment_max(psim, self.passage_starts_) if n else psim
-                dense += share * pw * zscore((1 - w.passage_share) * prof + w.passage_share * pmax, mask)
-            if share >= max(shares):  # the passage shown is the one that best matches the main query vector
-                psim = (self.passage_unique_vecs_ @ v)[self.passage_map_]
-                pmax = segment_max(psim, self.passage_starts_) if n else psim
-                arg = self._segment_argmax(psim)
-                better = pmax > best_score
-                best[better] = arg[better]
-                best_score[better] = pmax[better]
-        return dense, best
+                pmax = segment_max((self.passage_unique_vecs_[:, sl] @ v[sl])[self.passage_map_], self.passage_starts_)
+                dense += share * part_weight * zscore((1 - w.passage_share) * prof + w.passage_share * pmax, mask)
+        return dense, vecs[int(np.argmax(shares))]
 
-    def _segment_argmax(self, values: np.ndarray) -> np.ndarray:
-        # order by (owner, value) and take the last entry of each owner's block
-        order = np.lexsort((values, self.passage_owner_))
-        ends = np.concatenate([self.passage_starts_[1:], [values.shape[0]]]) - 1
-        return order[ends]
+    def best_passage(self, i: int, vec: np.ndarray) -> int:
+        """Index (into ``passage_texts_``) of entity ``i``'s passage closest to ``vec``."""
+        start = int(self.passage_starts_[i])
+        end = int(self.passage_starts_[i + 1]) if i + 1 < len(self.passage_starts_) else len(self.passage_texts_)
+        sims = self.passage_unique_vecs_[self.passage_map_[start:end]] @ vec
+        return start + int(np.argmax(sims))
 
     def _distance_km(self, place: Place) -> np.ndarray:
         d = haversine_km(place.lat, place.lon, self.lat_, self.lon_)
@@ -439,10 +446,10 @@ class Matcher:
         return out
 
     def _language(self, languages: tuple[str, ...]) -> np.ndarray:
-        if not languages:
-            return np.zeros(len(self.entities_), dtype=np.float32)
-        want = set(languages)
-        return np.array([len(want & langs) / len(want) for langs in self.languages_], dtype=np.float32)
+        out = np.zeros(len(self.entities_), dtype=np.float32)
+        for code in set(languages):
+            out[self.language_index_.get(code, [])] += 1.0 / len(set(languages))
+        return out
 
     def _country(self, query: Query, asker: Entity | None) -> tuple[np.ndarray, frozenset[str]]:
         """How well the countries the need names fit the candidate's: 1 for the same country,

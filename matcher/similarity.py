@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["top_k", "zscore", "segment_max", "segment_top_mean"]
+__all__ = ["top_k", "zscore", "segment_max"]
 
 
 def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -43,12 +43,3 @@ def zscore(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 def segment_max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Maximum of each contiguous segment; ``starts`` are the segment offsets (non-empty segments)."""
     return np.maximum.reduceat(values, starts)
-
-
-def segment_top_mean(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, top: int = 2) -> np.ndarray:
-    """Mean of the ``top`` largest values of each segment (all of them if fewer)."""
-    out = np.empty(starts.shape[0], dtype=np.float32)
-    for i, (s, n) in enumerate(zip(starts, lengths)):
-        seg = values[s : s + n]
-        out[i] = np.sort(seg)[-top:].mean() if n > top else seg.mean()
-    return out
