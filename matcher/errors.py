@@ -73,3 +73,15 @@ class InfeasibleError(MatcherError, ValueError):
     """A batch problem has no solution under the given constraints."""
 
     code = "infeasible"
+
+
+class ConflictError(MatcherError, ValueError):
+    """A write clashes with what is stored (e.g. an id that already exists); nothing was written."""
+
+    code = "conflict"
+
+
+class StoreError(MatcherError, RuntimeError):
+    """The store cannot be reached or is not set up (e.g. not migrated); nothing was written."""
+
+    code = "store_unavailable"

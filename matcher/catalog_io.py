@@ -1,0 +1,182 @@
+"""Reading catalog uploads (JSON Lines or CSV) into validated entities, all or nothing.
+
+A bulk import is either accepted as a whole or rejected as a whole with a
+report naming every bad line, its field and a German message saying what to
+change (the person fixing it works in a spreadsheet, not in Python).
+
+CSV conventions (one header row; ``;``, ``,`` or tab as delimiter, detected
+from the header):
+
+* column names are the catalog fields (``id``, ``kind``, ``name``, ``city``, …);
+  contact data goes in ``contact.person``, ``contact.email``, ``contact.phone``,
+  ``contact.website``, ``contact.address``;
+* list fields (``topics``, ``languages``, ``regions``, …) separate their
+  values with ``|``, e.g. ``de|tr|ar``;
+* an empty cell means "not given"; ``lat``/``lon`` accept a decimal comma.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import CatalogError
+from .messages import validation_details
+from .schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
+
+__all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns"]
+
+FORMATS = ("jsonl", "csv")
+MAX_REPORTED = 100  # details listed in one error; the message gives the total
+_MODELS = (Advisor, Organisation, Event, Municipality)
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Entity)
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+
+
+def _is_list(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is list:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_list(a) for a in typing.get_args(annotation))
+    return False
+
+
+def csv_columns() -> dict[str, bool]:
+    """Every column a catalog CSV may have → whether it holds a ``|``-separated list."""
+    cols: dict[str, bool] = {}
+    for model in _MODELS:
+        for name, field in model.model_fields.items():
+            if name != "contact":
+                cols[name] = _is_list(field.annotation)
+    for name in Contact.model_fields:
+        cols[f"contact.{name}"] = False
+    return cols
+
+
+def parse_catalog(data: bytes, fmt: Literal["jsonl", "csv"], source: str = "Upload") -> list[Entity]:
+    """Validate an upload and return its entities, or raise :class:`CatalogError` listing every bad line.
+
+    Raises:
+        CatalogError: nothing is returned if any line is bad; ``details`` hold
+            ``line``, ``field`` and ``message`` for each problem.
+    """
+    if fmt not in FORMATS:
+        raise CatalogError(f"Unbekanntes Format {fmt!r}; erlaubt: {', '.join(FORMATS)}", [{"field": "format"}])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CatalogError(f"{source} ist nicht UTF-8-kodiert (Zeile {line}); bitte als UTF-8 speichern",
+                           [{"line": line, "field": "(Zeile)", "message": "kein UTF-8"}]) from None
+    records = _jsonl_records(text) if fmt == "jsonl" else _csv_records(text)
+    entities, details, seen = [], [], {}
+    for lineno, rec, err in records:
+        if err:
+            details.append({"line": lineno, "field": "(Zeile)", "message": err})
+            continue
+        try:
+            ent = _ADAPTER.validate_python(rec)
+        except PydanticValidationError as exc:
+            details.extend(validation_details(exc, line=lineno))
+            continue
+        if ent.id in seen:
+            details.append({"line": lineno, "field": "id",
+                            "message": f"doppelte id {ent.id!r} (schon in Zeile {seen[ent.id]})"})
+            continue
+        seen[ent.id] = lineno
+        entities.append(ent)
+    if details:
+        lines = len({d["line"] for d in details})
+        more = f" (die ersten {MAX_REPORTED} Fehler sind aufgeführt)" if len(details) > MAX_REPORTED else ""
+        raise CatalogError(f"{source}: {lines} fehlerhafte Zeile(n), zuerst Zeile {details[0]['line']}; "
+                           f"nichts wurde importiert{more}", details[:MAX_REPORTED])
+    if not entities:
+        raise CatalogError(f"{source} enthält keine Einträge", [{"line": 1, "field": "(Datei)", "message": "leer"}])
+    return entities
+
+
+def read_catalog_file(path: str | Path) -> list[Entity]:
+    """Load a catalog file: ``.csv`` by the CSV rules above, anything else as JSON Lines / JSON list."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return load_catalog(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
+    return parse_catalog(data, "csv", source=str(path))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} ist keine gültige Zahl")
+
+
+def _jsonl_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            yield lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {exc.msg}"
+            continue
+        except RecursionError:
+            yield lineno, None, "JSON zu tief verschachtelt"
+            continue
+        except ValueError as exc:
+            yield lineno, None, f"ungültiges JSON: {exc}"
+            continue
+        if not isinstance(rec, dict):
+            yield lineno, None, "jede Zeile muss ein JSON-Objekt {…} sein"
+            continue
+        yield lineno, rec, None
+
+
+def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
+    first = text.split("\n", 1)[0]
+    delimiter = max([";", ",", "\t"], key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return
+    columns = csv_columns()
+    unknown = [h for h in header if h not in columns]
+    if unknown or len(set(header)) != len(header) or "kind" not in header:
+        problem = (f"unbekannte Spalte(n): {', '.join(unknown)}" if unknown
+                   else "Spalte „kind“ fehlt" if "kind" not in header else "doppelte Spaltennamen")
+        yield 1, None, f"{problem}; erlaubt sind: {', '.join(columns)}"
+        return
+    previous_end = reader.line_num
+    for row in reader:
+        lineno, previous_end = previous_end + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield lineno, None, f"{len(row)} Spalten statt {len(header)} (Trennzeichen „{delimiter}“)"
+            continue
+        rec: dict[str, Any] = {}
+        for name, cell in zip(header, row):
+            cell = cell.strip()
+            if not cell:
+                continue
+            if columns[name]:
+                value: Any = [v.strip() for v in cell.split("|") if v.strip()]
+            elif name in ("lat", "lon") and _DECIMAL_COMMA.match(cell):
+                value = cell.replace(",", ".")
+            else:
+                value = cell
+            if name.startswith("contact."):
+                rec.setdefault("contact", {})[name.split(".", 1)[1]] = value
+            else:
+                rec[name] = value
+        yield lineno, rec, None

@@ -1,0 +1,206 @@
+"""A :class:`~matcher.ranking.Matcher` kept in step with the catalog in a :class:`~matcher.store.Store`.
+
+Used by the HTTP service (and by batch jobs): it fits once at start-up from the
+store, then compares the store's catalog version (one cheap row) before each
+use and refits when another request, process or replica has changed the
+catalog. Refits encode nothing that is already in the store's vector cache.
+
+Catalog vectors and the vectors encoded while fitting go to the store; the
+vectors of request texts (a municipality's need) stay in a bounded in-process
+cache, so user input is never written to the database and the table does not
+grow with traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+from .embedding import CachedEmbedder, Embedder, Role
+from .errors import NotFittedError
+from .gazetteer import Gazetteer
+from .ranking import Matcher, Weights
+from .store import Store
+
+__all__ = ["LRUVectorCache", "StoreBackedEmbedder", "LiveMatcher"]
+
+log = logging.getLogger(__name__)
+
+
+class LRUVectorCache:
+    """A bounded in-process vector cache (least recently used entries go first)."""
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self._data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        out = {}
+        with self._lock:
+            for h in hashes:
+                v = self._data.get((model_id, h))
+                if v is not None:
+                    self._data.move_to_end((model_id, h))
+                    out[h] = v
+        return out
+
+    def put_many(self, model_id: str, items: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            for h, v in items.items():
+                self._data[(model_id, h)] = v
+                self._data.move_to_end((model_id, h))
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+class StoreBackedEmbedder:
+    """An embedder whose catalog vectors persist in the store and whose request vectors do not.
+
+    Passages, and everything encoded inside :meth:`persisting` (a fit: profile
+    texts, passages, the engine's fixed reference texts), are cached in the
+    store; other ``query`` texts in an :class:`LRUVectorCache`.
+    ``calls``/``encoded`` count what reached the model.
+    """
+
+    def __init__(self, embedder: Embedder, store: Store, request_cache_size: int = 2048):
+        self.embedder = embedder
+        self.store = store
+        self.model_id = embedder.model_id
+        self.dim = embedder.dim
+        self._catalog = CachedEmbedder(embedder, store.vectors)
+        self._requests = CachedEmbedder(embedder, LRUVectorCache(request_cache_size))
+        self._local = threading.local()
+
+    @contextmanager
+    def persisting(self) -> Iterator[None]:
+        """Within this block (in this thread) every vector encoded is stored."""
+        previous = getattr(self._local, "persist", False)
+        self._local.persist = True
+        try:
+            yield
+        finally:
+            self._local.persist = previous
+
+    def encode(self, texts: Sequence[str], role: Role) -> np.ndarray:
+        if role == "passage" or getattr(self._local, "persist", False):
+            return self._catalog.encode(texts, role)
+        return self._requests.encode(texts, role)
+
+    @property
+    def calls(self) -> int:
+        return self._catalog.calls + self._requests.calls
+
+    @property
+    def encoded(self) -> int:
+        """Texts encoded by the model so far (catalog and requests)."""
+        return self._catalog.encoded + self._requests.encoded
+
+    @property
+    def catalog_encoded(self) -> int:
+        """Catalog texts encoded so far (0 after a restart on a store that holds all vectors)."""
+        return self._catalog.encoded
+
+
+class LiveMatcher:
+    """The fitted matcher of the store's current catalog.
+
+    Follows the estimator contract: ``__init__`` stores collaborators, ``fit``
+    loads the catalog and fits, learned state ends in ``_``.
+
+    ``refit_wait`` bounds how long :meth:`current` waits for a refit it
+    started; a longer refit finishes in the background while the previous
+    matcher keeps serving.
+
+    Example:
+        >>> live = LiveMatcher(store, StoreBackedEmbedder(make_embedder("use"), store)).fit()
+        >>> version, matcher = live.current()
+    """
+
+    def __init__(self, store: Store, embedder: StoreBackedEmbedder, weights: Weights | None = None,
+                 gazetteer: Gazetteer | None = None, refit_wait: float = 5.0):
+        self.store = store
+        self.embedder = embedder
+        self.weights = weights
+        self.gazetteer = gazetteer
+        self.refit_wait = refit_wait
+
+    def fit(self) -> LiveMatcher:
+        """Load the catalog from the store and fit (encoding only texts without stored vectors)."""
+        self._lock = threading.Lock()
+        self._refit_thread: threading.Thread | None = None
+        self.refits_ = 0
+        self.last_error_: Exception | None = None
+        self._fit_now()
+        return self
+
+    def _fit_now(self) -> None:
+        read_at = time.monotonic()
+        version, entities = self.store.snapshot()
+        matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights)
+        with self.embedder.persisting():
+            matcher.fit(entities)
+        self.state_ = (version, matcher)   # one assignment: readers never see a version with another matcher
+        self._snapshot_at = read_at
+        self.fit_seconds_ = time.monotonic() - read_at
+        log.info("catalog version %s fitted: %d entities in %.2f s", version, len(entities), self.fit_seconds_)
+
+    def _check(self) -> None:
+        if not hasattr(self, "state_"):
+            raise NotFittedError("LiveMatcher is not fitted: call fit() first")
+
+    @property
+    def version_(self) -> int:
+        self._check()
+        return self.state_[0]
+
+    @property
+    def matcher_(self) -> Matcher:
+        self._check()
+        return self.state_[1]
+
+    def current(self) -> tuple[int, Matcher]:
+        """The catalog version and the matcher fitted on it, refitting first if the store has moved on.
+
+        Raises:
+            StoreError: the store cannot be reached to check the version.
+        """
+        self._check()
+        checked_at = time.monotonic()
+        if self.store.catalog_version() != self.state_[0]:
+            self._refresh(checked_at)
+        return self.state_
+
+    def _refresh(self, checked_at: float) -> None:
+        """Wait (at most ``refit_wait``) for a fit whose snapshot was read after ``checked_at``."""
+        deadline = checked_at + self.refit_wait
+        while self._snapshot_at < checked_at:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with self._lock:
+                if self._snapshot_at >= checked_at:
+                    return
+                if self._refit_thread is None or not self._refit_thread.is_alive():
+                    self._refit_thread = threading.Thread(target=self._refit_in_background, name="matcher-refit",
+                                                          daemon=True)
+                    self._refit_thread.start()
+                thread = self._refit_thread
+            thread.join(remaining)
+            if not thread.is_alive() and self.last_error_ is not None:
+                return  # serve the previous catalog; the next request tries again
+
+    def _refit_in_background(self) -> None:
+        try:
+            self._fit_now()
+            self.refits_ += 1
+            self.last_error_ = None
+        except Exception as exc:  # noqa: BLE001 - keep serving the previous catalog; the next request retries
+            self.last_error_ = exc
+            log.exception("refit failed; still serving catalog version %s", self.state_[0])
