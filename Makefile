@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/matcher db upgrade
 	$(VENV)/bin/matcher load --if-empty fixtures/catalog.jsonl
-	$(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 --timeout 120 'service.wsgi:app'
+	# the loopback demo answers recommendations without a key (MATCHER_OPEN_RECOMMENDATIONS)
+	MATCHER_OPEN_RECOMMENDATIONS=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 \
+		--timeout 300 'service.wsgi:app'
 
 test: install
 	bash tests/ensure_chromium.sh

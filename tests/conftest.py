@@ -49,3 +49,273 @@ def matcher(default_embedder, catalog):
     return Matcher(default_embedder).fit(catalog)
 
 # --- service fixtures (app, client, runner, servers) below this line ---
+
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import requests  # noqa: E402
+
+# The local PostgreSQL server is required (CI fails, never skips, when it is unreachable).
+POSTGRES_URL = os.environ.get("MATCHER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _postgres_admin():
+    from sqlalchemy import create_engine
+
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001
+        engine.dispose()
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required for the store tests and is unreachable: {exc}")
+    return engine
+
+
+def _postgres_schema_url(schema: str) -> str:
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _database(backend: str, tmp_path: Path):
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    from sqlalchemy import text
+
+    admin = _postgres_admin()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def any_database_url(request, tmp_path):
+    """An empty database on SQLite and on PostgreSQL (every store test runs on both)."""
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture
+def postgres_url(tmp_path):
+    """An empty PostgreSQL schema of the test's own."""
+    yield from _database("postgresql", tmp_path)
+
+
+@pytest.fixture
+def store(any_database_url):
+    """A migrated, empty store on each backend."""
+    from matcher.store import Store
+
+    s = Store(any_database_url)
+    s.upgrade()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory, fast_embedder):
+    """A migrated SQLite store holding the fixture catalog and all its vectors (built once per session)."""
+    from matcher.live import LiveMatcher, StoreBackedEmbedder
+    from matcher.schema import load_catalog
+    from matcher.store import Store
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    store = Store(f"sqlite:///{path}")
+    store.upgrade()
+    store.upsert_entities(load_catalog(FIXTURES / "catalog.jsonl"))
+    LiveMatcher(store, StoreBackedEmbedder(fast_embedder, store)).fit()
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return path
+
+
+@pytest.fixture
+def seed_store(seeded_template):
+    """Make the database at a URL a copy of the seeded template (catalog + vectors), on either backend."""
+    from sqlalchemy import insert, select
+
+    from matcher.store import Store, embeddings
+    from matcher.schema import load_catalog
+
+    def seed(url: str) -> None:
+        if url.startswith("sqlite:///"):
+            shutil.copyfile(seeded_template, url.removeprefix("sqlite:///"))
+            return
+        target, source = Store(url), Store(f"sqlite:///{seeded_template}")
+        target.upgrade()
+        target.upsert_entities(load_catalog(FIXTURES / "catalog.jsonl"))
+        with source.engine.connect() as src, target.engine.begin() as dst:
+            rows = [dict(r) for r in src.execute(select(embeddings)).mappings()]
+            for i in range(0, len(rows), 1000):
+                dst.execute(insert(embeddings), rows[i : i + 1000])
+        source.close()
+        target.close()
+
+    return seed
+
+
+def _make_app(url: str, model, **config):
+    from service import create_app
+
+    return create_app({"TESTING": True, "DATABASE_URL": url, "MODEL": model, "REFIT_WAIT_SECONDS": 60.0, **config})
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, seeded_template, fast_embedder):
+    """The app on a copy of the seeded SQLite store, keys required (shared by a test module:
+    tests use their own ids, and assert nothing about what other tests wrote)."""
+    path = tmp_path_factory.mktemp("app") / "matcher.db"
+    shutil.copyfile(seeded_template, path)
+    application = _make_app(f"sqlite:///{path}", fast_embedder)
+    yield application
+    application.extensions["matcher"].store.close()
+
+
+@pytest.fixture
+def make_app(fast_embedder, seed_store):
+    """Factory: an app on a seeded database at ``url`` (``seed=False``: use the database as it is)."""
+    made = []
+
+    def make(url: str, seed: bool = True, **config):
+        if seed:
+            seed_store(url)
+        application = _make_app(url, fast_embedder, **config)
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.extensions["matcher"].store.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner():
+    """Click runner for the ``matcher`` command line (store commands take ``--database``)."""
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def api_keys(app):
+    """One key per role for the module's app: {"reader": "Bearer …", ...} header values."""
+    store = app.extensions["matcher"].store
+    return {role: f"Bearer {store.create_key(role, f'test {role}')[1]}" for role in ("reader", "editor", "admin")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server():
+    """Factory: serve an app with werkzeug's threaded server on a loopback port; returns the base URL."""
+    from werkzeug.serving import make_server
+
+    servers = []
+
+    def serve(application) -> str:
+        server = make_server("127.0.0.1", 0, application, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
+class ServerProcess:
+    """A real gunicorn server in a subprocess (``service.wsgi:app``)."""
+
+    def __init__(self, url: str, database_url: str, log_path: Path, **env: str):
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1])
+        self.database_url = database_url
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def spawn(self) -> "ServerProcess":
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "MATCHER_DATABASE_URL": self.database_url,
+               "MATCHER_MODEL": "use", "MATCHER_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               **self.env}
+        log = open(self.log_path, "ab")
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4",
+             "--timeout", "120", "--graceful-timeout", "5", "service.wsgi:app"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    self.ready_after = time.monotonic() - self.started_at
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def start(self, timeout: float = 120.0) -> "ServerProcess":
+        return self.spawn().wait_ready(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole server (master and workers: its own process group) and wait for it."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process(tmp_path):
+    """Factory: a real gunicorn server on a loopback port against a database URL
+    (``wait=False``: spawned only; call ``wait_ready()``)."""
+    started: list[ServerProcess] = []
+
+    def start(database_url: str, wait: bool = True, **env: str) -> ServerProcess:
+        port = free_port()
+        server = ServerProcess(f"http://127.0.0.1:{port}", database_url, tmp_path / f"server-{port}.log", **env)
+        started.append(server)
+        server.spawn()
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in started:
+        server.kill(signal.SIGTERM)

@@ -1,0 +1,47 @@
+"""HTTP service over the matching engine (Flask).
+
+``create_app(config=None)`` builds the app (Flask's flaskr pattern); the model
+is loaded and the catalog fitted once, in the factory, never at import.
+``service/wsgi.py`` holds the one global app, for gunicorn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
+    """Create the app: config defaults → ``instance/config.py`` → ``MATCHER_*`` env → ``config``.
+
+    ``instance_path`` overrides Flask's default instance folder (``<project>/instance``).
+
+    Raises:
+        StoreError: the database is unreachable or not migrated (run ``matcher db upgrade``).
+        UnknownModelError: the configured model is not available offline.
+    """
+    from . import auth, entities, errors, feedback, health, metrics, recommendations, state
+    from .config import default_config
+
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    app.config.from_mapping(default_config())
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("MATCHER")
+    if config:
+        app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # German text as UTF-8, not \u escapes
+    app.json.sort_keys = False     # type: ignore[attr-defined]
+
+    errors.init_app(app)
+    metrics.init_app(app)          # before auth: refused requests are counted too
+    auth.init_app(app)
+    state.init_app(app)
+    app.config["SCHEMA_HEAD"] = state.get_state_of(app).store.head_revision()
+    for bp in (recommendations.bp, entities.bp, feedback.bp, health.bp):
+        app.register_blueprint(bp)
+    return app

@@ -1,0 +1,124 @@
+"""API keys and roles.
+
+Callers send ``Authorization: Bearer <key>``. Roles are ordered:
+``reader`` (recommendations, catalog reads) < ``editor`` (catalog writes,
+feedback, contact data) < ``admin`` (erasure). :data:`ACCESS` names the role
+each endpoint needs, in one table; an endpoint missing from it is refused
+(and a test walks the URL map so that cannot ship). Endpoints marked
+``open_if`` admit anonymous callers when that config switch is on
+(``OPEN_RECOMMENDATIONS``: the loopback demo).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+
+from matcher.store import ROLES
+
+from .errors import Forbidden, Unauthorized
+from .state import get_store
+
+__all__ = ["ACCESS", "Access", "Caller", "current_caller", "require_role", "can_see_contact", "init_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call an endpoint: ``role`` None = anyone; ``open_if`` = config switch that admits anonymous callers."""
+
+    role: str | None
+    open_if: str | None = None
+
+
+PUBLIC = Access(None)
+READ = Access("reader", open_if="OPEN_RECOMMENDATIONS")
+
+ACCESS: dict[str, Access] = {
+    "recommendations.advisors": READ,
+    "recommendations.partners": READ,
+    "recommendations.events": READ,
+    "recommendations.invitees": READ,
+    "entities.list_entities": READ,
+    "entities.get_entity": READ,
+    "entities.create_entity": Access("editor"),
+    "entities.replace_entity": Access("editor"),
+    "entities.delete_entity": Access("editor"),      # erase=true: admin, checked in the view
+    "entities.import_entities": Access("editor"),
+    "feedback.create_feedback": Access("editor"),
+    "health.healthz": PUBLIC,
+    "health.readyz": PUBLIC,
+    "health.metrics": PUBLIC,
+    "health.openapi": PUBLIC,
+    "static": PUBLIC,
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str                 # "anonymous" or one of ROLES
+    key_id: str | None = None
+
+    def allows(self, role: str) -> bool:
+        return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
+
+
+ANONYMOUS = Caller("anonymous")
+
+
+def current_caller() -> Caller:
+    return g.get("caller", ANONYMOUS)
+
+
+def can_see_contact() -> bool:
+    """Contact data (personal) goes only to editor and admin keys."""
+    return current_caller().allows("editor")
+
+
+def require_role(role: str) -> Caller:
+    """Raise 401/403 unless the caller holds ``role`` (for checks finer than the endpoint table)."""
+    caller = current_caller()
+    if caller.role == "anonymous":
+        raise Unauthorized(f"Für diese Aktion ist ein API-Schlüssel mit der Rolle {role} nötig "
+                           "(Header: Authorization: Bearer <Schlüssel>)", [{"required_role": role}])
+    if not caller.allows(role):
+        raise Forbidden(f"Der Schlüssel hat die Rolle {caller.role}; nötig ist {role}",
+                        [{"required_role": role, "role": caller.role}])
+    return caller
+
+
+def _identify() -> Caller:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return ANONYMOUS
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("Den Schlüssel bitte so senden: Authorization: Bearer <Schlüssel>",
+                           [{"field": "Authorization"}])
+    found = get_store().authenticate(key.strip())
+    if found is None:
+        raise Unauthorized("Unbekannter oder widerrufener API-Schlüssel", [{"field": "Authorization"}])
+    return Caller(found.role, found.id)
+
+
+def _check_access() -> None:
+    if request.url_rule is None or request.method == "OPTIONS":
+        return  # no such route (the router answers 404/405), or Flask's automatic OPTIONS answer
+    # a presented key is always checked, even on open endpoints: a typo should not pass silently
+    g.caller = _identify()
+    rule = ACCESS.get(request.endpoint or "")
+    if rule is None:
+        log.error("endpoint %s has no access rule; refusing", request.endpoint)
+        rule = Access("admin")
+    if rule.role is None:
+        return
+    if g.caller.role == "anonymous" and rule.open_if and current_app.config.get(rule.open_if):
+        return
+    require_role(rule.role)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_check_access)

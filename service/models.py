@@ -1,0 +1,261 @@
+"""Request and response models of the HTTP API (pydantic v2).
+
+The same models validate requests, shape responses and generate
+``/openapi.json``. Requests reject unknown fields by name; limits on text
+length, list sizes and ``k`` live here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
+
+from matcher.schema import (
+    MAX_LIST,
+    MAX_SHORT,
+    MAX_TEXT,
+    Entity,
+    EntityId,
+    LangCode,
+    Latitude,
+    Longitude,
+    OrgType,
+    Query,
+    ShortText,
+)
+from matcher.store import OUTCOMES
+
+MAX_K = 100          # results per recommendation
+MAX_PAGE = 500       # entities per list page
+
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"Anzahl der Ergebnisse (1–{MAX_K})")]
+NeedText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT),
+                     Field(description=f"Der Bedarf in eigenen Worten (höchstens {MAX_TEXT} Zeichen)")]
+City = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT)]
+Languages = Annotated[list[LangCode],
+                     Field(max_length=MAX_LIST, description='Sprachen (ISO 639-1), z. B. ["de", "tr"]')]
+ReasonLanguage = Annotated[Literal["de", "en"], Field(description="Sprache der Begründungen")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _lat_lon_together(lat: float | None, lon: float | None) -> None:
+    if (lat is None) != (lon is None):
+        raise ValueError("lat und lon müssen zusammen angegeben werden")
+
+
+# ----------------------------------------------------------------------------- recommendations
+class AdvisorsRequest(_Request):
+    """Beraterinnen und Berater für den Bedarf einer Kommune."""
+
+    text: NeedText | None = None
+    municipality: EntityId | None = Field(default=None, description="id der anfragenden Kommune")
+    city: City | None = Field(default=None, description="Ort der Anfrage, wenn keine Kommune angegeben ist")
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    languages: Languages = []
+    require_languages: bool = Field(default=False, description="Nur Personen, die alle Sprachen sprechen")
+    k: K = 10
+    lang: ReasonLanguage = "de"
+
+    @model_validator(mode="after")
+    def _need_or_municipality(self) -> AdvisorsRequest:
+        if not self.text and not self.municipality:
+            raise ValueError("Bitte den Bedarf (text) oder die anfragende Kommune (municipality) angeben")
+        _lat_lon_together(self.lat, self.lon)
+        return self
+
+    def to_query(self) -> Query:
+        return Query(task="advisors", text=self.text, from_=self.municipality, city=self.city, lat=self.lat,
+                     lon=self.lon, languages=self.languages, require_languages=self.require_languages)
+
+
+class InlineProfile(_Request):
+    """Ein Profil, das (noch) nicht im Katalog steht."""
+
+    name: ShortText | None = None
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)] = ""
+    topics: Annotated[list[ShortText], Field(max_length=MAX_LIST)] = []
+    languages: Languages = []
+    city: City | None = None
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> InlineProfile:
+        if not (self.description or self.topics or self.name):
+            raise ValueError("Das Profil braucht eine Beschreibung, Themen oder einen Namen")
+        _lat_lon_together(self.lat, self.lon)
+        return self
+
+    def as_text(self) -> str:
+        parts = [f"{self.name.rstrip('.')}." if self.name else "", self.description,
+                 ("Themen: " + ", ".join(self.topics) + ".") if self.topics else ""]
+        return " ".join(p for p in parts if p)
+
+
+class PartnersRequest(_Request):
+    """Partnerorganisationen für eine Organisation (aus dem Katalog oder als Profil)."""
+
+    organisation: EntityId | None = Field(default=None, description="id der suchenden Organisation")
+    profile: InlineProfile | None = None
+    text: NeedText | None = None
+    org_types: Annotated[list[OrgType], Field(max_length=4, description="Nur diese Arten von Akteuren")] = []
+    languages: Languages = []
+    require_languages: bool = False
+    k: K = 10
+    lang: ReasonLanguage = "de"
+
+    @model_validator(mode="after")
+    def _one_asker(self) -> PartnersRequest:
+        if (self.organisation is None) == (self.profile is None):
+            raise ValueError("Bitte genau eines angeben: organisation (id) oder profile")
+        return self
+
+    def to_query(self) -> Query:
+        p = self.profile
+        text = " ".join(t for t in [self.text, p.as_text() if p else None] if t) or None
+        return Query(task="partners", text=text, from_=self.organisation, city=p.city if p else None,
+                     lat=p.lat if p else None, lon=p.lon if p else None,
+                     languages=list(dict.fromkeys([*self.languages, *(p.languages if p else [])])),
+                     require_languages=self.require_languages, org_types=self.org_types)
+
+
+class EventsRequest(_Request):
+    """Veranstaltungen für eine Organisation."""
+
+    organisation: EntityId = Field(description="id der Organisation")
+    text: NeedText | None = None
+    as_of: dt.date | None = Field(default=None, description="Stichtag: frühere Termine entfallen (Standard: heute)")
+    k: K = 10
+    lang: ReasonLanguage = "de"
+
+    def to_query(self) -> Query:
+        return Query(task="events", text=self.text, from_=self.organisation, as_of=self.as_of)
+
+
+class InviteesRequest(_Request):
+    """Einzuladende Organisationen für eine Veranstaltung."""
+
+    event: EntityId = Field(description="id der Veranstaltung")
+    org_types: Annotated[list[OrgType], Field(max_length=4)] = []
+    k: K = 10
+    lang: ReasonLanguage = "de"
+
+    def to_query(self) -> Query:
+        return Query(task="invitations", from_=self.event, org_types=self.org_types)
+
+
+class ExplanationOut(BaseModel):
+    contributions: dict[str, float] = Field(description="Beitrag jedes Signals zur Punktzahl")
+    reasons: list[str] = Field(description="1–3 kurze Begründungen")
+    matched_terms: list[str] = []
+    matched_topics: list[str] = []
+    shared_languages: list[str] = []
+    distance_km: float | None = None
+    best_passage: str | None = None
+
+
+class EntityOut(RootModel[Entity]):
+    """Ein Katalogeintrag; ``contact`` nur für editor- und admin-Schlüssel."""
+
+
+class ResultOut(BaseModel):
+    rank: int
+    score: float
+    entity: Entity
+    explanation: ExplanationOut
+
+
+class RecommendationOut(BaseModel):
+    id: str = Field(description="Kennung dieser Empfehlung (für POST /v1/feedback)")
+    task: Literal["advisors", "partners", "events", "invitations"]
+    model: str = Field(description="Embedding-Modell, das die Empfehlung berechnet hat")
+    catalog_version: int
+    candidates: int = Field(description="Wie viele Einträge in Frage kamen")
+    created: dt.datetime
+    results: list[ResultOut]
+
+
+# ----------------------------------------------------------------------------- catalog
+class EntityListQuery(_Request):
+    kind: Literal["advisor", "organisation", "event", "municipality"] | None = None
+    city: City | None = None
+    topic: ShortText | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
+    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+
+
+class EntityPage(BaseModel):
+    items: list[Entity]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeleteQuery(_Request):
+    erase: bool = Field(default=False, description="Auch Rückmeldungen löschen und das Protokoll anonymisieren "
+                                                   "(DSGVO Art. 17; admin-Schlüssel)")
+
+
+class ImportQuery(_Request):
+    format: Literal["jsonl", "csv"] | None = Field(
+        default=None, description="Format der Datei; sonst aus dem Content-Type (application/x-ndjson, text/csv)")
+
+
+class ImportReportOut(BaseModel):
+    imported: int
+    created: int
+    updated: int
+    catalog_version: int
+
+
+class ErasureReportOut(BaseModel):
+    id: str
+    erased: bool
+    vectors: int = Field(description="gelöschte Vektoren")
+    feedback: int = Field(description="gelöschte Rückmeldungen")
+    audit_entries: int = Field(description="anonymisierte Protokolleinträge")
+    catalog_version: int
+
+
+# ----------------------------------------------------------------------------- feedback
+class FeedbackRequest(_Request):
+    recommendation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    entity_id: EntityId
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    recommendation_id: str
+    entity_id: str
+    outcome: str
+
+
+# ----------------------------------------------------------------------------- service
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    catalog_version: int = Field(description="Katalogversion, auf der der Index steht")
+    stored_catalog_version: int = Field(description="Katalogversion in der Datenbank")
+    entities: int
+    model: str
+    schema_revision: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stabile Kennung, z. B. validation_error, not_found, unauthorized")
+    message: str = Field(description="was zu ändern ist, auf Deutsch")
+    details: list[dict[str, Any]] = Field(description="betroffene Felder, Zeilen oder Werte")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,82 @@
+"""``/v1/recommendations/…``: advisors, partners, events, invitees — ranked, explained, audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from matcher.schema import Query
+
+from .auth import can_see_contact, current_caller
+from .models import (
+    AdvisorsRequest,
+    EventsRequest,
+    InviteesRequest,
+    PartnersRequest,
+    RecommendationOut,
+    ResultOut,
+)
+from .openapi import documented
+from .parsing import parse_body
+from .state import get_live, get_store
+
+bp = Blueprint("recommendations", __name__, url_prefix="/v1/recommendations")
+
+
+def _summary(query: Query, k: int) -> dict[str, Any]:
+    """What the audit log keeps of a query: no free text, only its length."""
+    summary = {"from": query.from_, "city": query.city, "coordinates": query.lat is not None,
+               "languages": query.languages, "require_languages": query.require_languages,
+               "org_types": query.org_types, "as_of": query.as_of.isoformat() if query.as_of else None,
+               "text_chars": len(query.text or ""), "k": k}
+    return {key: v for key, v in summary.items() if v not in (None, [], False)}
+
+
+def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> ResponseReturnValue:
+    """Rank with the live matcher, write the audit entry, answer with results and explanations."""
+    version, matcher = get_live().current()
+    ranking = matcher.rank(query, k=k, as_of=as_of, lang=lang)
+    caller = current_caller()
+    rec_id = get_store().record_recommendation(
+        task=query.task, query=_summary(query, k), shown=[r.entity_id for r in ranking.results],
+        model_id=ranking.model_id, catalog_version=version, role=caller.role, key_id=caller.key_id,
+        asker_id=query.from_)
+    staff = can_see_contact()
+    results = [ResultOut(rank=r.rank, score=round(r.score, 4), explanation=r.explanation.as_dict(),
+                         entity=r.entity if staff else r.entity.model_copy(update={"contact": None}))
+               for r in ranking.results]
+    out = RecommendationOut(id=rec_id, task=query.task, model=ranking.model_id, catalog_version=version,
+                            candidates=ranking.candidates, created=dt.datetime.now(dt.UTC), results=results)
+    return jsonify(out.model_dump(mode="json", exclude_none=True))
+
+
+@bp.post("/advisors")
+@documented("Beraterinnen und Berater für eine Kommune", body=AdvisorsRequest, responses={200: RecommendationOut})
+def advisors() -> ResponseReturnValue:
+    req = parse_body(AdvisorsRequest)
+    return recommend(req.to_query(), req.k, req.lang)
+
+
+@bp.post("/partners")
+@documented("Partnerorganisationen für eine Organisation", body=PartnersRequest, responses={200: RecommendationOut})
+def partners() -> ResponseReturnValue:
+    req = parse_body(PartnersRequest)
+    return recommend(req.to_query(), req.k, req.lang)
+
+
+@bp.post("/events")
+@documented("Passende Veranstaltungen für eine Organisation", body=EventsRequest, responses={200: RecommendationOut})
+def events() -> ResponseReturnValue:
+    req = parse_body(EventsRequest)
+    return recommend(req.to_query(), req.k, req.lang, as_of=req.as_of)
+
+
+@bp.post("/invitees")
+@documented("Einzuladende Organisationen für eine Veranstaltung", body=InviteesRequest,
+            responses={200: RecommendationOut})
+def invitees() -> ResponseReturnValue:
+    req = parse_body(InviteesRequest)
+    return recommend(req.to_query(), req.k, req.lang)
