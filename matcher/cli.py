@@ -1,4 +1,4 @@
-"""Command line: ``matcher evaluate``, ``matcher rank`` and the store commands.
+"""Command line: ``matcher evaluate``, ``matcher rank``, the store, batch and landscape commands.
 
 Errors are printed as one readable message (no traceback) with exit status 2.
 """
@@ -109,6 +109,12 @@ def rank(catalog_file: str, task: str, text: str | None, from_: str | None, city
 
 
 # --- store / service commands are registered below this line ---
+from .batch_cli import assign, invite  # noqa: E402 - registered after the engine commands
+from .landscape_cli import landscape, landscape_calibrate  # noqa: E402
+from .store_cli import db, keys, load  # noqa: E402
+
+for _command in (db, load, keys, invite, assign, landscape, landscape_calibrate):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

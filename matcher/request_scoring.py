@@ -1,0 +1,304 @@
+"""The engine's advisor scores for many requests at once: a requests × advisors matrix.
+
+``Matcher.score`` answers one query over the whole catalog. A batch of
+thousands of municipality requests needs the same fused score for every
+(request, advisor) pair, so this module computes it with matrix products:
+
+* all request texts are encoded in one call (the embedder's cache answers
+  repeats), then dense similarity to profiles and best passages is one product
+  per embedder part, z-scored per request over the advisors exactly as the
+  engine does;
+* the TF-IDF views of all texts are built in one transform and multiplied with
+  the advisors' rows;
+* the structured signals (proximity, region served, languages, countries) come
+  from the engine's own per-query functions, computed once per distinct place,
+  language set or text and shared by the requests that have it.
+
+The result equals ``Matcher.score(query)`` restricted to the advisors, up to
+float rounding (tested on the fixtures), and explains any pair with the
+engine's :func:`~matcher.explain.explain`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .explain import Explanation, explain
+from .intent import parse_intent
+from .ranking import SIGNALS
+from .schema import Query
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ranking import Matcher
+
+__all__ = ["RequestScores", "score_requests"]
+
+CHUNK = 256  # requests per block of the matrix products (bounds memory, paces progress)
+Progress = Callable[[float, str], None]
+
+
+def _zscore_rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`~matcher.similarity.zscore` over the masked entries (float32, std 0 → zeros)."""
+    x = x.astype(np.float32, copy=False)
+    out = np.zeros_like(x)
+    full = mask.all(axis=1)
+    if full.any():  # the usual case: every advisor is a candidate
+        mu = x[full].mean(axis=1, keepdims=True)
+        sd = x[full].std(axis=1, keepdims=True)
+        ok = sd[:, 0] >= 1e-9
+        rows = np.flatnonzero(full)[ok]
+        out[rows] = (x[rows] - mu[ok]) / sd[ok]
+    for r in np.flatnonzero(~full):
+        ref = x[r, mask[r]]
+        if ref.size == 0:
+            continue
+        mu, sd = float(ref.mean()), float(ref.std())
+        if sd >= 1e-9:
+            out[r] = (x[r] - mu) / sd
+    return out
+
+
+class _RowView:
+    """Row ``r`` of a requests × advisors matrix, indexed by catalog index (what
+    :func:`~matcher.explain.explain` reads from the engine's full-length arrays)."""
+
+    def __init__(self, matrix: np.ndarray, r: int, column: dict[int, int]):
+        self.matrix, self.r, self.column = matrix, r, column
+
+    def __getitem__(self, i: int) -> Any:
+        return self.matrix[self.r, self.column[int(i)]]
+
+
+@dataclass
+class RequestScores:
+    """Fused scores of requests (rows) × advisors (columns, catalog indices in ``advisors``).
+
+    ``total`` is ``-inf`` outside a request's candidates (as in ``Matcher.score``);
+    ``contrib`` holds each signal's weighted contribution.
+    """
+
+    matcher: Matcher
+    queries: list[Query]
+    advisors: np.ndarray
+    total: np.ndarray
+    contrib: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    distance_km: np.ndarray
+    contexts: list[dict[str, Any]]
+
+    @property
+    def column(self) -> dict[int, int]:
+        """Catalog index → column."""
+        if not hasattr(self, "_column"):
+            self._column = {int(i): c for c, i in enumerate(self.advisors)}
+        return self._column
+
+    def explain(self, r: int, column: int, lang: str = "de") -> Explanation:
+        """The engine's explanation of advisor ``column`` for request ``r``."""
+        col = self.column
+        views = {s: _RowView(v, r, col) for s, v in self.contrib.items()}
+        ctx = dict(self.contexts[r])
+        ctx["raw"] = {s: _RowView(v, r, col) for s, v in self.raw.items()}
+        ctx["distance_km"] = _RowView(self.distance_km, r, col)
+        return explain(self.matcher, int(self.advisors[column]), views, ctx, lang=lang)
+
+
+def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | None = None,
+                   progress: Progress | None = None, workers: int = 1) -> RequestScores:
+    """Score every advisor of the catalog for every query (task ``advisors``).
+
+    Args:
+        matcher: a fitted matcher.
+        queries: advisor queries (``task="advisors"``).
+        as_of: reference date (as in ``Matcher.score``; default: each query's ``as_of`` or today).
+        progress: called with (fraction, German stage label): encoding 0–0.3, scoring 0.3–1
+            (reading the requests — intent, places, countries, TF-IDF — and the similarity matrices).
+        workers: processes for the scoring step. Reading a request is the engine's per-text
+            work (regular expressions, stemming), so blocks of requests are scored in forked
+            processes when ``workers > 1``. Use it from a command line or a job process, not
+            inside a multi-threaded server worker (fork copies only the calling thread).
+
+    Raises:
+        UnknownEntityError / ValidationError: as ``Matcher.score`` for a bad ``from``.
+    """
+    report = progress or (lambda fraction, stage: None)
+    m = matcher
+    m._check()
+    queries = list(queries)
+    adv = np.flatnonzero(m.kind_ == "advisor")
+    for q in queries:  # fail before any work on a bad asker
+        m._check_asker(q, m.entity(q.from_) if q.from_ else None)
+
+    report(0.0, "Texte kodieren")
+    texts = [(r, q.text) for r, q in enumerate(queries) if q.text]
+    vectors = np.zeros((len(queries), m.embedder.dim), dtype=np.float32)
+    for start in range(0, len(texts), CHUNK):
+        block = texts[start : start + CHUNK]
+        vectors[[r for r, _ in block]] = m.embedder.encode([t for _, t in block], "query")
+        report(0.3 * min(start + CHUNK, len(texts)) / max(len(texts), 1), "Texte kodieren")
+
+    report(0.3, "Anfragen bewerten")
+    blocks = [(queries[i : i + CHUNK], vectors[i : i + CHUNK], as_of) for i in range(0, len(queries), CHUNK)]
+    parts: list[tuple] = []
+    for part in _run_blocks(m, blocks, workers):
+        parts.append(part)
+        report(0.3 + 0.7 * len(parts) / len(blocks), "Anfragen bewerten")
+    if not parts:
+        parts = [_score_block(m, [], vectors[:0], as_of)]
+    raw = {s: np.vstack([p[0][s] for p in parts]) for s in SIGNALS}
+    mask = np.vstack([p[1] for p in parts])
+    distance = np.vstack([p[2] for p in parts])
+    contexts = [c for p in parts for c in p[3]]
+    contrib = {s: np.float32(getattr(m.weights_, s)) * raw[s] for s in SIGNALS}
+    total = np.sum([contrib[s] for s in SIGNALS], axis=0).astype(np.float64)
+    total[~mask] = -np.inf
+    report(1.0, "Anfragen bewerten")
+    return RequestScores(m, queries, adv, total, contrib, raw, distance, contexts)
+
+
+_FORKED_MATCHER: Matcher | None = None  # the matcher a forked worker inherits
+
+
+def _score_forked(block: tuple) -> tuple:
+    return _score_block(_FORKED_MATCHER, *block)
+
+
+def _run_blocks(m: Matcher, blocks: list[tuple], workers: int):
+    """Score blocks of requests, in this process or in ``workers`` forked ones (same order)."""
+    if workers <= 1 or len(blocks) < 2:
+        for block in blocks:
+            yield _score_block(m, *block)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED_MATCHER
+    _FORKED_MATCHER = m
+    try:
+        with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=multiprocessing.get_context("fork")) as pool:
+            yield from pool.map(_score_forked, blocks)
+    finally:
+        _FORKED_MATCHER = None
+
+
+def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: dt.date | None) -> tuple:
+    """(raw signals, candidate mask, distances, contexts) for one block of requests; ``vectors`` are
+    the need texts' vectors (rows of queries without text are ignored). The caller fuses the signals
+    (a forked worker returns only what cannot be recomputed cheaply)."""
+    w = m.weights_
+    n_req = len(queries)
+    adv = np.flatnonzero(m.kind_ == "advisor")
+    n_adv = adv.size
+    contexts: list[dict[str, Any]] = []
+    mask = np.ones((n_req, n_adv), dtype=bool)
+    raw = {s: np.zeros((n_req, n_adv), dtype=np.float32) for s in SIGNALS}
+    distance = np.full((n_req, n_adv), np.nan)
+    place_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    language_cache: dict[tuple[str, ...], np.ndarray] = {}
+    capacity = np.array([0.0 if c == 0 else 1.0 for c in m.capacity_[adv]], dtype=np.float32)
+    text_vectors = {r: vectors[r] for r, q in enumerate(queries) if q.text}
+    for r, q in enumerate(queries):
+        q_as_of = as_of or q.as_of or dt.date.today()
+        asker = m.entity(q.from_) if q.from_ else None
+        intent = parse_intent(q.text, q_as_of)
+        if asker is not None and m.kind_[m.index_[asker.id]] == "advisor":
+            mask[r, np.flatnonzero(adv == m.index_[asker.id])] = False
+        if q.require_languages and q.languages:
+            mask[r] &= np.array([set(q.languages) <= m.languages_[i] for i in adv])
+        languages = tuple(dict.fromkeys([*q.languages, *intent.languages]))
+        origin = m.gazetteer_.locate(q.city, q.lat, q.lon)
+        if origin is None and asker is not None:
+            origin = m.places_[m.index_[asker.id]]
+        mentioned = m.gazetteer_.mentions(q.text)
+        key = (origin, tuple(mentioned), intent.near)
+        if key not in place_cache:
+            prox, dist = m._proximity(origin, mentioned, intent)
+            place_cache[key] = (prox[adv], dist[adv], m._region_served("advisors", origin, mentioned)[adv])
+        raw["proximity"][r], distance[r], raw["region"][r] = place_cache[key]
+        if languages not in language_cache:
+            language_cache[languages] = m._language(languages)[adv]
+        raw["language"][r] = language_cache[languages]
+        country, countries = m._country(q, asker)
+        raw["country"][r] = country[adv]
+        raw["type_fit"][r] = m._type_fit(q, asker, intent)[adv]
+        raw["time_fit"][r] = m._time_fit(q.task, intent)[adv]
+        raw["capacity"][r] = capacity if q.task == "advisors" else 0.0
+        shares = []
+        if q.text:
+            shares.append(1.0 - (w.from_share if asker is not None else 0.0))
+        if asker is not None:
+            shares.append(w.from_share if q.text else 1.0)
+        vecs = [*([text_vectors[r]] if q.text else []), *([m.profile_vecs_[m.index_[asker.id]]] if asker else [])]
+        contexts.append({"query": q, "asker": asker, "intent": intent, "languages": languages, "origin": origin,
+                         "mentioned": mentioned, "as_of": q_as_of, "countries": countries, "mask": None,
+                         "shares": shares, "main_vec": vecs[int(np.argmax(shares))],
+                         "need": q.text or (asker.description if asker is not None else "")})
+    raw["dense"] = _dense(m, adv, queries, contexts, text_vectors, mask)
+    raw["lexical"] = _lexical(m, adv, queries, contexts, mask)
+    raw["domain"] = _zscore_rows(np.broadcast_to(m.domain_[adv], (n_req, n_adv)), mask)
+    return raw, mask, distance, contexts
+
+
+def _dense(m: Matcher, adv: np.ndarray, queries: list[Query], contexts: list[dict], text_vectors: dict[int, np.ndarray],
+           mask: np.ndarray) -> np.ndarray:
+    """The engine's dense signal for every (request, advisor): whole profile and best passage,
+    per embedder part, z-scored per request, need text and asker's profile mixed by their shares."""
+    w = m.weights_
+    n_req, n_adv = len(queries), adv.size
+    starts = m.passage_starts_[adv]
+    ends = np.append(m.passage_starts_[1:], len(m.passage_texts_))[adv]
+    passage_rows = m.passage_map_[np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])]
+    local_starts = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
+    profiles = m.profile_vecs_[adv]
+    unique_rows, inverse = np.unique(passage_rows, return_inverse=True)
+    passages = m.passage_unique_vecs_[unique_rows]
+
+    def similarity(vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((rows.size, n_adv), dtype=np.float32)
+        for sl, part_weight in m.part_slices_:
+            prof = vecs[:, sl] @ profiles[:, sl].T
+            psim = (vecs[:, sl] @ passages[:, sl].T)[:, inverse]
+            pmax = np.maximum.reduceat(psim, local_starts, axis=1)
+            out += part_weight * _zscore_rows((1 - w.passage_share) * prof + w.passage_share * pmax, mask[rows])
+        return out
+
+    dense = np.zeros((n_req, n_adv), dtype=np.float32)
+    with_text = np.array(sorted(text_vectors), dtype=np.int64)
+    with_asker = np.array([r for r, c in enumerate(contexts) if c["asker"] is not None], dtype=np.int64)
+    for start in range(0, with_text.size, CHUNK):
+        rows = with_text[start : start + CHUNK]
+        share = np.array([contexts[r]["shares"][0] for r in rows], dtype=np.float32)[:, None]
+        dense[rows] += share * similarity(np.vstack([text_vectors[r] for r in rows]), rows)
+    for start in range(0, with_asker.size, CHUNK):
+        rows = with_asker[start : start + CHUNK]
+        share = np.array([contexts[r]["shares"][-1] for r in rows], dtype=np.float32)[:, None]
+        vecs = m.profile_vecs_[[m.index_[contexts[r]["asker"].id] for r in rows]]
+        dense[rows] += share * similarity(vecs, rows)
+    return dense
+
+
+def _lexical(m: Matcher, adv: np.ndarray, queries: list[Query], contexts: list[dict], mask: np.ndarray) -> np.ndarray:
+    """The engine's lexical signal (TF-IDF char and word views) for every pair, z-scored per request;
+    each context gets its need's vectors (``need_vectors``), which the explanation reuses."""
+    lex = m.lexical_
+    rows = np.array([r for r, c in enumerate(contexts) if c["need"]], dtype=np.int64)
+    out = np.zeros((len(queries), adv.size), dtype=np.float32)
+    for c in contexts:
+        c["need_vectors"] = None
+    if rows.size == 0:
+        return out
+    batch = [contexts[r]["need"] for r in rows]
+    char_vecs = lex.char_.transform(batch)
+    sim = lex.char_weight * (char_vecs @ lex.char_matrix_[adv].T).toarray().astype(np.float32)
+    word_vecs = lex.word_.transform(batch) if lex.word_ is not None else None
+    if word_vecs is not None:
+        sim += (1 - lex.char_weight) * (word_vecs @ lex.word_matrix_[adv].T).toarray().astype(np.float32)
+    for k, r in enumerate(rows):
+        contexts[r]["need_vectors"] = (char_vecs[k], word_vecs[k] if word_vecs is not None else None)
+    out[rows] = _zscore_rows(sim, mask[rows])
+    return out
