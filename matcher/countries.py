@@ -142,9 +142,13 @@ def country_name_de(code: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> list[tuple[re.Pattern[str], frozenset[str], bool]]:
-    """(regex, country codes, is_region) — longest names first so "Südsudan" beats "Sudan"."""
-    entries: list[tuple[str, frozenset[str], bool]] = []
+def _patterns() -> list[tuple[re.Pattern[str], frozenset[str], bool, str]]:
+    """(regex, country codes, is_region, literal) — longest names first so "Südsudan" beats "Sudan".
+
+    ``literal`` is a substring every match contains ("" for the hand-written region patterns): a
+    text without it cannot match, so most of the ~600 patterns are skipped by a substring test.
+    """
+    entries: list[tuple[str, frozenset[str], bool, str]] = []
     for c in pycountry.countries:
         code = c.alpha_2
         names = {c.name.split(",")[0], getattr(c, "common_name", "") or "", country_name_de(code)}
@@ -153,11 +157,12 @@ def _patterns() -> list[tuple[re.Pattern[str], frozenset[str], bool]]:
         if code in _SKIP:
             continue
         for s in stems:
-            entries.append((re.escape(s) + r"\w*", frozenset({code}), False))
+            entries.append((re.escape(s) + r"\w*", frozenset({code}), False, s))
     for rx, codes in WORLD_REGIONS.items():
-        entries.append((rx, frozenset(codes.split()), True))
+        entries.append((rx, frozenset(codes.split()), True, ""))
     entries.sort(key=lambda e: -len(e[0]))
-    return [(re.compile(rf"(?<![\w-])(?:{rx})"), codes, is_region) for rx, codes, is_region in entries]
+    return [(re.compile(rf"(?<![\w-])(?:{rx})"), codes, is_region, literal)
+            for rx, codes, is_region, literal in entries]
 
 
 BROAD_REGION = 25  # a "region" of more countries than this is a continent ("Afrika")
@@ -177,7 +182,9 @@ def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str], 
     regional: set[str] = set()
     broad: set[str] = set()
     taken: list[tuple[int, int]] = []
-    for rx, codes, is_region in _patterns():
+    for rx, codes, is_region, literal in _patterns():
+        if literal and literal not in folded:
+            continue
         for m in rx.finditer(folded):
             span = m.span()
             if any(a < span[1] and span[0] < b for a, b in taken):
