@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 run: install
 	$(VENV)/bin/matcher db upgrade
 	$(VENV)/bin/matcher load --if-empty fixtures/catalog.jsonl
-	# the loopback demo answers recommendations without a key (MATCHER_OPEN_RECOMMENDATIONS)
-	MATCHER_OPEN_RECOMMENDATIONS=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 \
+	# the loopback demo answers recommendations and takes feedback without a key
+	MATCHER_OPEN_RECOMMENDATIONS=true MATCHER_OPEN_FEEDBACK=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 \
 		--timeout 300 'service.wsgi:app'
 
 test: install

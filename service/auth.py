@@ -6,7 +6,8 @@ feedback, contact data) < ``admin`` (erasure). :data:`ACCESS` names the role
 each endpoint needs, in one table; an endpoint missing from it is refused
 (and a test walks the URL map so that cannot ship). Endpoints marked
 ``open_if`` admit anonymous callers when that config switch is on
-(``OPEN_RECOMMENDATIONS``: the loopback demo).
+(``OPEN_RECOMMENDATIONS``, ``OPEN_FEEDBACK``: the loopback demo, where the web
+page's "passt / passt nicht" buttons work without a key).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ ACCESS: dict[str, Access] = {
     "entities.replace_entity": Access("editor"),
     "entities.delete_entity": Access("editor"),      # erase=true: admin, checked in the view
     "entities.import_entities": Access("editor"),
-    "feedback.create_feedback": Access("editor"),
+    "feedback.create_feedback": Access("editor", open_if="OPEN_FEEDBACK"),
     "health.healthz": PUBLIC,
     "health.readyz": PUBLIC,
     "health.metrics": PUBLIC,

@@ -22,6 +22,7 @@ def default_config() -> dict[str, Any]:
         "MODEL": DEFAULT_MODEL,                 # embedding model spec (see matcher.embedding)
         "THREADS": None,                        # inference threads (None: the backend's choice)
         "OPEN_RECOMMENDATIONS": False,          # True: recommendations and catalog reads without a key
+        "OPEN_FEEDBACK": False,                 # True: feedback on a recommendation without a key (demo)
         "MAX_BODY_BYTES": 256 * 1024,           # JSON request bodies (413 above)
         "MAX_IMPORT_BYTES": 16 * 1024 * 1024,   # bulk import bodies
         "REFIT_WAIT_SECONDS": 5.0,              # how long a request waits for a refit after a catalog change

@@ -234,6 +234,17 @@ def test_feedback_on_a_recommended_entity(client, api_keys):
     assert r.status_code == 403
 
 
+
+def test_feedback_needs_a_key_unless_the_demo_opens_it(app, client, api_keys, monkeypatch):
+    rec = client.post("/v1/recommendations/advisors", headers={"Authorization": api_keys["reader"]},
+                      json={"text": "Faire Beschaffung", "k": 1}).json
+    body = {"recommendation_id": rec["id"], "entity_id": rec["results"][0]["entity"]["id"], "outcome": "declined"}
+    assert client.post("/v1/feedback", json=body).status_code == 401
+    monkeypatch.setitem(app.config, "OPEN_FEEDBACK", True)
+    assert client.post("/v1/feedback", json=body).status_code == 201
+    # an open demo still checks a key that is presented
+    assert client.post("/v1/feedback", json=body, headers={"Authorization": api_keys["reader"]}).status_code == 403
+
 def test_erasure_needs_admin_and_removes_vectors_feedback_and_audit_references(app, client, api_keys):
     store = app.extensions["matcher"].store
     editor, admin = {"Authorization": api_keys["editor"]}, {"Authorization": api_keys["admin"]}
