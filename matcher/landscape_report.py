@@ -6,8 +6,10 @@ no scripts, fonts or images from elsewhere — it can be mailed or archived as i
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from jinja2 import Environment, select_autoescape
@@ -17,7 +19,7 @@ from .errors import ValidationError
 from .fields_of_action import ACTOR_TYPE_LABELS
 from .landscape import ACTOR_TYPE_PLURALS, ACTOR_TYPES, Landscape
 
-__all__ = ["FORMATS", "heatmap_svg", "render_html", "write_report"]
+__all__ = ["FORMATS", "heatmap_svg", "render_html", "write_report", "xlsx_bytes"]
 
 FORMATS = (".html", ".xlsx", ".json")
 _SOURCE_LABELS = {"topic": "eigenes Thema", "actor": "Akteurstyp und Partnerländer", "sentence": "Satz im Profil"}
@@ -226,7 +228,7 @@ def render_html(landscape: Landscape) -> str:
         singular=ACTOR_TYPE_LABELS, sources=_SOURCE_LABELS, type_counts=type_counts)
 
 
-def _write_xlsx(landscape: Landscape, path: Path) -> None:
+def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -273,6 +275,13 @@ def _write_xlsx(landscape: Landscape, path: Path) -> None:
                 cell.alignment = wrap
     ws["A1"].font = Font(bold=True, size=14)
     wb.save(path)
+
+
+def xlsx_bytes(landscape: Landscape) -> bytes:
+    """The Excel report as bytes (for a download)."""
+    buffer = io.BytesIO()
+    _write_xlsx(landscape, buffer)
+    return buffer.getvalue()
 
 
 def write_report(landscape: Landscape, path: str | Path) -> Path:

@@ -672,6 +672,14 @@ class Store:
                                                           outcome=outcome, key_id=key_id, created_at=_now()))
             return int(result.inserted_primary_key[0])
 
+    def contacted_pairs(self) -> set[tuple[str, str]]:
+        """(asker, entity) pairs with "contacted" feedback: they know each other already."""
+        q = (select(audit_log.c.asker_id, feedback.c.entity_id)
+             .join(audit_log, audit_log.c.recommendation_id == feedback.c.recommendation_id)
+             .where(feedback.c.outcome == "contacted", audit_log.c.asker_id.is_not(None)).distinct())
+        with self._read() as conn:
+            return {(a, b) for a, b in conn.execute(q)}
+
     def feedback_for(self, entity_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:
             return [dict(r) for r in conn.execute(select(feedback).where(feedback.c.entity_id == entity_id)).mappings()]

@@ -24,7 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         StoreError: the database is unreachable or not migrated (run ``matcher db upgrade``).
         UnknownModelError: the configured model is not available offline.
     """
-    from . import auth, entities, errors, feedback, health, metrics, recommendations, state
+    from . import auth, entities, errors, feedback, health, landscape, metrics, recommendations, state
     from .config import default_config
 
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     auth.init_app(app)
     state.init_app(app)
     app.config["SCHEMA_HEAD"] = state.get_state_of(app).store.head_revision()
-    for bp in (recommendations.bp, entities.bp, feedback.bp, health.bp):
+    landscape.init_app(app)
+    for bp in (recommendations.bp, entities.bp, feedback.bp, health.bp, landscape.bp):
         app.register_blueprint(bp)
     return app

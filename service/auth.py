@@ -54,6 +54,9 @@ ACCESS: dict[str, Access] = {
     "health.readyz": PUBLIC,
     "health.metrics": PUBLIC,
     "health.openapi": PUBLIC,
+    "landscape.landscape_json": READ,
+    "landscape.landscape_html": READ,
+    "landscape.landscape_xlsx": READ,
     "static": PUBLIC,
 }
 

@@ -27,4 +27,5 @@ def default_config() -> dict[str, Any]:
         "MAX_IMPORT_BYTES": 16 * 1024 * 1024,   # bulk import bodies
         "REFIT_WAIT_SECONDS": 5.0,              # how long a request waits for a refit after a catalog change
         "REQUEST_CACHE_SIZE": 2048,             # request-text vectors kept in memory (never stored)
+        "FIELDS_FILE": None,                    # fields of action (None: fixtures/fields_of_action.json)
     }
