@@ -13,7 +13,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Intent", "parse_intent", "LANGUAGE_NAMES_DE"]
+from .text import split_sentences
+
+__all__ = ["Intent", "parse_intent", "asked_types", "LANGUAGE_NAMES_DE"]
 
 # ISO 639-1 code -> (German name, English name, extra regex alternatives)
 _LANGS: dict[str, tuple[str, str, str]] = {
@@ -131,6 +133,25 @@ _SEASON_RE = re.compile(r"\b(?:im\s+|in\s+(?:the\s+)?)?(?P<season>" + "|".join(_
 _YEAR_RE = re.compile(r"(?<!seit )(?<!since )(?<!agenda )(?<!\d)(?P<year>20\d\d)(?!\d)", re.IGNORECASE)
 
 
+# Who an actor says in its own profile it wants to work with. Deliberately not the need-text cue
+# lists above (_ORG_TYPE_RES): those read a need, where naming a type is asking for it; a profile
+# names many types in passing, so only a sentence that states a wish counts
+# ("suchen Kontakt zu Migrantenvereinen", "Stimmen von Migrantenvereinen einbeziehen").
+_WANTS_RE = re.compile(
+    r"\b(?:such\w*|möchte\w*|wollen|will|wünsch\w*|gewinnen|einbinden|einbeziehen|beteiligen|vernetzen|kontakt\w*|austausch"
+    r"|looking for|would like|wants?|seek\w*|alliances?|exchange)\b", re.IGNORECASE)
+_ASKED_TYPE_RES = {
+    "migrant_organisation": re.compile(
+        r"migrant\w*|diaspora\w*|\bMSOs?\b|migrationsgeschichte|migrationshintergrund|migrationserfahrung", re.IGNORECASE),
+    "civil_society": re.compile(
+        r"eine[- ]welt[- ]?(?:gruppe|verein|initiative|arbeit)\w*|weltl[äa]den|fairtrade[- ]steuerungsgruppe\w*"
+        r"|zivilgesellschaft\w*|umweltgruppe\w*|world shops?|civil society", re.IGNORECASE),
+    "municipal_office": re.compile(
+        r"\bkommunen?\b|\b(?:der|mit der) stadt\b|stadtverwaltung|kreisverwaltung|integrationszentr\w*"
+        r"|gleichstellungsstelle\w*|municipal\w*|\bcity\b|district administration", re.IGNORECASE),
+}
+
+
 @dataclass(frozen=True)
 class Intent:
     """Structured cues read from a need text."""
@@ -215,3 +236,24 @@ def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
     if near:
         cues.append(near.group(0))
     return Intent(tuple(langs), tuple(types), tuple(types.values()), window, bool(near), tuple(cues))
+
+
+def asked_types(description: str | None) -> dict[str, str]:
+    """Actor types a profile says it wants to work with, each with the sentence that says so.
+
+    Only sentences that state a wish count ("We are looking for municipal partners",
+    "Migrantenorganisationen sollen von Anfang an mitreden" does not).
+
+    Example:
+        >>> asked_types("Wir fördern eine Grundschule in Kumasi. Für unsere Projekte suchen wir Kontakt zu "
+        ...             "Kommunen im Ruhrgebiet.")
+        {'municipal_office': 'Für unsere Projekte suchen wir Kontakt zu Kommunen im Ruhrgebiet.'}
+    """
+    out: dict[str, str] = {}
+    for sentence in split_sentences(description or ""):
+        if not _WANTS_RE.search(sentence):
+            continue
+        for t, rx in _ASKED_TYPE_RES.items():
+            if rx.search(sentence):
+                out.setdefault(t, sentence)
+    return out

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .countries import country_name_de
 from .fields_of_action import Actor, FieldAssignment, FieldClassifier, actor_type
 from .gazetteer import haversine_km
+from .intent import asked_types
 from .text import split_sentences
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,22 +44,6 @@ __all__ = ["LINK_TYPES", "LinkWeights", "MissingLink", "recorded_pairs", "find_m
 LINK_TYPES = ("migrant_organisation", "civil_society", "municipal_office")
 _WITH_PLURALS = {"migrant_organisation": "Migrantenorganisationen", "civil_society": "Eine-Welt-Gruppen",
                  "municipal_office": "kommunalen Stellen", "institution": "Einrichtungen"}  # dative, after "mit"
-# Who an actor says it wants to work with. Deliberately not matcher.intent's cue lists: those read
-# need texts and are tuned for ranking; these read profile sentences that state a wish
-# ("suchen Kontakt zu Migrantenvereinen", "Stimmen von Migrantenvereinen einbeziehen").
-_WANTS_RE = re.compile(
-    r"\b(?:such\w*|möchte\w*|wollen|will|wünsch\w*|gewinnen|einbinden|einbeziehen|beteiligen|vernetzen|kontakt\w*|austausch"
-    r"|looking for|would like|wants?|seek\w*|alliances?|exchange)\b", re.IGNORECASE)
-_ASKED_TYPE_RES = {
-    "migrant_organisation": re.compile(
-        r"migrant\w*|diaspora\w*|\bMSOs?\b|migrationsgeschichte|migrationshintergrund|migrationserfahrung", re.IGNORECASE),
-    "civil_society": re.compile(
-        r"eine[- ]welt[- ]?(?:gruppe|verein|initiative|arbeit)\w*|weltl[äa]den|fairtrade[- ]steuerungsgruppe\w*"
-        r"|zivilgesellschaft\w*|umweltgruppe\w*|world shops?|civil society", re.IGNORECASE),
-    "municipal_office": re.compile(
-        r"\bkommunen?\b|\b(?:der|mit der) stadt\b|stadtverwaltung|kreisverwaltung|integrationszentr\w*"
-        r"|gleichstellungsstelle\w*|municipal\w*|\bcity\b|district administration", re.IGNORECASE),
-}
 # words of a name that say what kind of body it is, not which one
 _GENERIC_NAME_WORDS = {
     "verein", "vereins", "stadt", "kreis", "kreises", "initiative", "netzwerk", "forum", "gemeinde", "freundeskreis",
@@ -161,18 +146,6 @@ class _NameIndex:
         return word is not None and word in (self.words.get(a.id) or set(_WORD_RE.findall(text)))
 
 
-def _asked_types(entity: Any) -> dict[str, str]:
-    """Actor types an actor's own description says it wants to work with, with the sentence that says so."""
-    out: dict[str, str] = {}
-    for sentence in split_sentences(entity.description or ""):
-        if not _WANTS_RE.search(sentence):
-            continue
-        for t, rx in _ASKED_TYPE_RES.items():
-            if rx.search(sentence):
-                out.setdefault(t, sentence)
-    return out
-
-
 class _PairScorer:
     """Everything about pairs that is computed once per landscape."""
 
@@ -188,7 +161,7 @@ class _PairScorer:
         another town ("mit der Stadt Essen" is no wish to work with Gelsenkirchen)."""
         kind = actor_type(other)
         if asker.id not in self._wishes:
-            self._wishes[asker.id] = _asked_types(asker)
+            self._wishes[asker.id] = asked_types(asker.description)
         sentence = self._wishes[asker.id].get(kind)
         if sentence is None:
             return []

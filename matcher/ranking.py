@@ -14,7 +14,8 @@ Signals (each documented in ``models/MODEL_CARD.md``):
 ``language``   share of the requested languages the candidate speaks
 ``country``    the countries or world regions the need names ("Menschen aus
                Ostafrika") are among the candidate's partner countries or named in its profile
-``type_fit``   actor type fits: the event's target groups, the types a need asks for
+``type_fit``   actor type fits: the event's target groups, the types a need asks for (for a
+               partner search without text: the types the asker's profile says it seeks)
 ``time_fit``   an event falls in the period the need names
 ``capacity``   an advisor has capacity left
 
@@ -35,7 +36,7 @@ from .errors import NotFittedError, UnknownEntityError, ValidationError
 from .explain import Explanation, explain
 from .gazetteer import Gazetteer, Place, area_keys, default_gazetteer, haversine_km
 from .countries import country_mentions
-from .intent import Intent, parse_intent
+from .intent import Intent, asked_types, parse_intent
 from .lexical import LexicalIndex
 from .schema import Advisor, Event, Municipality, Organisation, Query
 from .similarity import segment_max, top_k, zscore
@@ -301,6 +302,11 @@ class Matcher:
         asker = self.entity(query.from_) if query.from_ else None
         self._check_asker(query, asker)
         intent = parse_intent(query.text, as_of)
+        if query.task == "partners" and not query.text and asker is not None:
+            # the asker's profile is the need: whom it says it wants to work with is asked for
+            asked = asked_types(asker.description)
+            intent = replace(intent, org_types=tuple(asked), org_type_strength=(1.0,) * len(asked),
+                             cues=tuple(asked.values()))
 
         mask = self.kind_ == TASK_KIND[query.task]
         if asker is not None:
