@@ -64,6 +64,14 @@ def test_fair_play_club_is_not_fair_trade(matcher):
     assert "org-143" not in top_ids(matcher, k=5, task="partners", text=need, city="Gelsenkirchen")
 
 
+
+def test_partner_search_without_text_asks_for_the_types_the_profile_seeks(matcher):
+    """org-142 (a Weltladen group) writes that it "sucht Kontakt zu Migrantenvereinen": with no need
+    text, that wish decides the actor type, and the reason says so."""
+    ranking = matcher.rank(Query.model_validate({"task": "partners", "from": "org-142"}), k=5, as_of=AS_OF)
+    assert [r.entity.org_type for r in ranking.results] == ["migrant_organisation"] * 5
+    assert all("Migrantenorganisation, wie gesucht" in r.explanation.reasons for r in ranking.results)
+
 @pytest.mark.parametrize("asker", ["org-101", "org-143", "org-171", "org-120", "mun-103"])
 def test_asker_never_in_its_own_partner_list(matcher, asker):
     ranking = matcher.rank(Query.model_validate({"task": "partners", "from": asker}), k=200, as_of=AS_OF)
