@@ -65,6 +65,7 @@ def _lang_pattern(de: str, en: str, extra: str) -> re.Pattern[str]:
         rf"\b{de}(?:kenntniss\w*|sprachig\w*|sprechend\w*)?\b",
         rf"\b{de.lower()}sprachig\w*",
         rf"\b{de.lower()}sprechend\w*",
+        rf"\b{de.lower()}(?:e[nrs]?)?\s+[Ss]prache\b",
         rf"\b(?:in|speaks?|speaking|fluent in)\s+{en}\b",
         rf"\b{en}[- ]speaking\b",
     ]
@@ -81,17 +82,19 @@ _ORG_TYPE_RES = {
         r"|migrant (?:organi[sz]ation|association|group)|diaspora (?:organi[sz]ation|association|group|communit)"
         r"|migrantische\w* (?:verein|organisation|gruppe|communit)|vereine? von geflüchteten"
         r"|mit (?:eigener )?migrationsgeschichte|mit migrationshintergrund|(?:with|own) migrant background"
-        r"|migrant communit|diaspora communit",
+        r"|migrant communit|diaspora communit|migrant\w*verein\w*|moschee(?:gemeinde|verein)\w*",
         re.IGNORECASE,
     ),
     "municipal_office": re.compile(
-        r"stadtverwaltung|kommunalverwaltung|\bverwaltung\b|integrationszentr|agenda[- ]?(?:21[- ])?büro|klimaschutzmanag"
+        r"\b(?:stadt|kreis|kommunal|bezirks)?verwaltung(?:en)?\b|integrationszentr|agenda[- ]?(?:21[- ])?büro|klimaschutzmanag"
+        r"|kommunale[nr]? (?:stelle|akteur|partner)|municipal partner|gleichstellungsstelle"
         r"|municipal (?:office|administration|staff)|city (?:administration|hall)|local authorit",
         re.IGNORECASE,
     ),
     "civil_society": re.compile(
         r"eine[- ]welt[- ]?(?:verein|gruppe|initiative|netz)|weltl[aä]den|umweltgruppe|umweltverein|umweltinitiative"
-        r"|kirchengemeinde|partnerschaftsverein|civil society|environmental group|world shop",
+        r"|kirchengemeinde|partnerschaftsverein|fairtrade[- ]?(?:steuerungsgruppe|gruppe|initiative)"
+        r"|civil society|environmental group|world shop",
         re.IGNORECASE,
     ),
     "institution": re.compile(
@@ -121,14 +124,33 @@ _SEASONS = {  # (first month, last month)
     "frühjahr": (3, 5), "frühling": (3, 5), "spring": (3, 5), "sommer": (6, 8), "summer": (6, 8),
     "herbst": (9, 11), "autumn": (9, 11), "fall": (9, 11), "winter": (12, 2),
 }
+_MONTH_NAMES = "|".join(_MONTHS)
+_Y = r"(?:\s+(?:des\s+jahres\s+|of\s+)?(?P<year>20\d\d))?"
 _HALF_RE = re.compile(
-    r"(?P<which>erste|ersten|1\.|first|zweite|zweiten|2\.|second)\s+(?:half|hälfte|jahreshälfte|halbjahr)(?:\s+(?:of|des jahres|von))?\s+(?P<year>20\d\d)",
-    re.IGNORECASE,
-)
-_HALF_RE2 = re.compile(r"(?P<which>[12])\.\s*halbjahr\s+(?P<year>20\d\d)|\bH(?P<which2>[12])\s+(?P<year2>20\d\d)", re.IGNORECASE)
-_QUARTER_RE = re.compile(r"\b(?:Q(?P<q>[1-4])|(?P<q2>[1-4])\.\s*quartal)\s+(?P<year>20\d\d)", re.IGNORECASE)
-_MONTH_RE = re.compile(r"\b(?P<month>" + "|".join(_MONTHS) + r")\s+(?P<year>20\d\d)\b", re.IGNORECASE)
-_SEASON_RE = re.compile(r"\b(?:im\s+|in\s+(?:the\s+)?)?(?P<season>" + "|".join(_SEASONS) + r")(?:\s+(?P<year>20\d\d))?\b", re.IGNORECASE)
+    r"(?P<which>erste[nr]?|1\.|first|zweite[nr]?|2\.|second)\s+(?:half|hälfte|jahreshälfte|halbjahr)(?:\s+(?:of|des jahres|von))?"
+    r"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+_HALF_RE2 = re.compile(r"\bH(?P<which>[12])\s+(?P<year>20\d\d)", re.IGNORECASE)
+_QUARTER_RE = re.compile(r"\b(?:Q(?P<q>[1-4])|(?P<q2>[1-4])\.\s*quartal)(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+# "zwischen März und Mai 2027", "von März bis Mai", "Januar oder Februar 2027", "March to May 2027"
+_MONTH_RANGE_RE = re.compile(
+    rf"\b(?P<m1>{_MONTH_NAMES})(?:\s+(?P<y1>20\d\d))?\s*(?:und|bis|oder|–|-|to|and|or|through|until)\s*"
+    rf"(?P<m2>{_MONTH_NAMES})\b(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+# "bis Ende Juni 2027", "spätestens im Mai", "by the end of June 2027", "bis Mitte 2027"
+_UNTIL_RE = re.compile(
+    rf"\b(?:bis|spätestens|until|by|before|vor)\s+(?:(?:zum|im|in|the)\s+)?(?:(?P<part>anfang|mitte|ende|end of|early|mid|late)\s+)?"
+    rf"(?:(?P<month>{_MONTH_NAMES})\b(?:\s+(?P<year>20\d\d))?|(?P<year_only>20\d\d)\b)", re.IGNORECASE)
+# "ab September 2027", "from March 2027 on"
+_FROM_RE = re.compile(rf"\b(?:ab|from|starting(?: in)?|beginning(?: in)?)\s+(?:(?:dem|im)\s+)?(?P<month>{_MONTH_NAMES})\b"
+                      rf"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+# "Anfang 2027", "Mitte des Jahres 2027", "late 2027"
+_PART_OF_YEAR_RE = re.compile(r"\b(?P<part>anfang|mitte|ende|early|mid|late)(?:\s+des\s+jahres)?\s+(?P<year>20\d\d)\b", re.IGNORECASE)
+_PARTS = {"anfang": (1, 4), "early": (1, 4), "mitte": (5, 8), "mid": (5, 8), "ende": (9, 12), "late": (9, 12),
+          "end of": (9, 12)}
+_MONTH_RE = re.compile(rf"\b(?:(?P<prep>im|in|ab|bis|anfang|mitte|ende|in early|in late)\s+)?(?P<month>{_MONTH_NAMES})\b"
+                       r"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+_SEASON_RE = re.compile(
+    r"\b(?:(?P<prep>im|in|diese[nm]?|this|next|coming)\s+(?:(?:the|kommenden|nächsten|coming|next)\s+)?)?"
+    r"(?P<season>" + "|".join(_SEASONS) + r")(?:\s+(?P<year>20\d\d))?\b", re.IGNORECASE)
 # a bare year, but not "seit 2019", "since 2019" or "Agenda 2030"
 _YEAR_RE = re.compile(r"(?<!seit )(?<!since )(?<!agenda )(?<!\d)(?P<year>20\d\d)(?!\d)", re.IGNORECASE)
 
@@ -169,32 +191,77 @@ def _month_end(year: int, month: int) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
+def _next_year_for(last_month: int, as_of: dt.date, first_month: int | None = None) -> int:
+    """The year of the next period ending in ``last_month`` that has not (nearly) passed."""
+    end = _month_end(as_of.year, last_month if first_month is None or last_month >= first_month else 12)
+    return as_of.year if end > as_of + dt.timedelta(days=30) else as_of.year + 1
+
+
+def _months(first: int, last: int, year: int) -> tuple[dt.date, dt.date]:
+    """From the first of month ``first`` to the end of ``last`` (in the next year when ``last < first``)."""
+    return dt.date(year, first, 1), _month_end(year + (last < first), last)
+
+
 def _window(text: str, as_of: dt.date) -> tuple[tuple[dt.date, dt.date] | None, str | None]:
+    """The period a need names, most specific phrasing first; a period without a year is the next
+    one that has not (nearly) passed."""
     m = _HALF_RE.search(text) or _HALF_RE2.search(text)
     if m:
-        gd = m.groupdict()
-        which = (gd.get("which") or gd.get("which2") or "").lower()
-        year = int(gd.get("year") or gd.get("year2"))
-        first = which in ("erste", "ersten", "1.", "first", "1")
-        return ((dt.date(year, 1, 1), dt.date(year, 6, 30)) if first else (dt.date(year, 7, 1), dt.date(year, 12, 31))), m.group(0)
+        first = m.group("which").lower() in ("erste", "ersten", "erster", "1.", "first", "1")
+        months = (1, 6) if first else (7, 12)
+        year = int(m.group("year")) if m.group("year") else _next_year_for(months[1], as_of)
+        return _months(*months, year), m.group(0)
     m = _QUARTER_RE.search(text)
     if m:
         q = int(m.group("q") or m.group("q2"))
-        year = int(m.group("year"))
-        return (dt.date(year, 3 * q - 2, 1), _month_end(year, 3 * q)), m.group(0)
-    m = _MONTH_RE.search(text)
+        year = int(m.group("year")) if m.group("year") else _next_year_for(3 * q, as_of)
+        return _months(3 * q - 2, 3 * q, year), m.group(0)
+    m = _MONTH_RANGE_RE.search(text)
     if m:
-        month, year = _MONTHS[m.group("month").lower()], int(m.group("year"))
-        return (dt.date(year, month, 1), _month_end(year, month)), m.group(0)
+        first, last = _MONTHS[m.group("m1").lower()], _MONTHS[m.group("m2").lower()]
+        if m.group("y1"):
+            year = int(m.group("y1"))
+        elif m.group("year"):
+            year = int(m.group("year")) - (last < first)
+        else:
+            year = _next_year_for(last, as_of, first)
+        return _months(first, last, year), m.group(0)
+    m = _UNTIL_RE.search(text)
+    if m:
+        part = (m.group("part") or "").lower()
+        before = m.group(0).lower().startswith(("vor ", "before "))
+        if m.group("month"):
+            month = _MONTHS[m.group("month").lower()]
+            year = int(m.group("year")) if m.group("year") else _next_year_for(month, as_of)
+            end = dt.date(year, month, 1) - dt.timedelta(days=1) if before else _month_end(year, month)
+        else:
+            year = int(m.group("year_only"))
+            end = dt.date(year - 1, 12, 31) if before and not part else (
+                _month_end(year, _PARTS[part][1]) if part else dt.date(year, 12, 31))
+        if end >= as_of:
+            return (as_of, end), m.group(0)
+    m = _FROM_RE.search(text)
+    if m:
+        month = _MONTHS[m.group("month").lower()]
+        year = int(m.group("year")) if m.group("year") else _next_year_for(month, as_of)
+        start = dt.date(year, month, 1)
+        return (start, dt.date(year + 1, month, 1) - dt.timedelta(days=1)), m.group(0)
+    m = _PART_OF_YEAR_RE.search(text)
+    if m:
+        first, last = _PARTS[m.group("part").lower()]
+        return _months(first, last, int(m.group("year"))), m.group(0)
+    for m in _MONTH_RE.finditer(text):
+        # a month name alone ("Mai") could be anything; with a year or a preposition it names a period
+        if not (m.group("year") or m.group("prep")):
+            continue
+        month = _MONTHS[m.group("month").lower()]
+        year = int(m.group("year")) if m.group("year") else _next_year_for(month, as_of)
+        return _months(month, month, year), m.group(0)
     m = _SEASON_RE.search(text)
-    if m and (m.group("year") or m.group(0).lower().startswith(("im ", "in "))):
+    if m and (m.group("year") or m.group("prep")):
         first, last = _SEASONS[m.group("season").lower()]
-        if m.group("year"):
-            year = int(m.group("year"))
-        else:  # the next such season that has not (nearly) passed
-            year = as_of.year if _month_end(as_of.year, last if last >= first else 12) > as_of + dt.timedelta(days=30) else as_of.year + 1
-        end_year = year + 1 if last < first else year
-        return (dt.date(year, first, 1), _month_end(end_year, last)), m.group(0)
+        year = int(m.group("year")) if m.group("year") else _next_year_for(last, as_of, first)
+        return _months(first, last, year), m.group(0)
     years = [int(y) for y in _YEAR_RE.findall(text) if int(y) >= as_of.year]
     if len(set(years)) == 1:
         return (dt.date(years[0], 1, 1), dt.date(years[0], 12, 31)), str(years[0])

@@ -79,6 +79,7 @@ def test_language_names_are_not_countries():
     ("idealerweise französischsprachig", ("fr",)),
     ("someone who speaks Arabic", ("ar",)),
     ("türkische Kulturvereine gewinnen", ()),
+    ("Gespräche in türkischer Sprache", ("tr",)),
 ])
 def test_languages_asked_for_in_text(text, langs):
     assert parse_intent(text).languages == langs
@@ -90,6 +91,17 @@ def test_actor_types_and_strength():
     assert parse_intent("zusammen mit der Stadtverwaltung").org_types == ("municipal_office",)
 
 
+@pytest.mark.parametrize("text, wanted", [
+    ("vor allem Migrantenvereine aus Duisburg", "migrant_organisation"),
+    ("Moscheegemeinden für den Klimaschutz gewinnen", "migrant_organisation"),
+    ("gemeinsam mit der Kreisverwaltung", "municipal_office"),
+    ("We are looking for municipal partners", "municipal_office"),
+    ("die Fairtrade-Steuerungsgruppen der Region", "civil_society"),
+])
+def test_common_names_of_actor_types(text, wanted):
+    assert parse_intent(text).org_types == (wanted,)
+
+
 @pytest.mark.parametrize("text, window", [
     ("an event in the first half of 2027", (dt.date(2027, 1, 1), dt.date(2027, 6, 30))),
     ("in der zweiten Jahreshälfte 2027", (dt.date(2027, 7, 1), dt.date(2027, 12, 31))),
@@ -99,6 +111,27 @@ def test_actor_types_and_strength():
 ])
 def test_time_window(text, window):
     assert parse_intent(text, dt.date(2026, 11, 22)).window == window
+
+
+@pytest.mark.parametrize("text, window", [
+    ("bis Ende Juni 2027", (dt.date(2026, 12, 1), dt.date(2027, 6, 30))),
+    ("by the end of March 2027", (dt.date(2026, 12, 1), dt.date(2027, 3, 31))),
+    ("vor Juni 2027", (dt.date(2026, 12, 1), dt.date(2027, 5, 31))),
+    ("zwischen März und Mai 2027", (dt.date(2027, 3, 1), dt.date(2027, 5, 31))),
+    ("im Januar oder Februar 2027", (dt.date(2027, 1, 1), dt.date(2027, 2, 28))),
+    ("von Dezember 2027 bis Januar 2028", (dt.date(2027, 12, 1), dt.date(2028, 1, 31))),
+    ("ab September 2027", (dt.date(2027, 9, 1), dt.date(2028, 8, 31))),
+    ("Anfang 2027", (dt.date(2027, 1, 1), dt.date(2027, 4, 30))),
+    ("late 2027", (dt.date(2027, 9, 1), dt.date(2027, 12, 31))),
+    ("in der zweiten Jahreshälfte", (dt.date(2027, 7, 1), dt.date(2027, 12, 31))),
+    ("im Mai", (dt.date(2027, 5, 1), dt.date(2027, 5, 31))),
+    ("im kommenden Herbst", (dt.date(2027, 9, 1), dt.date(2027, 11, 30))),
+    ("Frau Mai Thi Nguyen berät", None),
+    ("bis 2019 waren wir in Ghana aktiv", None),
+])
+def test_time_window_phrasings(text, window):
+    """Ranges, deadlines, parts of a year and periods without a year (the next one that has not passed)."""
+    assert parse_intent(text, dt.date(2026, 12, 1)).window == window
 
 
 def test_season_without_year_is_the_next_one():
