@@ -34,6 +34,8 @@ EARTH_RADIUS_KM = 6371.0088
 # Municipality names that are also ordinary words; they are resolved when asked
 # for directly but never picked out of running text.
 _AMBIGUOUS_IN_TEXT = {"lage", "wetter", "halle", "much", "horn", "ense", "alpen", "hille", "heiden", "senden"}
+# town names that are also lower-case words ("wir essen", "sie kamen"): in a text they count only capitalised
+_LOWER_CASE_WORDS = {"essen", "kamen", "siegen"}
 
 
 _SIDES = {"west": "west", "ost": "east", "oest": "east", "nord": "north", "sued": "south",
@@ -118,6 +120,11 @@ class Gazetteer:
             p = self._places.get(_fold(target))
             if p is not None:
                 self._places.setdefault(_fold(alias), p)
+        for key, p in list(self._places.items()):
+            # declined forms of adjective names: "im Märkischen Kreis", "im Bergischen Land"
+            first, _, rest = key.partition(" ")
+            if rest and p.kind in ("district", "region") and first.endswith(("er", "es")):
+                self._places.setdefault(f"{first[:-2]}en {rest}", p)
         self._use_geonames = use_geonames
         self._munis: list[Place] = []
         self._muni_coords: np.ndarray | None = None
@@ -215,6 +222,8 @@ class Gazetteer:
         for m in self._mention_re.finditer(folded):
             p = self._places.get(m.group(1))
             if p is None:
+                continue
+            if m.group(1) in _LOWER_CASE_WORDS and not re.search(rf"(?<![\w-]){m.group(1).capitalize()}(?!\w)", text):
                 continue
             side = _SIDE_RE.search(folded[max(0, m.start() - 24) : m.start()])
             if side and p.kind in ("region", "district", "state"):

@@ -55,6 +55,13 @@ def test_places_named_in_text_with_compass_qualifier(gaz):
 
 def test_ordinary_words_are_not_read_as_towns(gaz):
     assert gaz.mentions("Wir sind in der Lage, bei jedem Wetter zu helfen, how much we can.") == []
+    assert gaz.mentions("Beim Fest essen wir zusammen; alle kamen.") == []
+    assert [p.name for p in gaz.mentions("Vereine aus Essen")] == ["Essen"]
+
+
+def test_declined_names_of_districts_and_regions(gaz):
+    names = [p.name for p in gaz.mentions("im Märkischen Kreis, im Bergischen Land und im Oberbergischen Kreis")]
+    assert names == ["Märkischer Kreis", "Bergisches Land", "Oberbergischer Kreis"]
 
 
 def test_haversine_known_distance():
