@@ -43,8 +43,8 @@ from .schema import Advisor
 if TYPE_CHECKING:  # pragma: no cover
     from .ranking import Matcher
 
-__all__ = ["Alternate", "Assignment", "AssignmentResult", "Blockage", "Eligibility", "assign_advisors", "eligibility",
-           "DEFAULT_ALTERNATES"]
+__all__ = ["Alternate", "Assignment", "AssignmentResult", "Blockage", "Eligibility", "assign_advisors",
+           "check_assignment_request", "eligibility", "DEFAULT_ALTERNATES"]
 
 DEFAULT_ALTERNATES = 3
 CONSTRAINTS = ("language", "region", "conflicts")
@@ -154,13 +154,9 @@ class Eligibility:
         return out
 
 
-def eligibility(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: list[Advisor]) -> Eligibility:
-    """Which (request, advisor) pairs each hard constraint allows.
-
-    Raises:
-        ValidationError: a request's place cannot be resolved, its municipality or a
-            conflict id is unknown (one detail per problem).
-    """
+def _locate(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: list[Advisor]) -> list[Place]:
+    """Each request's place; raises ValidationError naming every request whose place, municipality
+    or conflict ids cannot be resolved."""
     gz = matcher.gazetteer_
     index = {a.id: j for j, a in enumerate(advisors)}
     problems: list[dict[str, Any]] = []
@@ -188,6 +184,19 @@ def eligibility(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: 
     if problems:
         raise ValidationError(f"{len({p['request'] for p in problems})} Anfrage(n) fehlerhaft; nichts wurde zugeordnet",
                               problems)
+    return places
+
+
+def eligibility(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: list[Advisor]) -> Eligibility:
+    """Which (request, advisor) pairs each hard constraint allows.
+
+    Raises:
+        ValidationError: a request's place cannot be resolved, its municipality or a
+            conflict id is unknown (one detail per problem).
+    """
+    places = _locate(matcher, requests, advisors)
+    gz = matcher.gazetteer_
+    index = {a.id: j for j, a in enumerate(advisors)}
     n_req, n_adv = len(requests), len(advisors)
     language = np.ones((n_req, n_adv), dtype=bool)
     speakers: dict[tuple[str, ...], np.ndarray] = {}
@@ -217,6 +226,43 @@ def eligibility(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: 
 
 
 # ------------------------------------------------------------------ assignment
+def _check_input(matcher: Matcher, requests: list[AdvisorRequest], k_alternates: int,
+                 capacities: dict[str, int | None] | None) -> list[Advisor]:
+    """Duplicate ids, alternates, capacity overrides; returns the advisor pool."""
+    seen = [r.id for r in requests]
+    if len(set(seen)) != len(seen):
+        dup = sorted({i for i in seen if seen.count(i) > 1})
+        raise ValidationError(f"Doppelte Anfrage-ids: {_ids(dup)}", [{"field": "id", "value": d} for d in dup])
+    if k_alternates < 0:
+        raise ValidationError("k_alternates darf nicht negativ sein", [{"field": "k_alternates"}])
+    matcher._check()
+    advisors: list[Advisor] = [matcher.entities_[i] for i in np.flatnonzero(matcher.kind_ == "advisor")]
+    unknown = sorted(set(capacities or {}) - {a.id for a in advisors})
+    if unknown:
+        raise ValidationError(f"Kapazität für unbekannte Berater/innen: {_ids(unknown)}",
+                              [{"field": "capacities", "value": u} for u in unknown])
+    negative = sorted(k for k, v in (capacities or {}).items() if v is not None and v < 0)
+    if negative:
+        raise ValidationError(f"Negative Kapazität für {_ids(negative)}",
+                              [{"field": "capacities", "value": k} for k in negative])
+    return advisors
+
+
+def check_assignment_request(matcher: Matcher, requests: Sequence[AdvisorRequest], *,
+                             k_alternates: int = DEFAULT_ALTERNATES,
+                             capacities: dict[str, int | None] | None = None) -> None:
+    """The cheap checks of :func:`assign_advisors`, without scoring: duplicate ids, capacity
+    overrides, every request's place, municipality and conflict ids.
+
+    A batch job runs them when it is submitted, so bad input is answered at once.
+
+    Raises:
+        ValidationError: one detail per problem.
+    """
+    requests = list(requests)
+    _locate(matcher, requests, _check_input(matcher, requests, k_alternates, capacities))
+
+
 def assign_advisors(matcher: Matcher, requests: Sequence[AdvisorRequest], *, k_alternates: int = DEFAULT_ALTERNATES,
                     allow_partial: bool = False, capacities: dict[str, int | None] | None = None,
                     as_of: dt.date | None = None, lang: str = "de", with_explanations: bool = True,
@@ -244,25 +290,10 @@ def assign_advisors(matcher: Matcher, requests: Sequence[AdvisorRequest], *, k_a
     """
     report = progress or (lambda fraction, stage: None)
     requests = list(requests)
-    seen = [r.id for r in requests]
-    if len(set(seen)) != len(seen):
-        dup = sorted({i for i in seen if seen.count(i) > 1})
-        raise ValidationError(f"Doppelte Anfrage-ids: {_ids(dup)}", [{"field": "id", "value": d} for d in dup])
-    if k_alternates < 0:
-        raise ValidationError("k_alternates darf nicht negativ sein", [{"field": "k_alternates"}])
-    matcher._check()
     # input checks first (cheap), scoring after (the expensive part)
     report(0.0, "Bedingungen prüfen")
-    advisors: list[Advisor] = [matcher.entities_[i] for i in np.flatnonzero(matcher.kind_ == "advisor")]
-    unknown = sorted(set(capacities or {}) - {a.id for a in advisors})
-    if unknown:
-        raise ValidationError(f"Kapazität für unbekannte Berater/innen: {_ids(unknown)}",
-                              [{"field": "capacities", "value": u} for u in unknown])
+    advisors = _check_input(matcher, requests, k_alternates, capacities)
     overrides = capacities or {}
-    negative = sorted(k for k, v in overrides.items() if v is not None and v < 0)
-    if negative:
-        raise ValidationError(f"Negative Kapazität für {_ids(negative)}",
-                              [{"field": "capacities", "value": k} for k in negative])
     cap_of = [overrides[a.id] if a.id in overrides else a.capacity for a in advisors]
     unlimited = np.array([c is None for c in cap_of])
     capacity = np.array([len(requests) if c is None else c for c in cap_of], dtype=np.int64)

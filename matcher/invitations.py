@@ -56,6 +56,7 @@ __all__ = [
     "ConstraintReport",
     "ExposurePolicy",
     "InvitationList",
+    "check_invitation_request",
     "InvitationRecord",
     "Invitee",
     "Quota",
@@ -364,6 +365,27 @@ def _catalog_columns(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, list[str
     return cached[1], cached[2], cached[3]
 
 
+def check_invitation_request(matcher: Matcher, event_id: str, size: int, *, quotas: Sequence[Quota | str] = (),
+                             max_per_city: int | None = None, mmr_lambda: float = DEFAULT_MMR_LAMBDA,
+                             waitlist: int = 0, include_kinds: Sequence[str] = ("organisation",)
+                             ) -> tuple[Event, list[Quota]]:
+    """The cheap checks of :func:`invitation_list`, without scoring: the event and the parsed quotas.
+
+    A batch job runs them when it is submitted, so bad input is answered at once.
+
+    Raises:
+        UnknownEntityError: no such event. ValidationError: not an event, an unreadable
+            quota, an unknown actor type, or an argument out of range.
+    """
+    parsed = [q if isinstance(q, Quota) else Quota.parse(q) for q in quotas]
+    _check_arguments(size, waitlist, mmr_lambda, max_per_city, include_kinds, parsed)
+    event = matcher.entity(event_id)
+    if not isinstance(event, Event):
+        raise ValidationError(f"{event_id!r} ist keine Veranstaltung (kind={event.kind})",
+                              [{"field": "event", "value": event_id}])
+    return event, parsed
+
+
 def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Sequence[Quota | str] = (),
                     max_per_city: int | None = None, mmr_lambda: float = DEFAULT_MMR_LAMBDA,
                     exposure: ExposurePolicy = ExposurePolicy(), history: Iterable[Any] = (), waitlist: int = 0,
@@ -399,12 +421,8 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
         [True, True]
     """
     report = progress or (lambda fraction, stage: None)
-    quotas = [q if isinstance(q, Quota) else Quota.parse(q) for q in quotas]
-    _check_arguments(size, waitlist, mmr_lambda, max_per_city, include_kinds, quotas)
-    event = matcher.entity(event_id)
-    if not isinstance(event, Event):
-        raise ValidationError(f"{event_id!r} ist keine Veranstaltung (kind={event.kind})",
-                              [{"field": "event", "value": event_id}])
+    event, quotas = check_invitation_request(matcher, event_id, size, quotas=quotas, max_per_city=max_per_city,
+                                             mmr_lambda=mmr_lambda, waitlist=waitlist, include_kinds=include_kinds)
     report(0.0, "Kandidaten bewerten")
     cand, scores, parts, part_of = _score_candidates(matcher, event, include_kinds, as_of)
     if cand.size == 0:

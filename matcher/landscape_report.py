@@ -232,37 +232,40 @@ def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
 
+    from .export import append_text_row  # names as plain text: no formulas, no characters Excel refuses
+
     counts = landscape.counts()
     top = int(counts.max()) if counts.size else 0
     bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
     wb = Workbook()
     ws = wb.active
     ws.title = "Abdeckung"
-    ws.append([f"Landschaftsbericht {landscape.area.title}", f"Stand {landscape.generated:%d.%m.%Y}"])
-    ws.append(["Handlungsfeld", *[ACTOR_TYPE_PLURALS[t] for t in ACTOR_TYPES], "Summe"])
+    append_text_row(ws, [f"Landschaftsbericht {landscape.area.title}", f"Stand {landscape.generated:%d.%m.%Y}"])
+    append_text_row(ws, ["Handlungsfeld", *[ACTOR_TYPE_PLURALS[t] for t in ACTOR_TYPES], "Summe"])
     for r, (_, label) in enumerate(landscape.fields):
-        ws.append([label, *[int(v) for v in counts[r]], int(counts[r].sum())])
+        append_text_row(ws, [label, *[int(v) for v in counts[r]], int(counts[r].sum())])
         for c in range(len(ACTOR_TYPES)):
             colour = _colour(int(counts[r, c]), top)
             cell = ws.cell(row=r + 3, column=c + 2)
             cell.fill = PatternFill("solid", fgColor=colour[1:])
             cell.font = Font(bold=True, color="FFFFFF" if _is_dark(colour) else "1F2933")
     names = wb.create_sheet("Namen")
-    names.append(["Handlungsfeld", *[ACTOR_TYPE_PLURALS[t] for t in ACTOR_TYPES]])
+    append_text_row(names, ["Handlungsfeld", *[ACTOR_TYPE_PLURALS[t] for t in ACTOR_TYPES]])
     for fid, label in landscape.fields:
-        names.append([label, *["\n".join(a.name for a in landscape.cell(fid, t)) for t in ACTOR_TYPES]])
+        append_text_row(names, [label, *["\n".join(a.name for a in landscape.cell(fid, t)) for t in ACTOR_TYPES]])
     fields = wb.create_sheet("Zuordnungen")
-    fields.append(["ID", "Akteur", "Typ", "Ort", "Handlungsfeld", "Beleg", "Begründung", "Ähnlichkeit"])
+    append_text_row(fields, ["ID", "Akteur", "Typ", "Ort", "Handlungsfeld", "Beleg", "Begründung", "Ähnlichkeit"])
     for a in landscape.actors:
         for f in a.fields:
-            fields.append([a.id, a.name, ACTOR_TYPE_LABELS[a.actor_type], a.city, f.label, _SOURCE_LABELS[f.source],
-                           f.reason, round(f.score, 3)])
+            append_text_row(fields, [a.id, a.name, ACTOR_TYPE_LABELS[a.actor_type], a.city, f.label,
+                                     _SOURCE_LABELS[f.source], f.reason, round(f.score, 3)])
     links = wb.create_sheet("Fehlende Verbindungen")
-    links.append(["Rang", "Akteur A", "Typ A", "Akteur B", "Typ B", "Entfernung (km)", "Passung", "Gründe"])
+    append_text_row(links, ["Rang", "Akteur A", "Typ A", "Akteur B", "Typ B", "Entfernung (km)", "Passung", "Gründe"])
     for rank, link in enumerate(landscape.links, start=1):
-        links.append([rank, link.a.name, ACTOR_TYPE_LABELS[link.a.actor_type], link.b.name, ACTOR_TYPE_LABELS[link.b.actor_type],
-                      None if link.distance_km is None else round(link.distance_km, 1), round(link.score, 2),
-                      "\n".join(link.reasons)])
+        append_text_row(links, [rank, link.a.name, ACTOR_TYPE_LABELS[link.a.actor_type], link.b.name,
+                                ACTOR_TYPE_LABELS[link.b.actor_type],
+                                None if link.distance_km is None else round(link.distance_km, 1),
+                                round(link.score, 2), "\n".join(link.reasons)])
     for sheet, widths in ((ws, [44, 22, 22, 22, 22, 10]), (names, [44, 34, 34, 34, 34]),
                           (fields, [10, 40, 26, 18, 36, 26, 80, 12]), (links, [6, 38, 24, 38, 24, 14, 10, 90])):
         header_row = 2 if sheet is ws else 1

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = ["completion_feasible", "max_flow", "select", "Pick", "UNLIMITED"]
 
@@ -130,6 +131,7 @@ class _Selector:
             self.chosen_vecs = np.zeros((0, vectors.shape[1]), dtype=np.float32)
             self.redundancy = np.zeros(n)           # a lower bound until refreshed
             self.fresh = np.zeros(n, dtype=np.int64)  # chosen members the bound includes
+            self.obj = self.lam * self.rel_n        # the objective with the current redundancy (an upper bound)
 
     # -------------------------------------------------------------- objective
     def _refresh(self, idx: np.ndarray) -> None:
@@ -141,18 +143,19 @@ class _Selector:
             sims = self.vectors[self.rows[stale]] @ self.chosen_vecs[since:].T
             self.redundancy[stale] = np.maximum(self.redundancy[stale], sims.max(axis=1))
             self.fresh[stale] = n_chosen
+            self.obj[stale] = self.lam * self.rel_n[stale] - (1.0 - self.lam) * self.redundancy[stale]
 
     def _objective(self, idx: np.ndarray) -> np.ndarray:
-        if not self.diverse:
-            return self.rel[idx]
-        return self.lam * self.rel_n[idx] - (1.0 - self.lam) * self.redundancy[idx]
+        return self.obj[idx] if self.diverse else self.rel[idx]
 
     def best(self, eligible: np.ndarray) -> int | None:
         """The eligible candidate of highest objective (ties: the lower index).
 
         Lazy evaluation: a stale redundancy is a lower bound (redundancy only
-        grows as members are added), so a stale objective is an upper bound; only
-        the leading candidates are refreshed until the best exact value beats every bound.
+        grows as members are added), so a stale objective is an upper bound. The
+        leading block by bound is refreshed first; if its best exact value does
+        not beat every other bound, every candidate whose bound reaches that
+        value is refreshed too — the others cannot win.
         """
         idx = np.flatnonzero(eligible)
         if idx.size == 0:
@@ -161,18 +164,26 @@ class _Selector:
             obj = self._objective(idx)
             return int(idx[int(np.argmax(obj))])
         block = 32
+        bound = self._objective(idx)
         while True:
-            bound = self._objective(idx)
             if block >= idx.size:
                 self._refresh(idx)
                 return int(idx[int(np.argmax(self._objective(idx)))])
             part = np.argpartition(-bound, block)
-            top = np.sort(idx[part[:block]])
+            lead = part[:block][np.argsort(idx[part[:block]])]   # positions of the leading block, by index
+            top = idx[lead]
             self._refresh(top)
             exact = self._objective(top)
-            if exact.max() > bound[part[block:]].max():
+            best = exact.max()
+            # after argpartition, part[block] holds the largest bound outside the block
+            if best > bound[part[block]]:
                 return int(top[int(np.argmax(exact))])
+            bound[lead] = exact                   # refreshed: exact now; the others stay upper bounds
             block *= 4
+            contenders = np.flatnonzero(bound >= best)
+            if contenders.size <= block:          # only these can still win: refresh them, and done
+                self._refresh(idx[contenders])
+                return int(idx[contenders[int(np.argmax(self._objective(idx[contenders])))]])
 
     # -------------------------------------------------------------- feasibility
     def _check(self, i: int, lower: np.ndarray, upper: np.ndarray, city_cap: int | None, size: int) -> str | None:
@@ -299,11 +310,14 @@ def select(relevance: np.ndarray, size: int, *, groups: np.ndarray, cities: np.n
     if not sel.feasible(lower, upper, city_cap, size):
         raise ValueError("no list of this size meets the bounds")
     chosen: list[Pick] = []
-    for _ in range(size):
-        pick = sel.step(lower, upper, city_cap, size)
-        if pick is None:  # pragma: no cover - excluded by the feasibility check
-            raise AssertionError("a feasible instance ran out of candidates")
-        chosen.append(pick)
-        if progress:
-            progress(len(chosen) / max(size, 1))
+    # the products here are many and small: BLAS threads only wait for each other (badly so on a
+    # busy machine), and one thread gives the same numbers
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(size):
+            pick = sel.step(lower, upper, city_cap, size)
+            if pick is None:  # pragma: no cover - excluded by the feasibility check
+                raise AssertionError("a feasible instance ran out of candidates")
+            chosen.append(pick)
+            if progress:
+                progress(len(chosen) / max(size, 1))
     return chosen

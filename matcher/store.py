@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import (
@@ -42,6 +43,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -52,6 +54,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     cast,
     create_engine,
@@ -191,6 +194,22 @@ jobs = Table(
     Column("key_id", String(16), nullable=True),
     Column("created_at", _TS, nullable=False),
     Column("updated_at", _TS, nullable=False),
+    # --- jobs feature (migration 0002; logic in matcher/jobs.py): which process runs the job, its last sign of life
+    Column("owner", String(64), nullable=True),
+    Column("heartbeat_at", _TS, nullable=True),
+    Column("stage", String(100), nullable=True),                    # German label of the current step
+)
+# --- jobs feature (migration 0002): invitations actually sent, read by invitation jobs for exposure control
+invitations = Table(
+    "invitations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, index=True),
+    Column("entity_id", String(64), nullable=False, index=True),
+    Column("date", Date, nullable=False, index=True),               # the date it counts for (the event's, by default)
+    Column("job_id", String(40), nullable=True),                    # the invitation job whose list was confirmed
+    Column("key_id", String(16), nullable=True),
+    Column("created_at", _TS, nullable=False),
+    UniqueConstraint("event_id", "entity_id"),
 )
 Index("ix_feedback_rec_entity", feedback.c.recommendation_id, feedback.c.entity_id)
 
@@ -252,10 +271,34 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+_NO_KEY_HASH = _hash_key(secrets.token_urlsafe(32))   # compared against when no key has the presented id
+
+
 def _first_line(exc: sa_exc.DBAPIError) -> str:
     """The driver's message without SQL or parameters (they may hold personal data)."""
     lines = str(exc.orig if exc.orig is not None else type(exc).__name__).splitlines()
     return lines[0][:300] if lines else type(exc).__name__
+
+
+# SQLite result codes (low byte of sqlite_errorcode) and PostgreSQL SQLSTATEs that name a cause
+_SQLITE_REASONS = {13: "disk_full", 8: "read_only"}                 # SQLITE_FULL, SQLITE_READONLY
+_SQLSTATE_REASONS = {"53100": "disk_full", "25006": "read_only"}    # disk_full, read_only_sql_transaction
+_UNAVAILABLE = {
+    "disk_full": "Der Datenbank fehlt Speicherplatz (Datenträger voll); nichts wurde gespeichert. Bitte Platz "
+                 "schaffen lassen und erneut versuchen",
+    "read_only": "Die Datenbank ist schreibgeschützt; nichts wurde gespeichert. Bitte die Schreibrechte der "
+                 "Datenbank prüfen lassen",
+    "unavailable": "Die Datenbank ist gerade nicht erreichbar; bitte später erneut versuchen",
+}
+
+
+def _unavailable(exc: sa_exc.DBAPIError) -> StoreError:
+    """The database cannot do what was asked: say why when the driver tells (disk full, read-only)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    reason = (_SQLITE_REASONS.get(code & 0xFF, "unavailable") if isinstance(code, int)
+              else _SQLSTATE_REASONS.get(getattr(orig, "sqlstate", None) or "", "unavailable"))
+    return StoreError(_UNAVAILABLE[reason], [{"reason": reason, "message": _first_line(exc)}])
 
 
 @contextmanager
@@ -273,8 +316,7 @@ def _translated_errors() -> Iterator[None]:
         raise StoreError("Das Datenbankschema fehlt oder ist veraltet: bitte `matcher db upgrade` ausführen",
                          [{"message": _first_line(exc)}]) from exc
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-        raise StoreError("Die Datenbank ist gerade nicht erreichbar; bitte später erneut versuchen",
-                         [{"message": _first_line(exc)}]) from exc
+        raise _unavailable(exc) from exc
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreError("Die Verbindung zur Datenbank ist abgebrochen; bitte erneut versuchen") from exc
@@ -287,7 +329,10 @@ def _make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     if not parsed.database or parsed.database == ":memory:":
         raise StoreError("Die Datenbank braucht eine Datei (sqlite:///pfad/datei.db), keine In-Memory-Datenbank")
-    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        database = urlsplit(database).path          # sqlite:///file:/srv/matcher.db?mode=ro&uri=true
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -569,6 +614,9 @@ class Store:
             if erase:
                 report["feedback"] = conn.execute(delete(feedback).where(feedback.c.entity_id == entity_id)).rowcount
                 report["audit_entries"] = self._pseudonymise_audit(conn, entity_id)
+                # jobs feature: the invitation history names the entity too
+                report["invitations"] = conn.execute(
+                    delete(invitations).where(invitations.c.entity_id == entity_id)).rowcount
             report["catalog_version"] = self._bump_version(conn)
         return report
 
@@ -704,7 +752,10 @@ class Store:
             return None
         with self._read() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.id == parts[1][:16])).mappings().first()
-        if row is None or not hmac.compare_digest(row["key_hash"], _hash_key(secret)) or row["revoked_at"] is not None:
+        # hash and compare on every path (an unknown id against a dummy): the time taken does not tell
+        # a guessed id that exists from one that does not
+        matches = hmac.compare_digest(row["key_hash"] if row is not None else _NO_KEY_HASH, _hash_key(secret))
+        if row is None or not matches or row["revoked_at"] is not None:
             return None
         return ApiKey(id=row["id"], role=row["role"], label=row["label"], created_at=_utc(row["created_at"]))
 

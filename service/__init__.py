@@ -25,6 +25,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         UnknownModelError: the configured model is not available offline.
     """
     from . import auth, entities, errors, feedback, health, landscape, metrics, recommendations, state
+    from . import web
+    from . import invitation_history, jobs
+    from . import ratelimit
     from .config import default_config
 
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
@@ -40,9 +43,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     errors.init_app(app)
     metrics.init_app(app)          # before auth: refused requests are counted too
     auth.init_app(app)
+    ratelimit.init_app(app)        # after auth: the caller's key names the budget
     state.init_app(app)
     app.config["SCHEMA_HEAD"] = state.get_state_of(app).store.head_revision()
     landscape.init_app(app)
-    for bp in (recommendations.bp, entities.bp, feedback.bp, health.bp, landscape.bp):
+    web.init_app(app)
+    jobs.init_app(app)
+    for bp in (jobs.bp, invitation_history.bp):
+        app.register_blueprint(bp)
+    for bp in (recommendations.bp, entities.bp, feedback.bp, health.bp, landscape.bp, web.bp):
         app.register_blueprint(bp)
     return app

@@ -57,6 +57,15 @@ ACCESS: dict[str, Access] = {
     "landscape.landscape_json": READ,
     "landscape.landscape_html": READ,
     "landscape.landscape_xlsx": READ,
+    "web.index": PUBLIC,                            # the page; its API calls carry their own checks
+    # batch jobs: staff tools, never open anonymously; contact data in results for editor/admin only
+    "jobs.create_invitations": Access("reader"),
+    "jobs.create_assignments": Access("reader"),
+    "jobs.get_job": Access("reader"),
+    "jobs.export_xlsx": Access("reader"),
+    "jobs.export_csv": Access("reader"),
+    "invitations.record_invitations": Access("editor"),
+    "invitations.list_invitations": Access("reader"),
     "static": PUBLIC,
 }
 

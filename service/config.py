@@ -27,5 +27,16 @@ def default_config() -> dict[str, Any]:
         "MAX_IMPORT_BYTES": 16 * 1024 * 1024,   # bulk import bodies
         "REFIT_WAIT_SECONDS": 5.0,              # how long a request waits for a refit after a catalog change
         "REQUEST_CACHE_SIZE": 2048,             # request-text vectors kept in memory (never stored)
+        # rate limit of /v1/recommendations/* per key (per address without one); see service/ratelimit.py
+        "RATE_LIMIT_RECOMMENDATIONS": "120 per minute",   # limits notation; None or "": no limit
+        "RATELIMIT_ENABLED": True,              # Flask-Limiter's switch (False: no limits at all)
+        "RATELIMIT_STORAGE_URI": "memory://",   # per process; redis://… for one budget across workers
+        # batch jobs (see matcher/jobs.py for the rule that marks a lost job failed)
+        "JOB_WORKERS": 1,                       # jobs run at the same time per process (CPU-bound)
+        "JOB_HEARTBEAT_SECONDS": 5.0,           # how often a process signs its unfinished jobs as alive
+        "JOB_STALE_SECONDS": 60.0,              # no sign of life for this long: the job is marked failed
+        "JOB_MAX_PENDING": 20,                  # unfinished jobs one process accepts (429 above)
+        "JOB_RETENTION_DAYS": 30,               # finished jobs (and their results) are deleted after this
+        "MAX_JOB_BYTES": 16 * 1024 * 1024,      # body of POST /v1/jobs/assignments
         "FIELDS_FILE": None,                    # fields of action (None: fixtures/fields_of_action.json)
     }

@@ -107,6 +107,8 @@ def _matcher_error(exc: MatcherError) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="matcher"'} if isinstance(exc, Unauthorized) else None
     if isinstance(exc, StoreError):
         headers = {"Retry-After": "5"}
+    elif status == 429:  # too many of something: say when to come back (RFC 6585)
+        headers = {"Retry-After": str(getattr(exc, "retry_after", 10))}
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 

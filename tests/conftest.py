@@ -144,7 +144,7 @@ def seeded_template(tmp_path_factory, fast_embedder):
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # session: module-scoped fixtures seed with it too (tests/test_jobs.py)
 def seed_store(seeded_template):
     """Make the database at a URL a copy of the seeded template (catalog + vectors), on either backend."""
     from sqlalchemy import insert, select
@@ -172,7 +172,9 @@ def seed_store(seeded_template):
 def _make_app(url: str, model, **config):
     from service import create_app
 
-    return create_app({"TESTING": True, "DATABASE_URL": url, "MODEL": model, "REFIT_WAIT_SECONDS": 60.0, **config})
+    # rate limits off: tests send many requests with one key (tests/test_reliability_access.py checks the limit)
+    return create_app({"TESTING": True, "DATABASE_URL": url, "MODEL": model, "REFIT_WAIT_SECONDS": 60.0,
+                       "RATELIMIT_ENABLED": False, **config})
 
 
 @pytest.fixture(scope="module")
@@ -250,23 +252,26 @@ def live_server():
 class ServerProcess:
     """A real gunicorn server in a subprocess (``service.wsgi:app``)."""
 
-    def __init__(self, url: str, database_url: str, log_path: Path, **env: str):
+    def __init__(self, url: str, database_url: str, log_path: Path, workers: int = 1, gunicorn_args: tuple = (),
+                 **env: str):
         self.url = url
         self.port = int(url.rsplit(":", 1)[1])
         self.database_url = database_url
         self.log_path = log_path
+        self.workers = workers
+        self.gunicorn_args = tuple(gunicorn_args)
         self.env = env
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> "ServerProcess":
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MATCHER_DATABASE_URL": self.database_url,
                "MATCHER_MODEL": "use", "MATCHER_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               **self.env}
+               "MATCHER_RATELIMIT_ENABLED": "false", **self.env}
         log = open(self.log_path, "ab")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4",
-             "--timeout", "120", "--graceful-timeout", "5", "service.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
+             "--threads", "4", "--timeout", "120", "--graceful-timeout", "5", *self.gunicorn_args, "service.wsgi:app"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self
@@ -309,9 +314,11 @@ def server_process(tmp_path):
     (``wait=False``: spawned only; call ``wait_ready()``)."""
     started: list[ServerProcess] = []
 
-    def start(database_url: str, wait: bool = True, **env: str) -> ServerProcess:
+    def start(database_url: str, wait: bool = True, workers: int = 1, gunicorn_args: tuple = (),
+              **env: str) -> ServerProcess:
         port = free_port()
-        server = ServerProcess(f"http://127.0.0.1:{port}", database_url, tmp_path / f"server-{port}.log", **env)
+        server = ServerProcess(f"http://127.0.0.1:{port}", database_url, tmp_path / f"server-{port}.log",
+                               workers=workers, gunicorn_args=gunicorn_args, **env)
         started.append(server)
         server.spawn()
         return server.wait_ready() if wait else server

@@ -123,10 +123,10 @@ def test_restart_with_10000_stored_profiles_encodes_nothing(tmp_path, fast_embed
     print(f"\nstart-up with 10,000 stored profiles: {seconds:.1f} s (fit {live.fit_seconds_:.1f} s)")
 
 
-def test_health_readiness_and_metrics(client, api_keys):
+def test_health_readiness_and_metrics(app, client, api_keys):
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz").json
-    assert ready["status"] == "ready" and ready["entities"] >= 170 and ready["schema_revision"] == "0001"
+    assert ready["status"] == "ready" and ready["entities"] >= 170 and ready["schema_revision"] == app.config["SCHEMA_HEAD"]
     client.post("/v1/recommendations/advisors", headers={"Authorization": api_keys["reader"]}, json={"text": "x"})
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and metrics.mimetype == "text/plain"

@@ -17,7 +17,8 @@ def run(runner, *args):
 
 
 def test_upgrade_then_load_if_empty_loads_once(runner, any_database_url):
-    assert "→ 0001" in run(runner, "db", "upgrade", "--database", any_database_url).output
+    head = Store(any_database_url).head_revision()
+    assert f"→ {head}" in run(runner, "db", "upgrade", "--database", any_database_url).output
     catalog = str(FIXTURES / "catalog.jsonl")
     out = run(runner, "load", "--database", any_database_url, "--if-empty", catalog).output
     assert "170 neu" in out

@@ -1,0 +1,83 @@
+"""Rate limits on the recommendation routes, per API key (per client address without a key).
+
+Flask-Limiter does the counting. All ``/v1/recommendations/…`` routes share
+one budget per caller: ``RATE_LIMIT_RECOMMENDATIONS`` (limits notation, e.g.
+``"120 per minute"`` or ``"10 per second; 300 per hour"``; ``None`` or ``""``
+switches it off). A caller over the limit gets 429 in the one error shape
+(code ``rate_limited``) with ``Retry-After`` in seconds.
+
+Scope: the counters live in ``RATELIMIT_STORAGE_URI`` — by default
+``memory://``, i.e. in each process. With several gunicorn workers each worker
+counts for itself, so a caller can get up to workers × limit (the kernel
+spreads connections over the workers); with several replicas, replicas ×
+workers × limit. For one budget across all of them point
+``MATCHER_RATELIMIT_STORAGE_URI`` at a shared store that Flask-Limiter
+supports (``redis://…``, ``memcached://…``). Callers are told apart by their
+key's id; anonymous callers (open demo) by ``request.remote_addr`` — behind a
+reverse proxy that is the proxy, so all anonymous callers share one budget
+unless the proxy's ``X-Forwarded-For`` is trusted (werkzeug's ``ProxyFix``).
+``RATELIMIT_ENABLED = False`` (``MATCHER_RATELIMIT_ENABLED=false``) switches
+the limiter off as a whole; the tests do that except the one that checks it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
+from limits import parse_many
+
+from .auth import current_caller
+from .errors import error_response
+
+__all__ = ["init_app", "limit_key", "EXTENSION"]
+
+EXTENSION = "matcher_limiter"
+SCOPE = "recommendations"
+
+
+def limit_key() -> str:
+    """Whose budget a request spends: the API key's id, else the client's address."""
+    caller = current_caller()
+    if caller.key_id:
+        return f"key:{caller.key_id}"
+    return f"addr:{request.remote_addr or '-'}"
+
+
+def _rate_limited(exc: RateLimitExceeded) -> Response:
+    limiter: Limiter = current_app.extensions[EXTENSION]
+    current = limiter.current_limit
+    reset_at = current.reset_at if current is not None else time.time() + 60
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    limit = str(exc.limit.limit)
+    return error_response(
+        429, "rate_limited",
+        f"Zu viele Empfehlungsanfragen (erlaubt: {limit} je Schlüssel bzw. ohne Schlüssel je Adresse). "
+        f"Bitte in {retry_after} Sekunden erneut versuchen.",
+        [{"limit": limit, "retry_after_seconds": retry_after}], headers={"Retry-After": str(retry_after)})
+
+
+def init_app(app: Flask) -> None:
+    """Limit the recommendation routes (call after ``auth.init_app``: the key identifies the caller).
+
+    Raises:
+        ValueError: ``RATE_LIMIT_RECOMMENDATIONS`` is not in limits notation.
+    """
+    from .recommendations import bp
+
+    spec = app.config.get("RATE_LIMIT_RECOMMENDATIONS")
+    if not spec:
+        return
+    try:
+        parse_many(spec)
+    except ValueError as exc:
+        raise ValueError(f"RATE_LIMIT_RECOMMENDATIONS={spec!r} is not a rate limit such as '120 per minute': "
+                         f"{exc}") from None
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter = Limiter(key_func=limit_key, strategy="moving-window", headers_enabled=False)
+    limiter.init_app(app)
+    limiter.shared_limit(spec, scope=SCOPE)(bp)
+    app.extensions[EXTENSION] = limiter
+    app.register_error_handler(RateLimitExceeded, _rate_limited)
