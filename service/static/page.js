@@ -1,0 +1,15 @@
+// Entry point of the web page (an ES module, loaded deferred: the DOM is ready).
+
+import { initAdvisors } from "./advisors.js";
+import { initInvitations } from "./invitations.js";
+import { initKey } from "./key.js";
+import { initLandscape } from "./landscape.js";
+import { initPartners } from "./partners.js";
+import { attachCounters } from "./ui.js";
+
+initKey();
+attachCounters();
+initAdvisors();
+initPartners();
+initInvitations();
+initLandscape();

@@ -1,0 +1,316 @@
+"""The web page in Debian's headless chromium against a real gunicorn server on a loopback port.
+
+One server and one browser per module (the server loads the real USE model once); each test
+opens a fresh browser context, so sessionStorage (the staff key) starts empty. Every test
+also checks that no response was a 5xx and that the page loaded nothing from elsewhere.
+Screenshots go to ``tests/artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from openpyxl import load_workbook
+
+from conftest import ROOT, ServerProcess, free_port
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--headless"]
+# fixtures/README.md, designed case c: a francophone West-African diaspora need in the Ruhrgebiet;
+# only adv-101 (Aïssatou Ndiaye, fr/wo) speaks French, her twin adv-102 does not
+FRANCOPHONE_NEED = "Frankophone westafrikanische Diaspora-Vereine sollen gemeinsam mit der Stadt Projekte umsetzen."
+EXPECTED_4XX = "Failed to load resource: the server responded with a status of 4"
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+@dataclass
+class WebServer:
+    server: ServerProcess
+    keys: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, seeded_template) -> Iterator[WebServer]:
+    """gunicorn on a copy of the seeded store (vectors stored: start-up encodes nothing), open as in `make run`."""
+    from matcher.store import Store
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    folder = tmp_path_factory.mktemp("web")
+    url = f"sqlite:///{folder / 'matcher.db'}"
+    shutil.copyfile(seeded_template, folder / "matcher.db")
+    store = Store(url)
+    keys = {"editor": store.create_key("editor", "web test editor")[1]}
+    store.close()
+    server = ServerProcess(f"http://127.0.0.1:{free_port()}", url, folder / "server.log",
+                           MATCHER_OPEN_RECOMMENDATIONS="true", MATCHER_OPEN_FEEDBACK="true").start()
+    yield WebServer(server, keys)
+    server.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Traffic:
+    """What the page asked for and got, to assert on after the test's steps."""
+
+    base: str
+    requests: list[str] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def api_calls(self, path: str) -> list[str]:
+        return [u for u in self.requests if u.startswith(self.base + path)]
+
+    def check(self) -> None:
+        assert not self.server_errors, f"5xx answers: {self.server_errors}"
+        foreign = [u for u in self.requests if not u.startswith(self.base) and not u.startswith(("blob:", "data:"))]
+        assert not foreign, f"the page loaded something from elsewhere: {foreign}"
+        assert not self.console_errors, f"errors in the browser console: {self.console_errors}"
+
+
+@pytest.fixture
+def page(browser, web):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE", accept_downloads=True)
+    pg = context.new_page()
+    traffic = Traffic(web.url)
+    pg.on("request", lambda r: traffic.requests.append(r.url))
+    pg.on("response", lambda r: r.status >= 500 and traffic.server_errors.append(f"{r.status} {r.url}"))
+    # a 4xx the page answers with a message is expected; chromium logs it anyway, so it is left out
+    pg.on("console", lambda m: m.type == "error" and not m.text.startswith(EXPECTED_4XX)
+          and traffic.console_errors.append(m.text))
+    pg.on("pageerror", lambda e: traffic.console_errors.append(str(e)))
+    pg.traffic = traffic
+    yield pg
+    context.close()
+
+
+def open_page(page, web):
+    response = page.goto(web.url + "/")
+    assert response.status == 200
+    # the page's script ran: the organisation picker is filled (a polled JS string would need 'unsafe-eval')
+    page.locator("#partner-org option").nth(1).wait_for(state="attached")
+    return response
+
+
+def use_key(page, key: str) -> None:
+    page.get_by_label("API-Schlüssel").fill(key)
+    page.get_by_role("button", name="Schlüssel verwenden").click()
+    page.locator("#key-form .form-message").wait_for()
+
+
+def search_advisors(page, need: str, city: str, languages: list[str]):
+    form = page.locator("#advisor-form")
+    form.get_by_label("Ihr Bedarf").fill(need)
+    form.get_by_label("Ort (Stadt oder Kreis)").fill(city)
+    for name in languages:
+        form.get_by_label(name, exact=True).check()
+    form.get_by_role("button", name="Beratung suchen").press("Enter")  # keyboard, not a mouse click
+    cards = page.locator("#advisor-list .card")
+    cards.first.wait_for()
+    return cards
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_advisor_form_finds_the_french_speaking_advisor_with_a_german_reason(page, web):
+    open_page(page, web)
+    cards = search_advisors(page, FRANCOPHONE_NEED, "Dortmund", ["Französisch"])
+    top3 = [cards.nth(i).get_attribute("data-entity-id") for i in range(min(3, cards.count()))]
+    assert "adv-101" in top3, top3
+    card = page.locator(".card[data-entity-id='adv-101']")
+    reasons = card.locator(".reasons li").all_inner_texts()
+    assert "Spricht Französisch" in reasons, reasons
+    assert "km entfernt" in card.locator(".meta").inner_text()
+    assert "Französisch" in card.locator(".meta").inner_text()   # its languages, by German name
+    assert card.locator(".contact").count() == 0                  # anonymous: no contact data
+    page.locator("#beratung").screenshot(path=str(ARTIFACTS / "web-advisors.png"))
+
+    card.locator("button[data-outcome='accepted']").click()          # "passt" (open feedback, as in `make run`)
+    card.locator(".feedback .ok").wait_for()
+    assert "Rückmeldung „passt“ ist gespeichert" in card.locator(".feedback .ok").inner_text()
+    assert card.locator("button[data-outcome='accepted']").get_attribute("aria-pressed") == "true"
+    page.traffic.check()
+
+
+def test_empty_and_too_long_need_show_german_messages_and_send_nothing(page, web):
+    open_page(page, web)
+    form = page.locator("#advisor-form")
+    need = form.get_by_label("Ihr Bedarf")
+    form.get_by_role("button", name="Beratung suchen").click()
+    error = page.locator("#advisor-text-error")
+    assert error.inner_text() == "Bedarf: bitte ausfüllen."
+    assert need.get_attribute("aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "advisor-text"   # focus moved to the field to fix
+    assert "Bitte prüfen Sie" in form.locator(".form-message").inner_text()
+
+    need.fill("Fairer Handel " * 400)                                       # 5,600 characters, limit 5,000
+    assert "bitte kürzen" in page.locator("#advisor-text-count").inner_text()
+    form.get_by_role("button", name="Beratung suchen").click()
+    assert error.inner_text().startswith("Bedarf: zu lang – höchstens 5.000 Zeichen")
+    assert page.traffic.api_calls("/v1/recommendations") == []              # nothing reached the API
+    page.locator("#advisor-form").screenshot(path=str(ARTIFACTS / "web-validation.png"))
+    page.traffic.check()
+
+
+def test_partner_view_finds_partners_and_coming_events_with_reasons(page, web):
+    """fixtures/README.md case b: the Witten–Kisanga circle (org-141) and the Tanzania partnership circle (org-139)."""
+    open_page(page, web)
+    form = page.locator("#partner-form")
+    form.get_by_label("Auswahl nach Ort eingrenzen (optional)").fill("Witten")
+    form.get_by_label("Auswahl nach Ort eingrenzen (optional)").press("Tab")     # change event: list for Witten only
+    page.locator("#partner-org-status").filter(has_text="in Witten").wait_for()
+    form.get_by_label(re.compile(r"^Organisation")).select_option("org-141")
+    form.get_by_role("button", name="Partner und Veranstaltungen suchen").click()
+    partners = page.locator("#partner-list .card")
+    partners.first.wait_for()
+    top3 = [partners.nth(i).get_attribute("data-entity-id") for i in range(3)]
+    assert "org-139" in top3, top3
+    assert any("Tansania" in r for r in page.locator(".card[data-entity-id='org-139'] .reasons li").all_inner_texts())
+    page.locator("#event-status").filter(has_text="Veranstaltungen").wait_for()
+    today = dt.date.today()
+    for card in page.locator("#event-list .card").all():                  # only coming events, each explained
+        date = card.locator(".meta").inner_text().split("am ")[-1][:10]
+        assert dt.datetime.strptime(date, "%d.%m.%Y").date() >= today
+        assert card.locator(".reasons li").count() >= 1
+
+    # an organisation that is not in the catalog, described in a few words
+    form.get_by_label("Selbst beschreiben").check()
+    form.get_by_label("Was macht Ihre Organisation?").fill(
+        "Wir sind ein Weltladen-Verein und möchten den fairen Handel in unserer Stadt stärken.")
+    form.get_by_label("Ort", exact=True).fill("Münster")
+    form.get_by_role("button", name="Partner und Veranstaltungen suchen").click()
+    page.locator("#event-status").filter(has_text="Katalog").wait_for()
+    names = page.locator("#partner-list .card h4").all_inner_texts()
+    assert any("Weltladen" in n for n in names[:3]), names
+    page.traffic.check()
+
+
+def test_landscape_form_opens_the_report_and_explains_an_unknown_place(page, web):
+    open_page(page, web)
+    form = page.locator("#landscape-form")
+    form.get_by_label("Stadt, Kreis oder Region").fill("Atlantis")
+    form.get_by_role("button", name="Bericht öffnen").click()
+    form.locator(".form-message").filter(has_text="Unbekannter Ort").wait_for()   # the API's German message
+    assert "Unbekannter Ort" in page.locator("#landscape-city-error").inner_text()
+
+    form.get_by_label("Stadt, Kreis oder Region").fill("Köln")
+    form.get_by_label("Umkreis in km (optional)").fill("30")
+    with page.context.expect_page() as opened:
+        form.get_by_role("button", name="Bericht öffnen").click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.url.startswith(f"{web.url}/v1/landscape/report.html?city=K")
+    assert report.title() == "Landschaftsbericht Köln und 30 km Umkreis"
+    page.traffic.check()
+
+
+def test_api_refusals_are_shown_as_german_hints(page, web):
+    """A key the API does not know: the key form says so, and a search sent with it gets a German hint, not a crash."""
+    open_page(page, web)
+    use_key(page, "mk_this-key-does-not-exist")
+    assert "Unbekannter oder widerrufener API-Schlüssel" in page.locator("#api-key-error").inner_text()
+    page.evaluate("sessionStorage.setItem('matcher.apiKey', 'mk_this-key-does-not-exist')")
+    # the advisor search itself is refused now, with the API's German message and a hint
+    form = page.locator("#advisor-form")
+    form.get_by_label("Ihr Bedarf").fill(FRANCOPHONE_NEED)
+    form.get_by_role("button", name="Beratung suchen").click()
+    message = form.locator(".form-message")
+    message.wait_for()
+    assert "ist ein API-Schlüssel nötig" in message.inner_text()
+    assert "Unbekannter oder widerrufener API-Schlüssel" in message.inner_text()
+    assert page.traffic.api_calls("/v1/recommendations/advisors")
+    page.traffic.check()
+
+
+def test_staff_key_shows_contact_data_and_invitation_list_downloads_as_xlsx(page, web, tmp_path):
+    open_page(page, web)
+    use_key(page, web.keys["editor"])
+    assert "wird verwendet" in page.locator("#key-form .form-message").inner_text()
+
+    cards = search_advisors(page, FRANCOPHONE_NEED, "Dortmund", ["Französisch"])
+    assert "@example." in cards.first.locator(".contact").inner_text()    # editor key: contact data shown
+
+    form = page.locator("#invite-form")
+    page.locator("#invite-event option").nth(1).wait_for(state="attached")
+    form.get_by_label("Veranstaltung").select_option("evt-113")
+    form.get_by_label("Wie viele Einladungen?").fill("10")
+    form.get_by_label("Migrantenorganisationen: mindestens (in %)").fill("40")
+    form.get_by_label("Höchstens je Ort (optional)").fill("3")
+    form.get_by_role("button", name="Einladungsliste berechnen").click()
+    page.locator("#invite-output").wait_for(timeout=60_000)
+    assert page.locator("#invite-progress").get_attribute("value") == "100"
+    rows = page.locator("#invite-list tr")
+    assert rows.count() == 10
+    held = page.locator("#invite-constraints li.held").all_inner_texts()
+    assert any("Migrantenorganisationen" in t for t in held), held
+    assert page.locator("#invite-constraints li.missed").count() == 0
+    assert page.locator("#invite-waitlist-list li").count() == 5
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Als Excel-Datei herunterladen (XLSX)").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    sheet = load_workbook(path, read_only=True).worksheets[0]
+    rows_xlsx = [list(row) for row in sheet.iter_rows(values_only=True)]
+    header = [str(c) for c in rows_xlsx[0] if c is not None]
+    assert {"Rang", "Name", "Ort"} <= set(header), header
+    names = {r[header.index("Name")] for r in rows_xlsx[1:]}
+    assert set(rows.locator("th").all_inner_texts()) <= names
+    page.locator("#einladungen").screenshot(path=str(ARTIFACTS / "web-invitations.png"))
+    page.traffic.check()
+
+
+def test_page_has_csp_labels_visible_focus_and_passes_axe_wcag_aa(page, web):
+    from axe_playwright_python.sync_playwright import Axe
+
+    response = open_page(page, web)
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert page.locator("html").get_attribute("lang") == "de"
+    assert page.locator("script:not([src]):not([type='application/json'])").count() == 0   # no inline scripts
+
+    ids = page.evaluate("[...document.querySelectorAll('[id]')].map(el => el.id)")
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+        .filter(el => el.type !== 'hidden')
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+        .map(el => el.id || el.name)""")
+    assert unlabelled == []
+
+    # keyboard: the skip link comes first, then every control shows a visible focus outline
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Zum Inhalt springen"
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        style = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+            return [document.activeElement.tagName, s.outlineStyle, parseFloat(s.outlineWidth)]; }""")
+        assert style[1] != "none" and style[2] >= 2, style
+
+    # the describe-your-organisation part and the results are checked too, not only the first view
+    page.get_by_label("Selbst beschreiben").check()
+    search_advisors(page, FRANCOPHONE_NEED, "Dortmund", [])
+    results = Axe().run(page, options=WCAG_AA)
+    assert results.violations_count == 0, results.generate_report()
+    page.traffic.check()
