@@ -34,8 +34,15 @@ test: install
 	bash tests/ensure_chromium.sh
 	$(PY) -m pytest
 
+# speed, memory, scaling and the reviewer-paper gold standard (< 15 min on 2 cores from a fresh
+# clone; caches under var/bench/): one table, also written to bench/results/latest.json
 bench: install
 	$(PY) -m bench
+
+# fuzzing, hostile inputs, load, faults and access control at full size (< 20 min); one table,
+# also written to bench/results/reliability.json. `make test` runs the same tests small.
+check-reliability: install
+	$(PY) -m bench.reliability
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -149,6 +149,9 @@ def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
+    except csv.Error as exc:
+        yield 1, None, f"Kopfzeile nicht lesbar ({exc})"
+        return
     columns = csv_columns()
     unknown = [h for h in header if h not in columns]
     if unknown or len(set(header)) != len(header) or "kind" not in header:
@@ -157,7 +160,16 @@ def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
         yield 1, None, f"{problem}; erlaubt sind: {', '.join(columns)}"
         return
     previous_end = reader.line_num
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell over csv's field limit, a quote never closed: the rest is unreadable
+            yield previous_end + 1, None, (f"CSV ab hier nicht lesbar ({exc}); ist ein Feld länger als "
+                                           f"{csv.field_size_limit()} Zeichen oder ein Anführungszeichen nicht "
+                                           "geschlossen?")
+            return
         lineno, previous_end = previous_end + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -62,10 +63,13 @@ EntityId = Annotated[
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
+# the JSON schema states what is accepted (any case, surrounding blanks); validation then normalises
 LangCode = Annotated[str, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-                     StringConstraints(pattern=r"^[a-z]{2,3}$")]
+                     StringConstraints(pattern=r"^[a-z]{2,3}$"),
+                     WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2,3}\s*$"})]
 CountryCode = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
-                        StringConstraints(pattern=r"^[A-Z]{2}$")]
+                        StringConstraints(pattern=r"^[A-Z]{2}$"),
+                        WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2}\s*$"})]
 OrgType = Literal["migrant_organisation", "civil_society", "municipal_office", "institution"]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
