@@ -145,8 +145,8 @@ def country_name_de(code: str) -> str:
 def _patterns() -> list[tuple[re.Pattern[str], frozenset[str], bool, str]]:
     """(regex, country codes, is_region, literal) — longest names first so "Südsudan" beats "Sudan".
 
-    ``literal`` is a substring every match contains ("" for the hand-written region patterns): a
-    text without it cannot match, so most of the ~600 patterns are skipped by a substring test.
+    ``literal`` is the name every match starts with ("" for the hand-written region patterns);
+    :func:`_prefix_index` finds the few that can match a text.
     """
     entries: list[tuple[str, frozenset[str], bool, str]] = []
     for c in pycountry.countries:
@@ -165,6 +165,22 @@ def _patterns() -> list[tuple[re.Pattern[str], frozenset[str], bool, str]]:
             for rx, codes, is_region, literal in entries]
 
 
+@lru_cache(maxsize=1)
+def _prefix_index() -> dict[str, frozenset[int]]:
+    """First four characters of each pattern's literal → the patterns (by position) that start so.
+
+    A name pattern matches only where its literal (≥ 4 characters) begins a word, so looking up
+    the four characters at each word start finds every pattern that can match: a text costs a
+    dictionary lookup per word instead of ~600 pattern tests.
+    """
+    index: dict[str, set[int]] = {}
+    for i, (_, _, _, literal) in enumerate(_patterns()):
+        if literal:
+            index.setdefault(literal[:4], set()).add(i)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+_WORD_START_RE = re.compile(r"(?<![\w-])\S")
 BROAD_REGION = 25  # a "region" of more countries than this is a continent ("Afrika")
 
 
@@ -182,8 +198,12 @@ def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str], 
     regional: set[str] = set()
     broad: set[str] = set()
     taken: list[tuple[int, int]] = []
-    for rx, codes, is_region, literal in _patterns():
-        if literal and literal not in folded:
+    index = _prefix_index()
+    possible: set[int] = set()
+    for m in _WORD_START_RE.finditer(folded):
+        possible.update(index.get(folded[m.start() : m.start() + 4], ()))
+    for i, (rx, codes, is_region, literal) in enumerate(_patterns()):
+        if literal and i not in possible:
             continue
         for m in rx.finditer(folded):
             span = m.span()

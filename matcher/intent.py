@@ -75,6 +75,10 @@ def _lang_pattern(de: str, en: str, extra: str) -> re.Pattern[str]:
 
 
 _LANG_RES = {code: _lang_pattern(*names) for code, names in _LANGS.items()}
+# every alternative of a language's pattern contains one of these (lower-cased): a text without any
+# of them cannot match, and most texts name no language at all
+_LANG_LITERALS = {code: tuple({de.lower(), en.lower(), *(x.replace("\\w*", "").lower() for x in extra.split("|") if x)})
+                  for code, (de, en, extra) in _LANGS.items()}
 
 _ORG_TYPE_RES = {
     "migrant_organisation": re.compile(
@@ -280,7 +284,10 @@ def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
     as_of = as_of or dt.date.today()
     cues: list[str] = []
     langs = []
+    lowered = text.lower()
     for code, rx in _LANG_RES.items():
+        if not any(lit in lowered for lit in _LANG_LITERALS[code]):
+            continue
         m = rx.search(text)
         if m:
             langs.append(code)
