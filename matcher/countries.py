@@ -180,7 +180,18 @@ def _prefix_index() -> dict[str, frozenset[int]]:
     return {k: frozenset(v) for k, v in index.items()}
 
 
-_WORD_START_RE = re.compile(r"(?<![\w-])\S")
+# every match of a WORLD_REGIONS pattern contains one of these: a text without them names no region
+_REGION_HINTS = ("afrika", "africa", "maghreb", "amerika", "america", "latino", "latina", "osten", "nahost",
+                 "middle east", "nahöstlich", "asi", "europ", "balkan")
+
+
+@lru_cache(maxsize=1)
+def _literal_free() -> tuple[int, ...]:
+    """The patterns without a literal (world regions): they are tried on every text."""
+    return tuple(i for i, p in enumerate(_patterns()) if not p[3])
+
+
+_WORD_START_RE = re.compile(r"(?<![\w-])(?=(\S.{0,3}))", re.DOTALL)  # the first four characters at each word start
 BROAD_REGION = 25  # a "region" of more countries than this is a continent ("Afrika")
 
 
@@ -198,13 +209,15 @@ def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str], 
     regional: set[str] = set()
     broad: set[str] = set()
     taken: list[tuple[int, int]] = []
-    index = _prefix_index()
-    possible: set[int] = set()
-    for m in _WORD_START_RE.finditer(folded):
-        possible.update(index.get(folded[m.start() : m.start() + 4], ()))
-    for i, (rx, codes, is_region, literal) in enumerate(_patterns()):
-        if literal and i not in possible:
-            continue
+    index, always = _prefix_index(), _literal_free()
+    possible: set[int] = set(always) if any(h in folded for h in _REGION_HINTS) else set()
+    for prefix in set(_WORD_START_RE.findall(folded)):
+        hit = index.get(prefix)
+        if hit:
+            possible.update(hit)
+    patterns = _patterns()
+    for i in sorted(possible):  # in the patterns' order: longest names first
+        rx, codes, is_region, _ = patterns[i]
         for m in rx.finditer(folded):
             span = m.span()
             if any(a < span[1] and span[0] < b for a, b in taken):

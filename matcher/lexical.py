@@ -13,16 +13,17 @@ import re
 import threading
 from collections import Counter
 from functools import lru_cache
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import snowballstemmer
-from sklearn.feature_extraction.text import TfidfVectorizer
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from stop_words import get_stop_words
 
 from .errors import NotFittedError
 
-__all__ = ["LexicalIndex", "word_tokens"]
+__all__ = ["LexicalIndex", "TextCounts", "word_tokens", "stem"]
 
 _WORD_RE = re.compile(r"[^\W\d_][\w\-]*[^\W_]|[^\W\d_]", re.UNICODE)
 _STOP = frozenset(w.casefold() for w in get_stop_words("de") + get_stop_words("en")) | {
@@ -50,11 +51,108 @@ def _stem_analyzer(text: str) -> list[str]:
     return toks + [f"{a} {b}" for a, b in zip(toks, toks[1:])]
 
 
+class TextCounts:
+    """Term counts of texts over a growing vocabulary, kept so that a refit counts only new texts.
+
+    ``analyzer`` is a scikit-learn analyzer (``CountVectorizer(...).build_analyzer()``): the tokens
+    are exactly those a vectorizer would count. Rows are stored per distinct text; :meth:`retain`
+    drops the texts a catalog no longer holds. Thread-safe: a refit may count while an older
+    index transforms queries (which never touch the shared state).
+    """
+
+    def __init__(self, analyzer: Callable[[str], list[str]]):
+        self.analyzer = analyzer
+        self.vocabulary: dict[str, int] = {}
+        self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids, counts) of ``text``, counting it first if it is new."""
+        found = self._rows.get(text)
+        if found is not None:
+            return found
+        counted = Counter(self.analyzer(text))
+        with self._lock:
+            vocab = self.vocabulary
+            ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in counted), dtype=np.int64, count=len(counted))
+            counts = np.fromiter(counted.values(), dtype=np.int64, count=len(counted))
+            order = np.argsort(ids)
+            self._rows[text] = found = (ids[order], counts[order])
+        return found
+
+    def matrix(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """Counts of ``texts`` (rows) over the whole vocabulary so far (columns)."""
+        rows = [self.row(t) for t in texts]
+        indptr = np.concatenate([[0], np.cumsum([r[0].size for r in rows])]).astype(np.int64)
+        indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
+        data = np.concatenate([r[1] for r in rows]).astype(np.float32) if rows else np.zeros(0, np.float32)
+        return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), len(self.vocabulary)))
+
+    def retain(self, texts: Sequence[str]) -> None:
+        """Forget the counts of every text not in ``texts`` (the vocabulary only grows)."""
+        keep = set(texts)
+        with self._lock:
+            self._rows = {t: r for t, r in self._rows.items() if t in keep}
+
+
+class _TfidfView:
+    """One TF-IDF view of the catalog: what ``TfidfVectorizer(sublinear_tf=True, min_df, max_df)``
+    fitted on the texts gives (the same matrix up to column order), built from kept counts:
+    document-frequency pruning on the counts, then scikit-learn's ``TfidfTransformer``."""
+
+    def __init__(self, counts: TextCounts, texts: Sequence[str], min_df: int, max_df: float):
+        matrix = counts.matrix(texts)
+        df = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        keep = np.flatnonzero((df >= min_df) & (df <= max_df * max(matrix.shape[0], 1)))
+        if keep.size == 0:
+            raise ValueError("empty vocabulary")
+        self.analyzer = counts.analyzer
+        names = np.empty(matrix.shape[1], dtype=object)
+        for term, i in list(counts.vocabulary.items()):
+            if i < names.size:
+                names[i] = term
+        keep = keep[np.argsort(names[keep], kind="stable")]  # columns in the vectorizer's (alphabetical) order
+        self.feature_names_ = names[keep]
+        self.column_ = {t: j for j, t in enumerate(self.feature_names_)}   # frozen: later counting cannot change it
+        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(matrix[:, keep])
+        self.matrix_ = self.tfidf_.transform(matrix[:, keep]).astype(np.float32).tocsr()
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """TF-IDF vectors of new texts (terms the catalog does not have are ignored)."""
+        indptr, indices = [0], []
+        column = self.column_
+        for text in texts:
+            ids = [column[t] for t in self.analyzer(text) if t in column]
+            indices.extend(ids)
+            indptr.append(len(indices))
+        counts = sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int64),
+                                    np.array(indptr, dtype=np.int64)), shape=(len(texts), len(column)))
+        counts.sum_duplicates()
+        return self.tfidf_.transform(counts).astype(np.float32).tocsr()
+
+    def get_feature_names_out(self) -> np.ndarray:
+        return self.feature_names_
+
+
+def char_counts() -> TextCounts:
+    """Counts of character n-grams within word boundaries (3–5, lower-cased)."""
+    return TextCounts(CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).build_analyzer())
+
+
+def word_counts() -> TextCounts:
+    """Counts of Snowball-stemmed words and word pairs without stop words."""
+    return TextCounts(CountVectorizer(analyzer=_stem_analyzer).build_analyzer())
+
+
 class LexicalIndex:
     """TF-IDF index over a list of texts (one per catalog entity).
 
     Follows scikit-learn's estimator contract: ``__init__`` stores options,
     ``fit`` learns, learned state ends in ``_``.
+
+    ``fit(texts, reuse=previous_index)`` counts only the texts the previous
+    index had not seen (the catalog after a few edits): the result is the
+    same as fitting from scratch.
     """
 
     def __init__(self, char_weight: float = 0.5, min_df: int = 1, max_df: float = 0.5):
@@ -62,25 +160,30 @@ class LexicalIndex:
         self.min_df = min_df
         self.max_df = max_df
 
-    def fit(self, texts: Sequence[str]) -> "LexicalIndex":
+    def fit(self, texts: Sequence[str], reuse: "LexicalIndex | None" = None) -> "LexicalIndex":
         texts = list(texts)
+        corpus = texts or [""]
+        if reuse is not None and hasattr(reuse, "counts_"):
+            self.counts_ = reuse.counts_
+        else:
+            self.counts_ = (char_counts(), word_counts())
         # n-grams found in most profiles ("ung ", " de") tell nothing apart and would make every
         # query touch every row: max_df drops them
-        self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=self.min_df,
-                                     max_df=self.max_df if len(texts) >= 50 else 1.0, lowercase=True, dtype=np.float32)
-        self.word_ = TfidfVectorizer(analyzer=_stem_analyzer, sublinear_tf=True, min_df=self.min_df, dtype=np.float32)
-        corpus = texts or [""]
-        self.char_matrix_ = self.char_.fit_transform(corpus)
         try:
-            self.word_matrix_ = self.word_.fit_transform(corpus)
+            self.char_ = _TfidfView(self.counts_[0], corpus, self.min_df, self.max_df if len(texts) >= 50 else 1.0)
+            self.char_matrix_ = self.char_.matrix_
+        except ValueError:  # no n-grams at all (an empty catalog)
+            self.char_ = None
+            self.char_matrix_ = sparse.csr_matrix((len(corpus), 0), dtype=np.float32)
+        try:
+            self.word_ = _TfidfView(self.counts_[1], corpus, self.min_df, 1.0)
+            self.word_matrix_ = self.word_.matrix_
         except ValueError:  # empty vocabulary (a catalog without words)
             self.word_ = None
             self.word_matrix_ = None
-        surface: dict[str, Counter[str]] = {}
-        for t in texts:
-            for tok in word_tokens(t):
-                surface.setdefault(stem(tok), Counter())[tok] += 1
-        self.surface_ = {s: c.most_common(1)[0][0] for s, c in surface.items()}
+        for counts in self.counts_:
+            counts.retain(corpus)
+        self.texts_ = texts
         self.char_csc_ = self.char_matrix_.tocsc()
         self.word_csc_ = self.word_matrix_.tocsc() if self.word_matrix_ is not None else None
         self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
@@ -88,13 +191,14 @@ class LexicalIndex:
         return self
 
     def _check(self) -> None:
-        if not hasattr(self, "char_"):
+        if not hasattr(self, "counts_"):
             raise NotFittedError("LexicalIndex is not fitted: call fit(texts) first")
 
     def vectors(self, text: str) -> tuple:
         """The text's (character, word) TF-IDF vectors, to reuse for similarity and matched terms."""
         self._check()
-        return self.char_.transform([text]), (self.word_.transform([text]) if self.word_ is not None else None)
+        char = self.char_.transform([text]) if self.char_ is not None else sparse.csr_matrix((1, 0), dtype=np.float32)
+        return char, (self.word_.transform([text]) if self.word_ is not None else None)
 
     def similarity(self, text: str, vectors: tuple | None = None) -> np.ndarray:
         """Cosine similarity of ``text`` to every fitted text.
@@ -107,6 +211,13 @@ class LexicalIndex:
         if word_vec is not None:
             sim += (1 - self.char_weight) * _sparse_dot(self.word_csc_, word_vec)
         return sim.astype(np.float32)
+
+    def _surface_forms(self, row: int) -> dict[str, str]:
+        """Stem → the word as fitted text ``row`` writes it most often (what an explanation shows)."""
+        forms: dict[str, Counter[str]] = {}
+        for tok in word_tokens(self.texts_[row]):
+            forms.setdefault(stem(tok), Counter())[tok] += 1
+        return {s: c.most_common(1)[0][0] for s, c in forms.items()}
 
     def matched_terms(self, text: str, row: int, top: int = 5, query_vec=None) -> list[str]:
         """Words the query and fitted text ``row`` share, most distinctive first.
@@ -123,11 +234,12 @@ class LexicalIndex:
         shared, in_row, in_query = np.intersect1d(cols, q.indices, assume_unique=True, return_indices=True)
         weights = vals[in_row] * q.data[in_query]
         out: list[str] = []
+        surface = self._surface_forms(row)
         for _, col in sorted(zip(weights.tolist(), shared.tolist()), reverse=True):
             term = self.word_names_[col]
             if " " in term:
                 continue
-            word = self.surface_.get(term, term)
+            word = surface.get(term, term)
             if word not in out:
                 out.append(word)
             if len(out) >= top:

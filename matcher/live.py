@@ -3,7 +3,9 @@
 Used by the HTTP service (and by batch jobs): it fits once at start-up from the
 store, then compares the store's catalog version (one cheap row) before each
 use and refits when another request, process or replica has changed the
-catalog. Refits encode nothing that is already in the store's vector cache.
+catalog. Refits encode nothing that is already in the store's vector cache, and take
+over from the serving matcher what it computed for texts that did not change (vectors,
+n-gram counts, country mentions), so a refit costs little more than the change itself.
 
 Catalog vectors and the vectors encoded while fitting go to the store; the
 vectors of request texts (a municipality's need) stay in a bounded in-process
@@ -144,8 +146,10 @@ class LiveMatcher:
         read_at = time.monotonic()
         version, entities = self.store.snapshot()
         matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights)
+        previous = self.state_[1] if hasattr(self, "state_") else None
         with self.embedder.persisting():
-            matcher.fit(entities)
+            # a refit takes over what the serving matcher computed for unchanged texts
+            matcher.fit(entities, reuse=previous)
         self.state_ = (version, matcher)   # one assignment: readers never see a version with another matcher
         self._snapshot_at = read_at
         self.fit_seconds_ = time.monotonic() - read_at

@@ -145,9 +145,17 @@ class Matcher:
         self.progress = progress
 
     # ------------------------------------------------------------------ fit
-    def fit(self, entities: Sequence[Entity]) -> "Matcher":
-        """Encode and index ``entities`` (only texts not in the embedder's cache are encoded)."""
+    def fit(self, entities: Sequence[Entity], reuse: "Matcher | None" = None) -> "Matcher":
+        """Encode and index ``entities`` (only texts not in the embedder's cache are encoded).
+
+        ``reuse``: a matcher fitted before on a similar catalog (the same embedder and
+        gazetteer), e.g. the one serving until a few entities changed. Its vectors, n-gram
+        counts and country mentions of unchanged texts are taken over instead of being read
+        or computed again; the result is the same as a fit from scratch.
+        """
         ents = list(entities)
+        if reuse is not None and (not hasattr(reuse, "entities_") or reuse.model_id != self.embedder.model_id):
+            reuse = None
         ids = [e.id for e in ents]
         if len(set(ids)) != len(ids):
             raise ValidationError("duplicate entity ids in the catalog")
@@ -181,43 +189,66 @@ class Matcher:
 
         inner = getattr(self.embedder, "embedder", self.embedder)  # a CachedEmbedder wraps the model
         self.part_slices_ = getattr(inner, "part_slices", None) or [(slice(0, self.embedder.dim), 1.0)]
-        self.profile_vecs_ = self._encode(self.profile_texts_)
+        known = reuse._vectors_by_text() if reuse is not None else {}
+        self.profile_vecs_ = self._encode(self.profile_texts_, known)
         # identical passages (common in generated or templated catalogs) are stored once
         uniq = list(dict.fromkeys(self.passage_texts_))
         pos = {t: i for i, t in enumerate(uniq)}
-        self.passage_unique_vecs_ = self._encode(uniq)
+        self.passage_unique_texts_ = uniq
+        self.passage_unique_vecs_ = self._encode(uniq, known)
         self.passage_map_ = np.array([pos[t] for t in self.passage_texts_], dtype=np.int64)
+        del known
 
         self.countries_ = []  # (countries named or partnered, in sub-regions named, in continents named)
         self.country_index_: tuple[dict[str, list[int]], ...] = ({}, {}, {})
+        self.country_texts_ = [" ".join([e.name, e.description, *e.topics, *e.evidence]) for e in ents]
+        known_countries = dict(zip(reuse.country_texts_, reuse.countries_named_)) if reuse is not None else {}
+        self.countries_named_ = [known_countries.get(t) or country_mentions(t) for t in self.country_texts_]
+        del known_countries
         for i, e in enumerate(ents):
-            direct, regional, broad = country_mentions(" ".join([e.name, e.description, *e.topics, *e.evidence]))
+            direct, regional, broad = self.countries_named_[i]
             sets = (direct | frozenset(getattr(e, "partner_countries", ()) or ()), regional, broad)
             self.countries_.append(sets)
             for index, codes in zip(self.country_index_, sets):
                 for c in codes:
                     index.setdefault(c, []).append(i)
         self._index_places(ents)
-        self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)])
+        self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)],
+                                           reuse=reuse.lexical_ if reuse is not None else None)
         unique_topics = list(dict.fromkeys(t for e in ents for t in e.topics))
         topic_pos = {t: j for j, t in enumerate(unique_topics)}
-        self.topic_vecs_ = self.lexical_.char_.transform(unique_topics) if unique_topics else None
+        self.topic_vecs_ = self.lexical_.char_.transform(unique_topics) \
+            if unique_topics and self.lexical_.char_ is not None else None
         self.topic_rows_ = [[topic_pos[t] for t in e.topics] for e in ents]
         domain_vec = self.embedder.encode([self.domain_text], "query")[0]
         self.domain_ = (self.profile_vecs_ @ domain_vec).astype(np.float32) if n else np.zeros(0, np.float32)
         return self
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        if not self.progress:
-            return self.embedder.encode(texts, "passage")
-        from tqdm import tqdm
+    def _vectors_by_text(self) -> dict[str, np.ndarray]:
+        """Every catalog text this matcher encoded (profiles and passages, role ``passage``) → its vector."""
+        self._check()
+        out = dict(zip(self.profile_texts_, self.profile_vecs_))
+        out.update(zip(self.passage_unique_texts_, self.passage_unique_vecs_))
+        return out
 
-        out = []
-        for i in tqdm(range(0, len(texts), 256), desc="Profile kodieren", unit="×256", leave=False):
-            out.append(self.embedder.encode(texts[i : i + 256], "passage"))
-        return np.vstack(out)
+    def _encode(self, texts: list[str], known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Vectors of catalog texts (role ``passage``); ``known`` ones are taken as they are."""
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if not known or t not in known]
+        for i in range(len(texts)) if known else ():
+            if texts[i] in known:
+                out[i] = known[texts[i]]
+        if not todo:
+            return out
+        chunks = range(0, len(todo), 256)
+        if self.progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc="Profile kodieren", unit="×256", leave=False)
+        for start in chunks:
+            rows = todo[start : start + 256]
+            out[rows] = self.embedder.encode([texts[i] for i in rows], "passage")
+        return out
 
     def _index_places(self, ents: list[Entity]) -> None:
         """Inverted indexes so that per-query place signals are array operations, not loops."""

@@ -156,3 +156,12 @@ def test_coordinates_alone_get_district_and_regions(gaz):
     p = gaz.locate(None, bochum.lat + 0.01, bochum.lon)
     assert p.district == "Bochum" and gaz.covers("Ruhrgebiet", p)
     assert gaz.locate(None, 48.1, 11.6).regions == ()  # Munich: not in NRW
+
+
+def test_every_world_region_pattern_contains_a_prefilter_hint():
+    """country_mentions skips the region patterns for texts without any hint: each alternative must contain one."""
+    from matcher.countries import _REGION_HINTS, WORLD_REGIONS
+
+    for pattern in WORLD_REGIONS:
+        for alternative in pattern.split("|"):
+            assert any(h in alternative for h in _REGION_HINTS), alternative

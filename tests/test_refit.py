@@ -1,0 +1,63 @@
+"""A refit that reuses the serving matcher's work gives exactly what a fit from scratch gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from matcher.lexical import LexicalIndex, _stem_analyzer
+from matcher.ranking import Matcher
+from matcher.schema import Query
+from matcher.text import profile_text
+
+AS_OF = dt.date(2026, 11, 22)
+
+
+def _texts(catalog):
+    return [" ".join([profile_text(e), *e.evidence]) for e in catalog]
+
+
+def test_lexical_index_equals_scikit_learns_tfidf_vectorizer(catalog):
+    texts = _texts(catalog)
+    index = LexicalIndex().fit(texts)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_df=0.5, dtype=np.float32)
+    word = TfidfVectorizer(analyzer=_stem_analyzer, sublinear_tf=True, dtype=np.float32)
+    for ours, ref in ((index.char_, char), (index.word_, word)):
+        expected = ref.fit_transform(texts)
+        assert list(ours.get_feature_names_out()) == list(ref.get_feature_names_out())
+        assert abs(ours.matrix_ - expected).max() == 0
+        need = ["Faire Beschaffung von Dienstkleidung in Bottrop", "Klimapartnerschaft mit Tansania"]
+        assert abs(ours.transform(need) - ref.transform(need)).max() == 0
+
+
+def _changed(catalog):
+    """The catalog after a few edits: one entity removed, one described anew, one added."""
+    first, second, *rest = catalog
+    edited = second.model_copy(update={"description": "Neu beschrieben: wir beraten zu fairer Beschaffung in Bonn."})
+    added = first.model_copy(update={"id": "org-neu-1", "name": "Neuer Verein", "description":
+                                     "Ein neuer Verein für Klimagerechtigkeit und Städtepartnerschaften mit Ghana."})
+    return [edited, *rest, added]
+
+
+@pytest.mark.parametrize("query", [
+    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
+    {"task": "partners", "from": "org-142"},
+    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
+    {"task": "invitations", "from": "evt-113"},
+])
+def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embedder, catalog, query):
+    changed = _changed(catalog)
+    serving = Matcher(fast_embedder).fit(catalog)
+    reused = Matcher(fast_embedder).fit(changed, reuse=serving)
+    scratch = Matcher(fast_embedder).fit(changed)
+    q = Query.model_validate(query)
+    got, _, _ = reused.score(q, as_of=AS_OF)
+    want, _, _ = scratch.score(q, as_of=AS_OF)
+    assert np.array_equal(got, want)
+    assert [r.explanation for r in reused.rank(q, k=5, as_of=AS_OF).results] == \
+        [r.explanation for r in scratch.rank(q, k=5, as_of=AS_OF).results]
+    # the serving matcher still answers for its own catalog
+    assert serving.rank(q, k=3, as_of=AS_OF).results
