@@ -1,4 +1,4 @@
-"""Optimal assignment of requests to advisors with capacities (pure numpy/scipy).
+"""Optimal assignment of requests to advisors with capacities (numpy, scipy, OR-Tools min-cost flow).
 
 The problem: a score matrix ``S`` (requests × advisors, ``-inf`` where a hard
 constraint forbids the pair) and a capacity per advisor; choose one advisor per
@@ -11,10 +11,14 @@ How it is solved, exactly:
 1. **Feasibility** by maximum flow (``scipy.sparse.csgraph.maximum_flow``):
    source → request (1) → allowed advisor (1) → sink (capacity). The flow
    value is the most requests that can be served at all.
-2. **Restricted problem**: each request's best few allowed advisors, plus the
-   pairs of that flow (so the restricted problem is feasible), solved by
-   ``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` (LAPJVsp) on
-   the matrix expanded with one column per capacity unit.
+2. **Restricted problem**: every allowed pair when there are at most
+   ``FULL_PAIRS`` of them, else each request's best few allowed advisors plus
+   the pairs of that flow (so the restricted problem is feasible), solved as a
+   min-cost flow with OR-Tools (``SimpleMinCostFlow``, network simplex on
+   integer costs: scores scaled by ~10⁹). Should the certificate of step 3
+   find the rounding of the costs to matter, the restricted problem is solved
+   again in floating point with ``scipy.sparse.csgraph.min_weight_full_bipartite_matching``
+   (LAPJVsp) on the matrix expanded with one column per capacity unit.
 3. **Certificate and pricing**: from the restricted optimum, advisor prices
    ``v ≥ 0`` (zero for advisors with spare capacity) and request values
    ``u_r = S[r, a(r)] − v[a(r)]`` are computed as longest paths on the
@@ -41,7 +45,8 @@ from scipy.sparse.csgraph import maximum_flow, min_weight_full_bipartite_matchin
 
 __all__ = ["Solution", "max_assignment", "solve_assignment", "spare_reachable", "alternating_reach"]
 
-START_COLUMNS = 4   # best allowed advisors per request in the first restricted problem
+FULL_PAIRS = 5_000_000  # up to this many allowed pairs the first restricted problem is the whole problem
+START_COLUMNS = 4   # best allowed advisors per request in the first restricted problem (above FULL_PAIRS)
 ADD_COLUMNS = 4     # violating pairs added per request and round
 MARGIN = 0.1        # also add pairs this close to tight (in standard deviations of the scores)
 
@@ -91,6 +96,33 @@ def max_assignment(allowed: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     advisor = np.full(n_req, -1, dtype=np.int64)
     advisor[pairs.row[used]] = pairs.col[used]
     return advisor
+
+
+def _min_cost_flow(scores: np.ndarray, cap: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
+    """Optimal complete assignment using only the pairs (rows, cols), as a min-cost flow
+    (source → request → advisor → sink) on integer costs; ``None`` if OR-Tools finds none."""
+    from ortools.graph.python import min_cost_flow
+
+    n_req, n_adv = scores.shape
+    value = scores[rows, cols]
+    # integer costs: as fine as int64 allows for this many requests (the flow's total cost must fit)
+    scale = min(1e9, 1e17 / (max(1.0, float(np.abs(value).max(initial=0.0))) * max(1, n_req)))
+    source, sink = n_req + n_adv, n_req + n_adv + 1
+    tails = np.concatenate([np.full(n_req, source), rows, n_req + np.arange(n_adv)]).astype(np.int64)
+    heads = np.concatenate([np.arange(n_req), n_req + cols, np.full(n_adv, sink)]).astype(np.int64)
+    capacities = np.concatenate([np.ones(n_req + rows.size), np.minimum(cap, n_req)]).astype(np.int64)
+    costs = np.concatenate([np.zeros(n_req), -np.round(value * scale), np.zeros(n_adv)]).astype(np.int64)
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
+    supplies = np.zeros(n_req + n_adv + 2, dtype=np.int64)
+    supplies[source], supplies[sink] = n_req, -n_req
+    flow.set_nodes_supplies(np.arange(supplies.size), supplies)
+    if flow.solve() != flow.OPTIMAL:
+        return None
+    used = flow.flows(np.arange(n_req, n_req + rows.size)) > 0
+    advisor = np.full(n_req, -1, dtype=np.int64)
+    advisor[rows[used]] = cols[used]
+    return advisor if (advisor >= 0).all() else None
 
 
 def _solve_restricted(scores: np.ndarray, cap: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -188,23 +220,28 @@ def solve_assignment(scores: np.ndarray, capacity: np.ndarray, *, complete: bool
     tol_abs = tol * scale
     spread = float(np.std(S[ok])) if ok.any() else 1.0
 
-    k = min(START_COLUMNS, S.shape[1])
-    ranked = np.where(ok, S, -np.inf)
-    if k < S.shape[1]:
-        top = np.argpartition(-ranked, k - 1, axis=1)[:, :k]
+    if int(ok.sum()) <= FULL_PAIRS:
+        r_ok, c_ok = np.nonzero(ok)
+        pairs = r_ok * S.shape[1] + c_ok
     else:
-        top = np.tile(np.arange(S.shape[1]), (S.shape[0], 1))
-    rows = np.concatenate([np.repeat(np.arange(S.shape[0]), top.shape[1]), np.arange(S.shape[0])])
-    cols = np.concatenate([top.ravel(), start])
-    keep = ok[rows, cols]
-    pairs = np.unique(rows[keep] * S.shape[1] + cols[keep])
+        k = min(START_COLUMNS, S.shape[1])
+        ranked = np.where(ok, S, -np.inf)
+        top = np.argpartition(-ranked, k - 1, axis=1)[:, :k] if k < S.shape[1] else \
+            np.tile(np.arange(S.shape[1]), (S.shape[0], 1))
+        rows = np.concatenate([np.repeat(np.arange(S.shape[0]), top.shape[1]), np.arange(S.shape[0])])
+        cols = np.concatenate([top.ravel(), start])
+        keep = ok[rows, cols]
+        pairs = np.unique(rows[keep] * S.shape[1] + cols[keep])
     optimal = False
     rounds = 0
     while True:
         rounds += 1
         rows, cols = pairs // S.shape[1], pairs % S.shape[1]
-        advisor = _solve_restricted(S, cap_ext, rows, cols)
-        v = _prices(S, cap_ext, advisor, rows, cols, tol_abs)
+        advisor = _min_cost_flow(S, cap_ext, rows, cols)
+        v = _prices(S, cap_ext, advisor, rows, cols, tol_abs) if advisor is not None else None
+        if v is None:  # rounded costs hid an improvement (or no flow): solve in floating point
+            advisor = _solve_restricted(S, cap_ext, rows, cols)
+            v = _prices(S, cap_ext, advisor, rows, cols, tol_abs)
         if v is None:  # pragma: no cover - the restricted optimum always has prices; numerical safety net
             raise ArithmeticError("assignment certificate failed: no consistent prices")
         u = S[np.arange(S.shape[0]), advisor] - v[advisor]

@@ -108,6 +108,19 @@ _ORG_TYPE_RES = {
     ),
 }
 
+# every alternative of a type's pattern contains one of these (lower-cased): most texts name
+# few types, so most patterns are skipped by substring tests
+_ORG_TYPE_HINTS = {
+    "migrant_organisation": ("migrant", "mso", "diaspora", "geflüchtet", "migrationsgeschichte", "migrationshintergrund",
+                             "moschee"),
+    "municipal_office": ("verwaltung", "integrationszentr", "agenda", "klimaschutzmanag", "kommunale", "municipal",
+                         "gleichstellungsstelle", "city", "local authorit"),
+    "civil_society": ("welt", "umwelt", "kirchengemeinde", "partnerschaftsverein", "fairtrade", "civil society",
+                      "environmental group", "world shop"),
+    "institution": ("schule", "universit", "vhs", "bildungseinrichtung", "erwachsenenbildung", "stiftung", "school",
+                    "adult education", "student group", "foundation"),
+}
+
 # generic words for associations: they ask for civil society or migrant organisations,
 # but less pointedly than "Migrantenorganisationen" does
 _GENERIC_ASSOCIATIONS_RE = re.compile(r"\b(?:Vereine|Initiativen|associations|NGOs|grassroots groups)\b")
@@ -206,9 +219,18 @@ def _months(first: int, last: int, year: int) -> tuple[dt.date, dt.date]:
     return dt.date(year, first, 1), _month_end(year + (last < first), last)
 
 
+# every period pattern below needs a year, a month or season name, or a half/quarter word (lower-cased)
+_WINDOW_HINTS = ("20", "hälfte", "halbjahr", "half", "quartal", "q1", "q2", "q3", "q4", "h1", "h2", *_MONTHS, *_SEASONS)
+# every alternative of _NEAR_RE contains one of these (lower-cased)
+_NEAR_HINTS = ("nähe", "umgebung", "nachbar", "vor ort", "unserer", "regional", "near", "in our", "local")
+
+
 def _window(text: str, as_of: dt.date) -> tuple[tuple[dt.date, dt.date] | None, str | None]:
     """The period a need names, most specific phrasing first; a period without a year is the next
     one that has not (nearly) passed."""
+    lowered = text.lower()
+    if not any(h in lowered for h in _WINDOW_HINTS):
+        return None, None
     m = _HALF_RE.search(text) or _HALF_RE2.search(text)
     if m:
         first = m.group("which").lower() in ("erste", "ersten", "erster", "1.", "first", "1")
@@ -294,6 +316,8 @@ def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
             cues.append(m.group(0))
     types: dict[str, float] = {}
     for t, rx in _ORG_TYPE_RES.items():
+        if not any(h in lowered for h in _ORG_TYPE_HINTS[t]):
+            continue
         m = rx.search(text)
         if m:
             types[t] = 1.0
@@ -306,7 +330,7 @@ def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
     window, cue = _window(text, as_of)
     if cue:
         cues.append(cue)
-    near = _NEAR_RE.search(text)
+    near = _NEAR_RE.search(text) if any(h in lowered for h in _NEAR_HINTS) else None
     if near:
         cues.append(near.group(0))
     return Intent(tuple(langs), tuple(types), tuple(types.values()), window, bool(near), tuple(cues))

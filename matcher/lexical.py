@@ -13,6 +13,7 @@ import re
 import threading
 from collections import Counter
 from functools import lru_cache
+from itertools import repeat
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -64,6 +65,15 @@ class TextCounts:
         self.analyzer = analyzer
         self.vocabulary: dict[str, int] = {}
         self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]  # a lock cannot be pickled (fitted matchers are cached on disk by bench/)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -119,14 +129,16 @@ class _TfidfView:
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """TF-IDF vectors of new texts (terms the catalog does not have are ignored)."""
-        indptr, indices = [0], []
-        column = self.column_
+        rows = []
+        get = self.column_.get
         for text in texts:
-            ids = [column[t] for t in self.analyzer(text) if t in column]
-            indices.extend(ids)
-            indptr.append(len(indices))
-        counts = sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), np.array(indices, dtype=np.int64),
-                                    np.array(indptr, dtype=np.int64)), shape=(len(texts), len(column)))
+            tokens = self.analyzer(text)
+            ids = np.fromiter(map(get, tokens, repeat(-1, len(tokens))), dtype=np.int64, count=len(tokens))
+            rows.append(ids[ids >= 0])
+        indptr = np.concatenate([[0], np.cumsum([r.size for r in rows])]).astype(np.int64)
+        indices = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        counts = sparse.csr_matrix((np.ones(indices.size, dtype=np.float32), indices, indptr),
+                                   shape=(len(texts), len(self.column_)))
         counts.sum_duplicates()
         return self.tfidf_.transform(counts).astype(np.float32).tocsr()
 
@@ -134,9 +146,31 @@ class _TfidfView:
         return self.feature_names_
 
 
+_CHAR_WB = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True)
+_CHAR_WB_PREPROCESS = _CHAR_WB.build_preprocessor()
+
+
+@lru_cache(maxsize=500_000)
+def _char_wb_word(word: str) -> tuple[str, ...]:
+    return tuple(_CHAR_WB._char_wb_ngrams(word))
+
+
+def char_wb_analyzer(text: str) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer (3–5, lower-cased), memoised per word.
+
+    ``char_wb`` n-grams never cross a space, so a text's n-grams are its words' n-grams in
+    order; words repeat across a catalog and its queries, and generating n-grams in Python
+    was most of the cost of reading a text (identical tokens, pinned by a test).
+    """
+    out: list[str] = []
+    for word in _CHAR_WB_PREPROCESS(text).split():
+        out.extend(_char_wb_word(word))
+    return out
+
+
 def char_counts() -> TextCounts:
     """Counts of character n-grams within word boundaries (3–5, lower-cased)."""
-    return TextCounts(CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).build_analyzer())
+    return TextCounts(char_wb_analyzer)
 
 
 def word_counts() -> TextCounts:

@@ -26,7 +26,7 @@ structured ones are in [0, 1]; the fused score is their weighted sum.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -440,7 +440,8 @@ class Matcher:
             d = np.where(self._area_mask(place), 0.0, d)
         return d
 
-    def _proximity(self, origin: Place | None, mentioned: list[Place], intent: Intent) -> tuple[np.ndarray, np.ndarray]:
+    def _proximity(self, origin: Place | None, mentioned: list[Place], intent: Intent,
+                   distance_km: Callable[[Place], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Closeness in [0, 1] and the distance in km shown to the user.
 
         Places the need names ("aus Bochum und Umgebung", "vom Niederrhein")
@@ -450,36 +451,44 @@ class Matcher:
         """
         w = self.weights_
         n = len(self.entities_)
-        d_origin = self._distance_km(origin) if origin is not None and origin.lat is not None else np.full(n, np.nan)
+        distance_km = distance_km or self._distance_km  # a batch passes a memoised one
+        d_origin = distance_km(origin) if origin is not None and origin.lat is not None else np.full(n, np.nan)
         named = [p for p in mentioned if p.lat is not None]
         decay = lambda d: np.where(np.isnan(d), 0.0, np.exp(-np.nan_to_num(d) / w.distance_scale_km))  # noqa: E731
         if named:
-            d_named = np.min([self._distance_km(p) for p in named], axis=0)
+            d_named = np.min([distance_km(p) for p in named], axis=0)
             prox = decay(d_named) if np.isnan(d_origin).all() else w.named_share * decay(d_named) + (1 - w.named_share) * decay(d_origin)
             return prox.astype(np.float32), d_named
         factor = 1.0 if intent.near else w.implicit_proximity
         return (factor * decay(d_origin)).astype(np.float32), d_origin
 
-    def _region_served(self, task: str, origin: Place | None, mentioned: list[Place]) -> np.ndarray:
+    def _region_served(self, task: str, origin: Place | None, mentioned: list[Place],
+                       served_by: Callable[[Place], np.ndarray] | None = None) -> np.ndarray:
         n = len(self.entities_)
         out = np.zeros(n, dtype=np.float32)
         if task != "advisors":
             return out
-        places = [p for p in [origin, *mentioned] if p is not None]
-        for p in places:
-            keys = {("name", p.name.casefold())}
-            if p.kind in ("municipality", "district") or "NRW" in p.regions:
-                keys.add(("state", ""))
-            keys.update(("region", r) for r in p.regions)
-            if p.district:
-                keys.add(("district", p.district))
-            if p.kind in ("region", "state"):
-                keys.add(("region", p.name))
-            for key in keys:
-                out[self.served_by_.get(key, [])] = 1.0
-            if p.lat is not None and len(self.served_towns_):
-                near = haversine_km(p.lat, p.lon, self.served_towns_[:, 1], self.served_towns_[:, 2]) <= TOWN_RADIUS_KM
-                out[self.served_towns_[near, 0].astype(np.int64)] = 1.0
+        served = served_by or self._served_at
+        for p in (p for p in [origin, *mentioned] if p is not None):
+            np.maximum(out, served(p), out=out)
+        return out
+
+    def _served_at(self, p: Place) -> np.ndarray:
+        """1 for the advisors whose ``regions`` cover place ``p`` (or a town within TOWN_RADIUS_KM)."""
+        out = np.zeros(len(self.entities_), dtype=np.float32)
+        keys = {("name", p.name.casefold())}
+        if p.kind in ("municipality", "district") or "NRW" in p.regions:
+            keys.add(("state", ""))
+        keys.update(("region", r) for r in p.regions)
+        if p.district:
+            keys.add(("district", p.district))
+        if p.kind in ("region", "state"):
+            keys.add(("region", p.name))
+        for key in keys:
+            out[self.served_by_.get(key, [])] = 1.0
+        if p.lat is not None and len(self.served_towns_):
+            near = haversine_km(p.lat, p.lon, self.served_towns_[:, 1], self.served_towns_[:, 2]) <= TOWN_RADIUS_KM
+            out[self.served_towns_[near, 0].astype(np.int64)] = 1.0
         return out
 
     def _language(self, languages: tuple[str, ...]) -> np.ndarray:

@@ -22,11 +22,13 @@ engine's :func:`~matcher.explain.explain`.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .explain import Explanation, explain
 from .intent import parse_intent
@@ -143,6 +145,7 @@ def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | 
         report(0.3 * min(start + CHUNK, len(texts)) / max(len(texts), 1), "Texte kodieren")
 
     report(0.3, "Anfragen bewerten")
+    _advisor_columns(m, adv)  # once, before any block (forked workers inherit it)
     blocks = [(queries[i : i + CHUNK], vectors[i : i + CHUNK], as_of) for i in range(0, len(queries), CHUNK)]
     parts: list[tuple] = []
     for part in _run_blocks(m, blocks, workers):
@@ -165,7 +168,9 @@ _FORKED_MATCHER: Matcher | None = None  # the matcher a forked worker inherits
 
 
 def _score_forked(block: tuple) -> tuple:
-    return _score_block(_FORKED_MATCHER, *block)
+    # the workers already use every core: BLAS threads of their own would only compete
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _score_block(_FORKED_MATCHER, *block)
 
 
 def _run_blocks(m: Matcher, blocks: list[tuple], workers: int):
@@ -199,6 +204,20 @@ def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: d
     raw = {s: np.zeros((n_req, n_adv), dtype=np.float32) for s in SIGNALS}
     distance = np.full((n_req, n_adv), np.nan)
     place_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    distances: dict[Any, np.ndarray] = {}
+
+    served: dict[Any, np.ndarray] = {}
+
+    def distance_km(place: Any) -> np.ndarray:  # many requests share a town
+        if place not in distances:
+            distances[place] = m._distance_km(place)
+        return distances[place]
+
+    def served_at(place: Any) -> np.ndarray:
+        if place not in served:
+            served[place] = m._served_at(place)
+        return served[place]
+
     language_cache: dict[tuple[str, ...], np.ndarray] = {}
     capacity = np.array([0.0 if c == 0 else 1.0 for c in m.capacity_[adv]], dtype=np.float32)
     text_vectors = {r: vectors[r] for r, q in enumerate(queries) if q.text}
@@ -217,8 +236,8 @@ def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: d
         mentioned = m.gazetteer_.mentions(q.text)
         key = (origin, tuple(mentioned), intent.near)
         if key not in place_cache:
-            prox, dist = m._proximity(origin, mentioned, intent)
-            place_cache[key] = (prox[adv], dist[adv], m._region_served("advisors", origin, mentioned)[adv])
+            prox, dist = m._proximity(origin, mentioned, intent, distance_km)
+            place_cache[key] = (prox[adv], dist[adv], m._region_served("advisors", origin, mentioned, served_at)[adv])
         raw["proximity"][r], distance[r], raw["region"][r] = place_cache[key]
         if languages not in language_cache:
             language_cache[languages] = m._language(languages)[adv]
@@ -282,6 +301,36 @@ def _dense(m: Matcher, adv: np.ndarray, queries: list[Query], contexts: list[dic
     return dense
 
 
+_ADVISOR_COLUMNS: "weakref.WeakKeyDictionary[Matcher, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _advisor_columns(m: Matcher, adv: np.ndarray) -> tuple:
+    """The advisors' TF-IDF rows as (terms × advisors) CSR matrices, built once per matcher and pool
+    (every block multiplies with them; slicing and transposing per block cost as much as the product)."""
+    key = adv.tobytes()
+    cached = _ADVISOR_COLUMNS.get(m)
+    if cached is None or cached[0] != key:
+        lex = m.lexical_
+        word = lex.word_matrix_[adv].T.tocsr() if lex.word_matrix_ is not None else None
+        cached = (key, lex.char_matrix_[adv].T.tocsr(), word)
+        _ADVISOR_COLUMNS[m] = cached
+    return cached[1], cached[2]
+
+
+class _NeedVectors:
+    """One request's (character, word) TF-IDF rows of the batch matrices, sliced only when an
+    explanation asks (slicing 5,000 sparse rows up front cost more than the products)."""
+
+    __slots__ = ("char", "word", "row")
+
+    def __init__(self, char, word, row: int):
+        self.char, self.word, self.row = char, word, row
+
+    def __getitem__(self, view: int):
+        matrix = self.char if view == 0 else self.word
+        return None if matrix is None else matrix[self.row]
+
+
 def _lexical(m: Matcher, adv: np.ndarray, queries: list[Query], contexts: list[dict], mask: np.ndarray) -> np.ndarray:
     """The engine's lexical signal (TF-IDF char and word views) for every pair, z-scored per request;
     each context gets its need's vectors (``need_vectors``), which the explanation reuses."""
@@ -293,12 +342,13 @@ def _lexical(m: Matcher, adv: np.ndarray, queries: list[Query], contexts: list[d
     if rows.size == 0:
         return out
     batch = [contexts[r]["need"] for r in rows]
+    char_t, word_t = _advisor_columns(m, adv)
     char_vecs = lex.char_.transform(batch)
-    sim = lex.char_weight * (char_vecs @ lex.char_matrix_[adv].T).toarray().astype(np.float32)
+    sim = lex.char_weight * (char_vecs @ char_t).toarray().astype(np.float32)
     word_vecs = lex.word_.transform(batch) if lex.word_ is not None else None
     if word_vecs is not None:
-        sim += (1 - lex.char_weight) * (word_vecs @ lex.word_matrix_[adv].T).toarray().astype(np.float32)
+        sim += (1 - lex.char_weight) * (word_vecs @ word_t).toarray().astype(np.float32)
     for k, r in enumerate(rows):
-        contexts[r]["need_vectors"] = (char_vecs[k], word_vecs[k] if word_vecs is not None else None)
+        contexts[r]["need_vectors"] = _NeedVectors(char_vecs, word_vecs, k)
     out[rows] = _zscore_rows(sim, mask[rows])
     return out

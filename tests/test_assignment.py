@@ -98,6 +98,26 @@ def test_optimal_total_equals_lsa_and_ilp_references_on_seeded_instances():
     assert complete > 80  # the seeds give enough feasible instances to mean something
 
 
+@pytest.mark.parametrize("path", ["column generation", "floating-point fallback"])
+def test_other_solver_paths_reach_the_same_optimum(monkeypatch, path):
+    """Above FULL_PAIRS the solver starts from a few columns per request; if the integer min-cost
+    flow is refused (rounding), LAPJVsp solves in floating point. Both give the references' total."""
+    import matcher.assignment_solver as solver
+
+    if path == "column generation":
+        monkeypatch.setattr(solver, "FULL_PAIRS", 0)
+    else:
+        monkeypatch.setattr(solver, "_min_cost_flow", lambda *args: None)
+    rng = np.random.default_rng(31)
+    for _ in range(60):
+        S, cap = random_instance(rng)
+        solution = solve_assignment(S, cap)
+        reference = lsa_reference(S, cap)
+        if reference is not None:
+            assert solution.complete and solution.optimal
+            assert solution.total == pytest.approx(reference, abs=1e-7)
+
+
 def test_optimal_total_equals_brute_force_on_small_instances():
     rng = np.random.default_rng(7)
     for _ in range(150):

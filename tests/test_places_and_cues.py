@@ -165,3 +165,32 @@ def test_every_world_region_pattern_contains_a_prefilter_hint():
     for pattern in WORLD_REGIONS:
         for alternative in pattern.split("|"):
             assert any(h in alternative for h in _REGION_HINTS), alternative
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(pattern):
+        if ch == "(" and pattern[i - 1 : i] != "\\":
+            depth += 1
+        elif ch == ")" and pattern[i - 1 : i] != "\\":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+    return [*parts, pattern[start:]]
+
+
+def test_every_actor_type_pattern_alternative_contains_a_prefilter_hint():
+    """parse_intent skips a type's pattern for texts without any of its hints: each alternative must contain one."""
+    from matcher.intent import _ORG_TYPE_HINTS, _ORG_TYPE_RES
+
+    for kind, rx in _ORG_TYPE_RES.items():
+        for alternative in _top_level_alternatives(rx.pattern):
+            assert any(h in alternative.lower() for h in _ORG_TYPE_HINTS[kind]), (kind, alternative)
+
+
+def test_every_nearness_pattern_alternative_contains_a_prefilter_hint():
+    from matcher.intent import _NEAR_HINTS, _NEAR_RE
+
+    for alternative in _top_level_alternatives(_NEAR_RE.pattern):
+        assert any(h in alternative.lower() for h in _NEAR_HINTS), alternative

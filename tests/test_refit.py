@@ -33,6 +33,16 @@ def test_lexical_index_equals_scikit_learns_tfidf_vectorizer(catalog):
         assert abs(ours.transform(need) - ref.transform(need)).max() == 0
 
 
+def test_memoised_char_analyzer_gives_scikit_learns_tokens(catalog):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from matcher.lexical import char_wb_analyzer
+
+    reference = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).build_analyzer()
+    for text in [*_texts(catalog), "  Zwei  Leerzeichen\tund\nUmbrüche – ÄÖÜ ß", "a", ""]:
+        assert char_wb_analyzer(text) == reference(text)
+
+
 def _changed(catalog):
     """The catalog after a few edits: one entity removed, one described anew, one added."""
     first, second, *rest = catalog
