@@ -71,6 +71,7 @@ class Place:
     district: str | None = None
     regions: tuple[str, ...] = field(default_factory=tuple)
     side: str | None = None  # "west", "east", "north", "south": part of an area ("im westlichen Ruhrgebiet")
+    country: str = "DE"      # ISO 3166-1 alpha-2 (a GeoNames city may lie abroad)
 
     def on_side(self, lat: float | None, lon: float | None) -> bool:
         """Whether a point lies in the named part of this area (always true without a side)."""
@@ -183,7 +184,8 @@ class Gazetteer:
         city = _geonames_index().get(_fold(name))
         if city is None:
             return None
-        return Place(city["name"], "city", float(city["latitude"]), float(city["longitude"]))
+        return Place(city["name"], "city", float(city["latitude"]), float(city["longitude"]),
+                     country=str(city.get("countrycode") or "").upper() or "??")
 
     def locate(self, city: str | None, lat: float | None, lon: float | None) -> Place | None:
         """A place for an entity or query: its city resolved, coordinates from the record win.

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from matcher.errors import ValidationError
+from matcher.ranking import Matcher
 from matcher.schema import Query
 
 from .auth import can_see_contact, current_caller
@@ -35,9 +37,25 @@ def _summary(query: Query, k: int) -> dict[str, Any]:
     return {key: v for key, v in summary.items() if v not in (None, [], False)}
 
 
+def _check_place(matcher: Matcher, query: Query) -> None:
+    """A place given by name must be one the gazetteer knows, in Germany: a typo would otherwise
+    silently rank by the distance to a namesake abroad (or by none at all)."""
+    if not query.city or query.lat is not None:
+        return
+    place = matcher.gazetteer_.resolve(query.city)
+    if place is None:
+        raise ValidationError(f"Unbekannter Ort {query.city!r}: bitte eine Stadt, einen Kreis oder eine Region in NRW "
+                              "angeben (z. B. „Duisburg“, „Kreis Kleve“, „Münsterland“) oder lat/lon",
+                              [{"field": "city", "value": query.city}])
+    if place.country != "DE":
+        raise ValidationError(f"{query.city!r} ist als Ort im Ausland bekannt ({place.name}, {place.country}); bitte einen "
+                              "Ort in Deutschland angeben oder lat/lon", [{"field": "city", "value": query.city}])
+
+
 def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> ResponseReturnValue:
     """Rank with the live matcher, write the audit entry, answer with results and explanations."""
     version, matcher = get_live().current()
+    _check_place(matcher, query)
     ranking = matcher.rank(query, k=k, as_of=as_of, lang=lang)
     caller = current_caller()
     rec_id = get_store().record_recommendation(
