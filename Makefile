@@ -34,8 +34,8 @@ test: install
 	bash tests/ensure_chromium.sh
 	$(PY) -m pytest
 
-# speed, memory, scaling and the reviewer-paper gold standard (< 15 min on 2 cores from a fresh
-# clone; caches under var/bench/): one table, also written to bench/results/latest.json
+# speed, memory, scaling and the reviewer-paper gold standard: one table, also written to
+# bench/results/latest.json (~15 min on 2 cores with the caches in var/bench/; a fresh clone fills them first)
 bench: install
 	$(PY) -m bench
 
