@@ -200,7 +200,7 @@ class Matcher:
         del known
 
         self.countries_ = []  # (countries named or partnered, in sub-regions named, in continents named)
-        self.country_index_: tuple[dict[str, list[int]], ...] = ({}, {}, {})
+        lists: tuple[dict[str, list[int]], ...] = ({}, {}, {})
         self.country_texts_ = [" ".join([e.name, e.description, *e.topics, *e.evidence]) for e in ents]
         known_countries = dict(zip(reuse.country_texts_, reuse.countries_named_)) if reuse is not None else {}
         self.countries_named_ = [known_countries.get(t) or country_mentions(t) for t in self.country_texts_]
@@ -209,9 +209,11 @@ class Matcher:
             direct, regional, broad = self.countries_named_[i]
             sets = (direct | frozenset(getattr(e, "partner_countries", ()) or ()), regional, broad)
             self.countries_.append(sets)
-            for index, codes in zip(self.country_index_, sets):
+            for index, codes in zip(lists, sets):
                 for c in codes:
                     index.setdefault(c, []).append(i)
+        # (named, in sub-regions, in continents): country code -> entity rows
+        self.country_index_ = tuple({c: np.array(rows, dtype=np.int64) for c, rows in index.items()} for index in lists)
         self._index_places(ents)
         self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)],
                                            reuse=reuse.lexical_ if reuse is not None else None)
@@ -516,9 +518,9 @@ class Matcher:
         for value, codes, indexes in ((0.2, direct | regional | broad, (by_direct, by_regional, by_broad)),
                                       (0.5, direct | regional, (by_direct, by_regional)),
                                       (1.0, direct, (by_direct,))):
-            for index in indexes:
-                for c in codes:
-                    out[index.get(c, [])] = value
+            hits = [index[c] for index in indexes for c in codes if c in index]
+            if hits:
+                out[np.concatenate(hits)] = value
         return out, direct
 
     def _type_fit(self, query: Query, asker: Entity | None, intent: Intent) -> np.ndarray:

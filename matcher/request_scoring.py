@@ -22,6 +22,7 @@ engine's :func:`~matcher.explain.explain`.
 from __future__ import annotations
 
 import datetime as dt
+import mmap
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -146,17 +147,14 @@ def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | 
 
     report(0.3, "Anfragen bewerten")
     _advisor_columns(m, adv)  # once, before any block (forked workers inherit it)
-    blocks = [(queries[i : i + CHUNK], vectors[i : i + CHUNK], as_of) for i in range(0, len(queries), CHUNK)]
-    parts: list[tuple] = []
-    for part in _run_blocks(m, blocks, workers):
-        parts.append(part)
-        report(0.3 + 0.7 * len(parts) / len(blocks), "Anfragen bewerten")
-    if not parts:
-        parts = [_score_block(m, [], vectors[:0], as_of)]
-    raw = {s: np.vstack([p[0][s] for p in parts]) for s in SIGNALS}
-    mask = np.vstack([p[1] for p in parts])
-    distance = np.vstack([p[2] for p in parts])
-    contexts = [c for p in parts for c in p[3]]
+    blocks = [(i, queries[i : i + CHUNK], vectors[i : i + CHUNK], as_of) for i in range(0, len(queries), CHUNK)]
+    parallel = workers > 1 and len(blocks) >= 2
+    signals, mask, distance = _outputs(len(queries), adv.size, shared=parallel)
+    contexts: list[dict[str, Any]] = []
+    for done, block_contexts in enumerate(_run_blocks(m, blocks, workers if parallel else 1, (signals, mask, distance)), 1):
+        contexts.extend(block_contexts)
+        report(0.3 + 0.7 * done / len(blocks), "Anfragen bewerten")
+    raw = {s: signals[k] for k, s in enumerate(SIGNALS)}
     contrib = {s: np.float32(getattr(m.weights_, s)) * raw[s] for s in SIGNALS}
     total = np.sum([contrib[s] for s in SIGNALS], axis=0).astype(np.float64)
     total[~mask] = -np.inf
@@ -164,31 +162,58 @@ def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | 
     return RequestScores(m, queries, adv, total, contrib, raw, distance, contexts)
 
 
-_FORKED_MATCHER: Matcher | None = None  # the matcher a forked worker inherits
+_FORKED: tuple | None = None  # (matcher, outputs) a forked worker inherits
 
 
-def _score_forked(block: tuple) -> tuple:
+def _outputs(n_req: int, n_adv: int, shared: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The raw signals (signals × requests × advisors), candidate mask and distances to fill. Shared
+    with forked workers (an anonymous shared mapping made before the fork), so that they write their
+    rows in place instead of sending a hundred megabytes of arrays back through a pipe."""
+    shapes = [((len(SIGNALS), n_req, n_adv), np.float32), ((n_req, n_adv), np.bool_), ((n_req, n_adv), np.float64)]
+    if not shared:
+        return tuple(np.zeros(shape, dtype=dtype) for shape, dtype in shapes)  # type: ignore[return-value]
+    sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes]
+    buffer = mmap.mmap(-1, max(1, sum(sizes)))
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return tuple(np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape)), offset=int(off)).reshape(shape)
+                 for (shape, dtype), off in zip(shapes, offsets))  # type: ignore[return-value]
+
+
+def _score_into(m: Matcher, outputs: tuple, start: int, queries: list[Query], vectors: np.ndarray,
+                as_of: dt.date | None) -> list[dict[str, Any]]:
+    """Score one block and write its rows into ``outputs``; return its contexts."""
+    signals, mask, distance = outputs
+    raw, block_mask, block_distance, contexts = _score_block(m, queries, vectors, as_of)
+    rows = slice(start, start + len(queries))
+    for k, s in enumerate(SIGNALS):
+        signals[k, rows] = raw[s]
+    mask[rows], distance[rows] = block_mask, block_distance
+    return contexts
+
+
+def _score_forked(block: tuple) -> list[dict[str, Any]]:
     # the workers already use every core: BLAS threads of their own would only compete
     with threadpool_limits(limits=1, user_api="blas"):
-        return _score_block(_FORKED_MATCHER, *block)
+        return _score_into(_FORKED[0], _FORKED[1], *block)
 
 
-def _run_blocks(m: Matcher, blocks: list[tuple], workers: int):
-    """Score blocks of requests, in this process or in ``workers`` forked ones (same order)."""
-    if workers <= 1 or len(blocks) < 2:
+def _run_blocks(m: Matcher, blocks: list[tuple], workers: int, outputs: tuple):
+    """Score blocks of requests into ``outputs``, in this process or in ``workers`` forked ones;
+    yields each block's contexts in order."""
+    if workers <= 1:
         for block in blocks:
-            yield _score_block(m, *block)
+            yield _score_into(m, outputs, *block)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    global _FORKED_MATCHER
-    _FORKED_MATCHER = m
+    global _FORKED
+    _FORKED = (m, outputs)
     try:
         with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=multiprocessing.get_context("fork")) as pool:
             yield from pool.map(_score_forked, blocks)
     finally:
-        _FORKED_MATCHER = None
+        _FORKED = None
 
 
 def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: dt.date | None) -> tuple:
