@@ -192,9 +192,10 @@ def test_the_server_killed_during_writes_and_a_job_restarts_with_every_acknowled
     totals: dict[str, int] = {}
     for round_ in range(kills):
         version = served.store.catalog_version()
-        job = _start_long_job(served, tag=f"k{round_}")
         with Load(served.base, served.keys, served.ids, clients=8, mix=WRITES, first_client=200 + 20 * round_) as load:
-            time.sleep(1.5)
+            time.sleep(1.5)                            # writes in flight
+            job = _start_long_job(served, tag=f"k{round_}")
+            assert _job(served, job)["state"] == "running"
             served.server.kill()                       # SIGKILL to the process group: no cleanup at all
         report = load.report
         _wait_job_stale(served, job)
