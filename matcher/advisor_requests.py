@@ -14,10 +14,7 @@ given", ``lat``/``lon`` accept a decimal comma.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from .catalog_io import csv_records
 from .errors import CatalogError
 from .messages import validation_details
 from .schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, LongText, Longitude, Query
@@ -33,7 +31,6 @@ __all__ = ["AdvisorRequest", "load_requests", "REQUEST_COLUMNS"]
 
 REQUEST_COLUMNS = {"id": False, "text": False, "city": False, "lat": False, "lon": False,
                    "languages": True, "municipality": False, "conflicts": True}
-_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
 
 
 class AdvisorRequest(BaseModel):
@@ -137,35 +134,4 @@ def _json_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
 
 
 def _csv_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
-    first = text.split("\n", 1)[0]
-    delimiter = max([";", ",", "\t"], key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        return
-    unknown = [h for h in header if h not in REQUEST_COLUMNS]
-    if unknown or len(set(header)) != len(header):
-        problem = f"unbekannte Spalte(n): {', '.join(unknown)}" if unknown else "doppelte Spaltennamen"
-        yield 1, None, f"{problem}; erlaubt sind: {', '.join(REQUEST_COLUMNS)}"
-        return
-    previous_end = reader.line_num
-    for row in reader:
-        lineno, previous_end = previous_end + 1, reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield lineno, None, f"{len(row)} Spalten statt {len(header)} (Trennzeichen „{delimiter}“)"
-            continue
-        rec: dict[str, Any] = {}
-        for name, cell in zip(header, row):
-            cell = cell.strip()
-            if not cell:
-                continue
-            if REQUEST_COLUMNS[name]:
-                rec[name] = [v.strip() for v in cell.split("|") if v.strip()]
-            elif name in ("lat", "lon") and _DECIMAL_COMMA.match(cell):
-                rec[name] = cell.replace(",", ".")
-            else:
-                rec[name] = cell
-        yield lineno, rec, None
+    return csv_records(text, REQUEST_COLUMNS)

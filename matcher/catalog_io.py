@@ -33,7 +33,7 @@ from .errors import CatalogError
 from .messages import validation_details
 from .schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
 
-__all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns"]
+__all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns", "csv_records"]
 
 FORMATS = ("jsonl", "csv")
 MAX_REPORTED = 100  # details listed in one error; the message gives the total
@@ -142,6 +142,15 @@ def _jsonl_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
 
 
 def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
+    return csv_records(text, csv_columns(), required=("kind",))
+
+
+def csv_records(text: str, columns: typing.Mapping[str, bool],
+                required: tuple[str, ...] = ()) -> typing.Iterator[tuple[int, Any, str | None]]:
+    """``(line number, record, problem)`` for each row of a CSV ``text`` whose header names
+    ``columns`` (name → whether the cell is a ``|``-separated list). The delimiter is guessed from
+    the header (``;``, ``,`` or tab); empty cells are left out, decimal commas in ``lat``/``lon``
+    read as points, and a dotted column (``contact.email``) fills a nested mapping."""
     first = text.split("\n", 1)[0]
     delimiter = max([";", ",", "\t"], key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -152,11 +161,11 @@ def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
     except csv.Error as exc:
         yield 1, None, f"Kopfzeile nicht lesbar ({exc})"
         return
-    columns = csv_columns()
     unknown = [h for h in header if h not in columns]
-    if unknown or len(set(header)) != len(header) or "kind" not in header:
+    missing = [c for c in required if c not in header]
+    if unknown or len(set(header)) != len(header) or missing:
         problem = (f"unbekannte Spalte(n): {', '.join(unknown)}" if unknown
-                   else "Spalte „kind“ fehlt" if "kind" not in header else "doppelte Spaltennamen")
+                   else f"Spalte „{missing[0]}“ fehlt" if missing else "doppelte Spaltennamen")
         yield 1, None, f"{problem}; erlaubt sind: {', '.join(columns)}"
         return
     previous_end = reader.line_num
@@ -187,8 +196,9 @@ def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
                 value = cell.replace(",", ".")
             else:
                 value = cell
-            if name.startswith("contact."):
-                rec.setdefault("contact", {})[name.split(".", 1)[1]] = value
+            if "." in name:
+                outer, inner = name.split(".", 1)
+                rec.setdefault(outer, {})[inner] = value
             else:
                 rec[name] = value
         yield lineno, rec, None

@@ -308,6 +308,16 @@ def test_a_bad_request_file_is_rejected_as_a_whole(tmp_path):
     assert {d["line"] for d in err.value.details} == {2, 3}
 
 
+def test_an_unreadable_request_csv_names_the_line(tmp_path):
+    """A quote never closed (or a cell over csv's field limit) is a line-numbered error, not a crash."""
+    path = tmp_path / "anfragen.csv"
+    path.write_text("id;text;city\nr1;Faire Beschaffung;Köln\nr2;\"" + "x" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as err:
+        load_requests(path)
+    assert [d["line"] for d in err.value.details] == [3], err.value.details
+    assert "nicht lesbar" in str(err.value.details)
+
+
 # ---------------------------------------------------------------- command line (fast model)
 @pytest.fixture()
 def cli_env(monkeypatch):

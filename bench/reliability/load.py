@@ -22,20 +22,13 @@ from typing import Any
 import numpy as np
 import requests
 
+from bench.latency import NEEDS as LATENCY_NEEDS
+
 from .faults import WriteLedger
 
 __all__ = ["Load", "LoadReport", "run_load", "feedback_found", "NEEDS", "MIX", "WRITES"]
 
-NEEDS = [
-    ("Faire Beschaffung von Dienstkleidung für das Ordnungsamt", "Essen"),
-    ("Wir möchten Migrantenorganisationen in unsere Städtepartnerschaft mit Ghana einbinden", "Köln"),
-    ("Klimapartnerschaft mit einer Gemeinde in Tansania aufbauen", "Münster"),
-    ("Beratung zu Diaspora-Engagement und entwicklungspolitischer Bildungsarbeit", "Dortmund"),
-    ("Unterstützung für eine Veranstaltung zum Fairen Handel mit türkischsprachigen Vereinen", "Duisburg"),
-    ("Globales Lernen an Schulen mit Referentinnen aus der Diaspora", "Bielefeld"),
-    ("Kommunale Entwicklungspolitik in einer kleinen Gemeinde im Sauerland starten", "Arnsberg"),
-    ("Projektpartnerschaft mit Kamerun, frankophone Beratung gesucht", "Bonn"),
-]
+NEEDS = LATENCY_NEEDS[:8]   # the latency benchmark's needs, each with a city
 # the request mix: name → share (sums to 1); catalog writes are rare, as with staff editing a catalog
 MIX = {"advisors": 0.36, "partners": 0.10, "events": 0.08, "invitees": 0.08, "get_entity": 0.13, "list": 0.15,
        "create": 0.02, "replace": 0.01, "feedback": 0.07}
