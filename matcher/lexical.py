@@ -20,6 +20,7 @@ import numpy as np
 import snowballstemmer
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.preprocessing import normalize
 from stop_words import get_stop_words
 
 from .errors import NotFittedError
@@ -140,7 +141,12 @@ class _TfidfView:
         counts = sparse.csr_matrix((np.ones(indices.size, dtype=np.float32), indices, indptr),
                                    shape=(len(texts), len(self.column_)))
         counts.sum_duplicates()
-        return self.tfidf_.transform(counts).astype(np.float32).tocsr()
+        # TfidfTransformer.transform's own steps (sublinear tf, idf, l2 norm) without its input
+        # validation, which cost most of a one-query transform; the result is the same (pinned by a test)
+        np.log(counts.data, counts.data)
+        counts.data += 1.0
+        counts.data *= self.tfidf_.idf_[counts.indices]
+        return normalize(counts, norm="l2", copy=False).astype(np.float32, copy=False).tocsr()
 
     def get_feature_names_out(self) -> np.ndarray:
         return self.feature_names_
@@ -218,6 +224,7 @@ class LexicalIndex:
         for counts in self.counts_:
             counts.retain(corpus)
         self.texts_ = texts
+        self._surface: dict[int, dict[str, str]] = {}
         self.char_csc_ = self.char_matrix_.tocsc()
         self.word_csc_ = self.word_matrix_.tocsc() if self.word_matrix_ is not None else None
         self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
@@ -247,11 +254,17 @@ class LexicalIndex:
         return sim.astype(np.float32)
 
     def _surface_forms(self, row: int) -> dict[str, str]:
-        """Stem → the word as fitted text ``row`` writes it most often (what an explanation shows)."""
-        forms: dict[str, Counter[str]] = {}
-        for tok in word_tokens(self.texts_[row]):
-            forms.setdefault(stem(tok), Counter())[tok] += 1
-        return {s: c.most_common(1)[0][0] for s, c in forms.items()}
+        """Stem → the word as fitted text ``row`` writes it most often (what an explanation shows).
+        Kept per row: the same profiles are explained again and again."""
+        cached = self._surface.get(row)
+        if cached is None:
+            forms: dict[str, Counter[str]] = {}
+            for tok in word_tokens(self.texts_[row]):
+                forms.setdefault(stem(tok), Counter())[tok] += 1
+            if len(self._surface) >= 20_000:
+                self._surface.clear()
+            cached = self._surface[row] = {s: c.most_common(1)[0][0] for s, c in forms.items()}
+        return cached
 
     def matched_terms(self, text: str, row: int, top: int = 5, query_vec=None) -> list[str]:
         """Words the query and fitted text ``row`` share, most distinctive first.
@@ -266,6 +279,8 @@ class LexicalIndex:
         m = self.word_matrix_
         cols, vals = m.indices[m.indptr[row] : m.indptr[row + 1]], m.data[m.indptr[row] : m.indptr[row + 1]]
         shared, in_row, in_query = np.intersect1d(cols, q.indices, assume_unique=True, return_indices=True)
+        if not shared.size:
+            return []
         weights = vals[in_row] * q.data[in_query]
         out: list[str] = []
         surface = self._surface_forms(row)

@@ -179,6 +179,7 @@ class Matcher:
             dtype="datetime64[D]",
         )
         self.capacity_ = np.array([getattr(e, "capacity", None) if isinstance(e, Advisor) else None for e in ents], dtype=object)
+        self.has_capacity_ = np.array([0.0 if c == 0 else 1.0 for c in self.capacity_], dtype=np.float32)
 
         self.profile_texts_ = [profile_text(e) for e in ents]
         passage_lists = [passages(e) for e in ents]
@@ -375,8 +376,7 @@ class Matcher:
         raw["country"], countries = self._country(query, asker)
         raw["type_fit"] = self._type_fit(query, asker, intent)
         raw["time_fit"] = self._time_fit(query.task, intent)
-        raw["capacity"] = np.array([0.0 if c == 0 else 1.0 for c in self.capacity_], dtype=np.float32) \
-            if query.task == "advisors" else np.zeros(n, np.float32)
+        raw["capacity"] = self.has_capacity_ if query.task == "advisors" else np.zeros(n, np.float32)
 
         contrib = {s: getattr(w, s) * raw[s].astype(np.float32) for s in SIGNALS}
         total = np.sum(list(contrib.values()), axis=0).astype(np.float64)

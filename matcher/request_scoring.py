@@ -244,7 +244,7 @@ def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: d
         return served[place]
 
     language_cache: dict[tuple[str, ...], np.ndarray] = {}
-    capacity = np.array([0.0 if c == 0 else 1.0 for c in m.capacity_[adv]], dtype=np.float32)
+    capacity = m.has_capacity_[adv]
     text_vectors = {r: vectors[r] for r, q in enumerate(queries) if q.text}
     for r, q in enumerate(queries):
         q_as_of = as_of or q.as_of or dt.date.today()

@@ -166,6 +166,32 @@ def test_recommendations_are_rate_limited_per_key_with_retry_after(limited_app):
     assert other_address.status_code == 200
 
 
+def test_the_default_limit_storage_starts_no_thread_per_request_and_still_forgets(monkeypatch):
+    """matcher-memory:// counts like memory:// but one sweeper thread expires old entries, where
+    memory:// starts a new threading.Timer on nearly every hit."""
+    import threading
+    import time
+
+    from limits import RateLimitItemPerSecond
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    from service.ratelimit import SweptMemoryStorage
+
+    storage = storage_from_string("matcher-memory://")
+    assert isinstance(storage, SweptMemoryStorage) and storage.timer.is_alive()
+    limiter, item = MovingWindowRateLimiter(storage), RateLimitItemPerSecond(2)
+    started = []
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name))
+    hits = [limiter.hit(item, "k") for _ in range(3)]
+    time.sleep(0.02)
+    hits.append(limiter.hit(item, "other"))
+    assert hits == [True, True, False, True] and started == [], started
+    time.sleep(2.2)                                   # the window has passed and the sweeper has run
+    assert storage.events and not any(storage.events.values()), "expired entries are swept"
+    assert limiter.hit(item, "k")
+
+
 def test_a_rate_limit_that_is_not_one_is_refused_at_start():
     from service import create_app
 
