@@ -178,8 +178,9 @@ class Matcher:
             [np.datetime64(e.date) if isinstance(e, Event) and e.date else np.datetime64("NaT") for e in ents],
             dtype="datetime64[D]",
         )
-        self.capacity_ = np.array([getattr(e, "capacity", None) if isinstance(e, Advisor) else None for e in ents], dtype=object)
-        self.has_capacity_ = np.array([0.0 if c == 0 else 1.0 for c in self.capacity_], dtype=np.float32)
+        # 0 for an advisor with no capacity left; everyone else (no limit given, not an advisor) 1
+        self.has_capacity_ = np.array([0.0 if isinstance(e, Advisor) and e.capacity == 0 else 1.0 for e in ents],
+                                      dtype=np.float32)
 
         self.profile_texts_ = [profile_text(e) for e in ents]
         passage_lists = [passages(e) for e in ents]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -44,16 +45,21 @@ SCOPE = "recommendations"
 
 
 class _Sweeper(threading.Thread):
-    """A daemon thread calling ``sweep`` every ``interval`` seconds for as long as the process lives."""
+    """A daemon thread sweeping ``storage`` every ``interval`` seconds while the storage lives
+    (it holds only a weak reference, so an app's storage — one per ``create_app`` — can go)."""
 
-    def __init__(self, sweep, interval: float):
+    def __init__(self, storage: MemoryStorage, interval: float):
         super().__init__(name="ratelimit-sweeper", daemon=True)
-        self.sweep, self.interval = sweep, interval
+        self.storage, self.interval = weakref.ref(storage), interval
 
     def run(self) -> None:
         while True:
             time.sleep(self.interval)
-            self.sweep()
+            storage = self.storage()
+            if storage is None:
+                return
+            storage._MemoryStorage__expire_events()
+            del storage
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -71,9 +77,8 @@ class SweptMemoryStorage(MemoryStorage):
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
-        sweep = getattr(self, "_MemoryStorage__expire_events", None)
-        if sweep is not None:
-            self.timer = _Sweeper(sweep, interval=1.0)
+        if hasattr(self, "_MemoryStorage__expire_events"):
+            self.timer = _Sweeper(self, interval=1.0)
             self.timer.start()
 
 
