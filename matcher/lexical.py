@@ -20,7 +20,7 @@ import numpy as np
 import snowballstemmer
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
-from sklearn.preprocessing import normalize
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 from stop_words import get_stop_words
 
 from .errors import NotFittedError
@@ -146,7 +146,8 @@ class _TfidfView:
         np.log(counts.data, counts.data)
         counts.data += 1.0
         counts.data *= self.tfidf_.idf_[counts.indices]
-        return normalize(counts, norm="l2", copy=False).astype(np.float32, copy=False).tocsr()
+        inplace_csr_row_normalize_l2(counts)  # what normalize(norm="l2") runs, after its checks
+        return counts
 
     def get_feature_names_out(self) -> np.ndarray:
         return self.feature_names_
@@ -200,7 +201,10 @@ class LexicalIndex:
         self.min_df = min_df
         self.max_df = max_df
 
-    def fit(self, texts: Sequence[str], reuse: "LexicalIndex | None" = None) -> "LexicalIndex":
+    def fit(self, texts: Sequence[str], reuse: "LexicalIndex | None" = None,
+            blocks: Sequence[slice] | None = None) -> "LexicalIndex":
+        """``blocks``: contiguous row ranges that :meth:`similarity` is asked for alone (the
+        matcher's kinds); each is kept column-major on its own, so asking for one reads only it."""
         texts = list(texts)
         corpus = texts or [""]
         if reuse is not None and hasattr(reuse, "counts_"):
@@ -225,8 +229,10 @@ class LexicalIndex:
             counts.retain(corpus)
         self.texts_ = texts
         self._surface: dict[int, dict[str, str]] = {}
-        self.char_csc_ = self.char_matrix_.tocsc()
-        self.word_csc_ = self.word_matrix_.tocsc() if self.word_matrix_ is not None else None
+        bounds = sorted({0, len(corpus), *(b for s in blocks or () for b in (s.start, s.stop))})
+        self.blocks_ = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+        self.char_csc_ = [self.char_matrix_[s].tocsc() for s in self.blocks_]
+        self.word_csc_ = [self.word_matrix_[s].tocsc() for s in self.blocks_] if self.word_matrix_ is not None else None
         self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
         self.n_ = len(texts)
         return self
@@ -241,16 +247,26 @@ class LexicalIndex:
         char = self.char_.transform([text]) if self.char_ is not None else sparse.csr_matrix((1, 0), dtype=np.float32)
         return char, (self.word_.transform([text]) if self.word_ is not None else None)
 
-    def similarity(self, text: str, vectors: tuple | None = None) -> np.ndarray:
-        """Cosine similarity of ``text`` to every fitted text.
+    def similarity(self, text: str, vectors: tuple | None = None, rows: slice | None = None) -> np.ndarray:
+        """Cosine similarity of ``text`` to every fitted text, or to the fitted texts ``rows``.
 
         Only the query's own n-grams are touched: the fitted matrices are kept
-        column-major, so this costs the size of those columns, not of the catalog.
+        column-major, so this costs the size of those columns, not of the catalog;
+        ``rows`` given to ``fit`` as a block reads that block only.
         """
         char_vec, word_vec = vectors if vectors is not None else self.vectors(text)
-        sim = self.char_weight * _sparse_dot(self.char_csc_, char_vec)
+        wanted = range(len(self.blocks_)) if rows is None else \
+            [k for k, s in enumerate(self.blocks_) if s.start < rows.stop and rows.start < s.stop]
+
+        def dot(blocks: list, vec) -> np.ndarray:
+            return np.concatenate([_sparse_dot(blocks[k], vec) for k in wanted]) if wanted else np.zeros(0, np.float32)
+
+        sim = self.char_weight * dot(self.char_csc_, char_vec)
         if word_vec is not None:
-            sim += (1 - self.char_weight) * _sparse_dot(self.word_csc_, word_vec)
+            sim += (1 - self.char_weight) * dot(self.word_csc_, word_vec)
+        if rows is not None and wanted:
+            offset = self.blocks_[wanted[0]].start
+            sim = sim[rows.start - offset : rows.stop - offset]
         return sim.astype(np.float32)
 
     def _surface_forms(self, row: int) -> dict[str, str]:

@@ -38,7 +38,7 @@ from .gazetteer import Gazetteer, Place, area_keys, default_gazetteer, haversine
 from .countries import country_mentions
 from .intent import Intent, asked_types, parse_intent
 from .lexical import LexicalIndex
-from .schema import Advisor, Event, Municipality, Organisation, Query
+from .schema import KINDS, Advisor, Event, Municipality, Organisation, Query
 from .similarity import segment_max, top_k, zscore
 from .text import passages, profile_text
 
@@ -122,12 +122,26 @@ class Ranking:
     intent: Intent = field(default_factory=Intent)
 
 
+@dataclass(frozen=True)
+class KindBlock:
+    """Where one kind's entities sit in a fitted matcher's arrays: ``rows`` of the entity arrays,
+    ``unique`` of ``passage_unique_vecs_``; ``passage_map`` and ``passage_starts`` are that kind's
+    parts of ``passage_map_`` and ``passage_starts_``, relative to those slices."""
+
+    rows: slice
+    unique: slice
+    passage_map: np.ndarray
+    passage_starts: np.ndarray
+
+
 class Matcher:
     """Hybrid matcher over a catalog.
 
     Follows scikit-learn's contract: ``__init__`` stores collaborators and
     options, ``fit(entities)`` encodes and indexes the catalog, learned state
-    ends in ``_``.
+    ends in ``_``. ``entities_`` holds the catalog grouped by kind (advisors,
+    organisations, events, municipalities; the given order within a kind), and a
+    query's dense and lexical products read only its kind's rows (``blocks_``).
 
     Example:
         >>> m = Matcher(embedder).fit(entities)
@@ -153,7 +167,10 @@ class Matcher:
         counts and country mentions of unchanged texts are taken over instead of being read
         or computed again; the result is the same as a fit from scratch.
         """
-        ents = list(entities)
+        # grouped by kind (stable): a query scores one kind, and its rows are then one contiguous
+        # block of every matrix, which the dense and lexical products read without copying
+        order = {kind: i for i, kind in enumerate(KINDS)}
+        ents = sorted(entities, key=lambda e: order.get(e.kind, len(order)))
         if reuse is not None and (not hasattr(reuse, "entities_") or reuse.model_id != self.embedder.model_id):
             reuse = None
         ids = [e.id for e in ents]
@@ -193,13 +210,22 @@ class Matcher:
         self.part_slices_ = getattr(inner, "part_slices", None) or [(slice(0, self.embedder.dim), 1.0)]
         known = reuse._vectors_by_text() if reuse is not None else {}
         self.profile_vecs_ = self._encode(self.profile_texts_, known)
-        # identical passages (common in generated or templated catalogs) are stored once
+        # identical passages (common in generated or templated catalogs) are stored once per kind,
+        # so that each kind's unique passages are one block too
         uniq = list(dict.fromkeys(self.passage_texts_))
-        pos = {t: i for i, t in enumerate(uniq)}
-        self.passage_unique_texts_ = uniq
-        self.passage_unique_vecs_ = self._encode(uniq, known)
-        self.passage_map_ = np.array([pos[t] for t in self.passage_texts_], dtype=np.int64)
+        vecs = self._encode(uniq, known)
         del known
+        passage_kinds = self.kind_[self.passage_owner_]
+        keyed = list(dict.fromkeys(zip(passage_kinds, self.passage_texts_)))
+        if len(keyed) != len(uniq):  # a text shared by two kinds: one row in each kind's block
+            row = {t: i for i, t in enumerate(uniq)}
+            uniq = [t for _, t in keyed]
+            vecs = vecs[[row[t] for t in uniq]]
+        pos = {key: i for i, key in enumerate(keyed)}
+        self.passage_unique_texts_ = uniq
+        self.passage_unique_vecs_ = vecs
+        self.passage_map_ = np.array([pos[key] for key in zip(passage_kinds, self.passage_texts_)], dtype=np.int64)
+        self.blocks_ = self._kind_blocks()
 
         self.countries_ = []  # (countries named or partnered, in sub-regions named, in continents named)
         lists: tuple[dict[str, list[int]], ...] = ({}, {}, {})
@@ -218,7 +244,8 @@ class Matcher:
         self.country_index_ = tuple({c: np.array(rows, dtype=np.int64) for c, rows in index.items()} for index in lists)
         self._index_places(ents)
         self.lexical_ = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts_, ents)],
-                                           reuse=reuse.lexical_ if reuse is not None else None)
+                                           reuse=reuse.lexical_ if reuse is not None else None,
+                                           blocks=[b.rows for b in self.blocks_.values()])
         unique_topics = list(dict.fromkeys(t for e in ents for t in e.topics))
         topic_pos = {t: j for j, t in enumerate(unique_topics)}
         self.topic_vecs_ = self.lexical_.char_.transform(unique_topics) \
@@ -227,6 +254,20 @@ class Matcher:
         domain_vec = self.embedder.encode([self.domain_text], "query")[0]
         self.domain_ = (self.profile_vecs_ @ domain_vec).astype(np.float32) if n else np.zeros(0, np.float32)
         return self
+
+    def _kind_blocks(self) -> dict[str, "KindBlock"]:
+        """Each kind's rows, passages and unique passages as slices (``fit`` keeps them contiguous)."""
+        blocks = {}
+        n_passages = len(self.passage_texts_)
+        for kind in dict.fromkeys(self.kind_.tolist()):
+            rows = np.flatnonzero(self.kind_ == kind)
+            a, b = int(rows[0]), int(rows[-1]) + 1
+            pa = int(self.passage_starts_[a])
+            pb = int(self.passage_starts_[b]) if b < len(self.passage_starts_) else n_passages
+            owned = self.passage_map_[pa:pb]
+            ua, ub = (int(owned.min()), int(owned.max()) + 1) if owned.size else (0, 0)
+            blocks[kind] = KindBlock(slice(a, b), slice(ua, ub), owned - ua, self.passage_starts_[a:b] - pa)
+        return blocks
 
     def _vectors_by_text(self) -> dict[str, np.ndarray]:
         """Every catalog text this matcher encoded (profiles and passages, role ``passage``) → its vector."""
@@ -343,7 +384,10 @@ class Matcher:
             intent = replace(intent, org_types=tuple(asked), org_type_strength=(1.0,) * len(asked),
                              cues=tuple(asked.values()))
 
-        mask = self.kind_ == TASK_KIND[query.task]
+        mask = np.zeros(n, dtype=bool)
+        block = self.blocks_.get(TASK_KIND[query.task])
+        if block is not None:
+            mask[block.rows] = True
         if asker is not None:
             mask[self.index_[asker.id]] = False
         if query.task == "events":
@@ -361,7 +405,10 @@ class Matcher:
         raw["dense"], main_vec = self._dense(query, asker, mask)
         need = query.text or (asker.description if asker is not None else "")
         need_vectors = self.lexical_.vectors(need) if need else None
-        raw["lexical"] = zscore(self.lexical_.similarity(need, need_vectors), mask) if need else np.zeros(n, np.float32)
+        raw["lexical"] = np.zeros(n, np.float32)
+        if need and block is not None:
+            raw["lexical"][block.rows] = zscore(self.lexical_.similarity(need, need_vectors, rows=block.rows),
+                                                mask[block.rows])
         raw["domain"] = zscore(self.domain_, mask)
 
         origin = self.gazetteer_.locate(query.city, query.lat, query.lon)
@@ -418,16 +465,21 @@ class Matcher:
         if asker is not None:
             vecs.append(self.profile_vecs_[self.index_[asker.id]])
             shares.append(w.from_share if query.text else 1.0)
-        n = len(self.entities_)
-        dense = np.zeros(n, dtype=np.float32)
-        if n == 0:
+        dense = np.zeros(len(self.entities_), dtype=np.float32)
+        block = self.blocks_.get(TASK_KIND[query.task])
+        if block is None:  # no entity of the kind asked for
             return dense, vecs[0]
+        # only the candidates' kind: every candidate is in it, and its rows are contiguous (views)
+        profiles = self.profile_vecs_[block.rows]
+        unique = self.passage_unique_vecs_[block.unique]
+        within = mask[block.rows]
+        out = dense[block.rows]
         for v, share in zip(vecs, shares):
             for sl, part_weight in self.part_slices_:
                 # a part's slice of a fused vector is scaled by √weight: the z-score removes that scale
-                prof = self.profile_vecs_[:, sl] @ v[sl]
-                pmax = segment_max((self.passage_unique_vecs_[:, sl] @ v[sl])[self.passage_map_], self.passage_starts_)
-                dense += share * part_weight * zscore((1 - w.passage_share) * prof + w.passage_share * pmax, mask)
+                prof = profiles[:, sl] @ v[sl]
+                pmax = segment_max((unique[:, sl] @ v[sl])[block.passage_map], block.passage_starts)
+                out += share * part_weight * zscore((1 - w.passage_share) * prof + w.passage_share * pmax, within)
         return dense, vecs[int(np.argmax(shares))]
 
     def best_passage(self, i: int, vec: np.ndarray) -> int:

@@ -11,6 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from matcher.lexical import LexicalIndex, _stem_analyzer
 from matcher.ranking import Matcher
 from matcher.schema import Query
+from matcher.similarity import zscore
 from matcher.text import profile_text
 
 AS_OF = dt.date(2026, 11, 22)
@@ -71,3 +72,64 @@ def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embed
         [r.explanation for r in scratch.rank(q, k=5, as_of=AS_OF).results]
     # the serving matcher still answers for its own catalog
     assert serving.rank(q, k=3, as_of=AS_OF).results
+
+
+def _with_shared_passage(entities):
+    """The catalog with one evidence text that an advisor and an organisation both have."""
+    shared = "Wir beraten Kommunen zu fairer Beschaffung und zu Klimapartnerschaften mit Ghana."
+    out, seen = [], set()
+    for e in entities:
+        if e.kind in ("advisor", "organisation") and e.kind not in seen:
+            seen.add(e.kind)
+            e = e.model_copy(update={"evidence": [*e.evidence, shared]})
+        out.append(e)
+    return out
+
+
+@pytest.mark.parametrize("query", [
+    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
+    {"task": "partners", "from": "org-142"},
+    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
+    {"task": "invitations", "from": "evt-113"},
+])
+def test_scores_do_not_depend_on_the_order_of_the_catalog(fast_embedder, catalog, query):
+    """The matcher groups entities by kind and scores only the kind asked for; an interleaved
+    catalog (and a passage shared across kinds) gives the same scores, equal to the product over
+    the whole catalog that the kind blocks replace."""
+    import random
+
+    ordered = _with_shared_passage(catalog)
+    shuffled = list(ordered)
+    random.Random(7).shuffle(shuffled)
+    q = Query.model_validate(query)
+    fitted = [Matcher(fast_embedder).fit(c) for c in (ordered, shuffled)]
+    by_id = []
+    for m in fitted:
+        assert [e.kind for e in m.entities_] == sorted((e.kind for e in m.entities_),
+                                                       key=["advisor", "organisation", "event", "municipality"].index)
+        scores, _, ctx = m.score(q, as_of=AS_OF)
+        by_id.append({e.id: float(s) for e, s in zip(m.entities_, scores)})
+        # the dense signal against the whole-catalog computation
+        v = ctx["main_vec"] if not (q.text and q.from_) else None
+        if v is not None:
+            prof = m.profile_vecs_ @ v
+            ends = np.append(m.passage_starts_[1:], len(m.passage_texts_))
+            best = np.array([(m.passage_unique_vecs_[m.passage_map_[a:b]] @ v).max()
+                             for a, b in zip(m.passage_starts_, ends)])
+            w = m.weights_.passage_share
+            want = zscore((1 - w) * prof + w * best, ctx["mask"])
+            np.testing.assert_allclose(ctx["raw"]["dense"][ctx["mask"]], want[ctx["mask"]], rtol=1e-5, atol=1e-5)
+    assert by_id[0].keys() == by_id[1].keys()
+    for key, value in by_id[0].items():
+        assert by_id[1][key] == pytest.approx(value, rel=1e-5, abs=1e-6)
+
+
+def test_lexical_similarity_of_one_block_equals_the_whole_index_sliced(catalog):
+    texts = _texts(catalog)
+    blocks = [slice(0, 40), slice(40, 120), slice(120, len(texts))]
+    split, whole = LexicalIndex().fit(texts, blocks=blocks), LexicalIndex().fit(texts)
+    need = "Faire Beschaffung von Dienstkleidung und Klimapartnerschaft mit Tansania"
+    full = whole.similarity(need)
+    np.testing.assert_allclose(split.similarity(need), full, rtol=1e-6, atol=1e-7)
+    for rows in (*blocks, slice(30, 50)):
+        np.testing.assert_allclose(split.similarity(need, rows=rows), full[rows], rtol=1e-6, atol=1e-7)
