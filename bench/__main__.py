@@ -81,18 +81,21 @@ def serving_rows(cfg: argparse.Namespace, only: set[str], embedder, vectors, log
                                  "build_seconds": None if store.build_seconds is None else round(store.build_seconds, 1),
                                  **store.vector_counts}
         url = working_copy(store, f"serve-{n}")
-        entities, profiles, stored = profile_matrix(url, embedder)
+        entities, profiles, stored, advisors = profile_matrix(url, embedder)
         log(f"serving {n:,} profiles ({stored.shape[0]:,} × {stored.shape[1]} stored vectors)")
         try:
             with BenchServer(url, cfg.model, WORK / "run" / f"server-{n}.log") as srv:
                 started = {"startup_seconds": round(srv.startup_seconds, 2),
                            "texts_encoded_at_startup": int(srv.metric("matcher_texts_encoded")), **srv.memory_mb()}
-                lat = interleaved_latency(srv.base, embedder, profiles, stored, cfg.requests, tag=f"n{n}")
+                lat = interleaved_latency(srv.base, embedder, profiles, stored, advisors, cfg.requests, tag=f"n{n}")
                 out["latency"][str(n)] = {
                     "profiles": n, "stored_vectors": int(stored.shape[0]), "dim": int(stored.shape[1]),
-                    "http": lat.http, "floor": lat.floor, "floor_profiles_only": lat.floor_profiles, "naive_peer": lat.naive,
+                    "advisor_vectors": int(advisors.shape[0]),
+                    "http": lat.http, "floor": lat.floor, "floor_profiles_only": lat.floor_profiles,
+                    "floor_advisors_only": lat.floor_kind, "naive_peer": lat.naive,
                     "p50_ratio_to_floor": round(lat.http["p50_ms"] / lat.floor["p50_ms"], 3),
                     "p50_ratio_to_floor_profiles_only": round(lat.http["p50_ms"] / lat.floor_profiles["p50_ms"], 3),
+                    "p50_ratio_to_floor_advisors_only": round(lat.http["p50_ms"] / lat.floor_kind["p50_ms"], 3),
                     "p99_ratio_to_floor": round(lat.http["p99_ms"] / lat.floor["p99_ms"], 3),
                     "naive_p50_ratio_to_floor": round(lat.naive["p50_ms"] / lat.floor["p50_ms"], 3),
                     "server": started,

@@ -5,6 +5,9 @@ peer, measured interleaved, query by query, in the same run.
   (``encode([text], "query")``, no cache) plus one numpy matrix product over the stored vectors:
   every catalog vector the engine scores, i.e. the whole-profile vectors and the unique passage
   vectors (about 2 N × dim; the product over the N whole-profile vectors alone is timed beside it);
+* **floor of the kind**: the same over the advisors' stored vectors only (their whole profiles and
+  unique passages) — what the engine reads for an advisor search, which groups the catalog by
+  kind; below the floor, not above it, is possible for the engine;
 * **naive peer**: what most users would write — the same encode plus
   ``sentence_transformers.util.semantic_search`` (top 10) over the same vectors, no filters, no
   fusion, no explanations;
@@ -56,22 +59,24 @@ class Interleaved:
     http: dict
     floor: dict            # encode + one product over every stored catalog vector
     floor_profiles: dict   # encode + one product over the whole-profile vectors only
+    floor_kind: dict       # encode + one product over the advisors' stored vectors only
     naive: dict
 
 
-def interleaved_latency(base_url: str, embedder, profiles: np.ndarray, stored: np.ndarray, requests_n: int,
-                        tag: str, warmup: int = 5) -> Interleaved:
+def interleaved_latency(base_url: str, embedder, profiles: np.ndarray, stored: np.ndarray, kind_stored: np.ndarray,
+                        requests_n: int, tag: str, warmup: int = 5) -> Interleaved:
     """Per query: floor, naive peer, then HTTP; p50/p95/p99 of each over ``requests_n`` queries.
 
-    ``stored`` holds every catalog vector the engine scores (whole profiles and unique passages),
-    ``profiles`` the whole-profile vectors, which the naive peer searches.
+    ``stored`` holds every stored catalog vector (whole profiles and unique passages),
+    ``kind_stored`` the advisors' part of it, ``profiles`` the whole-profile vectors, which the
+    naive peer searches.
     """
     import torch
     from sentence_transformers.util import semantic_search
 
     corpus = torch.from_numpy(profiles)
     session = requests.Session()
-    floor, floor_profiles, naive, http = [], [], [], []
+    floor, floor_profiles, floor_kind, naive, http = [], [], [], [], []
     for i in range(warmup + requests_n):
         body = need(i, tag)
         t0 = time.perf_counter()
@@ -81,6 +86,8 @@ def interleaved_latency(base_url: str, embedder, profiles: np.ndarray, stored: n
         t2 = time.perf_counter()
         profile_scores = profiles @ q[0]
         t3 = time.perf_counter()
+        kind_scores = kind_stored @ q[0]
+        t3k = time.perf_counter()
         q = embedder.encode([body["text"]], "query")
         hits = semantic_search(torch.from_numpy(q), corpus, top_k=10)
         t4 = time.perf_counter()
@@ -88,13 +95,16 @@ def interleaved_latency(base_url: str, embedder, profiles: np.ndarray, stored: n
         t5 = time.perf_counter()
         r.raise_for_status()
         assert scores.shape == (stored.shape[0],) and profile_scores.shape == (profiles.shape[0],)
+        assert kind_scores.shape == (kind_stored.shape[0],)
         assert len(hits[0]) == min(10, profiles.shape[0])
         if i >= warmup:
             floor.append(t2 - t0)
             floor_profiles.append((t1 - t0) + (t3 - t2))
-            naive.append(t4 - t3)
+            floor_kind.append((t1 - t0) + (t3k - t3))
+            naive.append(t4 - t3k)
             http.append(t5 - t4)
-    return Interleaved(percentiles(http), percentiles(floor), percentiles(floor_profiles), percentiles(naive))
+    return Interleaved(percentiles(http), percentiles(floor), percentiles(floor_profiles), percentiles(floor_kind),
+                       percentiles(naive))
 
 
 def concurrency(base_url: str, clients: int, per_client: int, tag: str) -> dict:

@@ -96,15 +96,19 @@ def discard(url: str) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def profile_matrix(url: str, embedder: Embedder) -> tuple[list, np.ndarray, np.ndarray]:
-    """(entities, their whole-profile vectors, every stored catalog vector the engine scores: the
-    whole-profile vectors and the unique passage vectors) — what the floor multiplies with."""
+def profile_matrix(url: str, embedder: Embedder, kind: str = "advisor") -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """(entities, their whole-profile vectors, every stored catalog vector: the whole-profile
+    vectors and the unique passage vectors — what the floor multiplies with —, and the stored
+    vectors of ``kind``'s entities only: what the engine reads for a search of that kind)."""
     store = Store(url)
     _, entities = store.snapshot()
-    texts = [profile_text(e) for e in entities]
-    texts += list(dict.fromkeys(p for e in entities for p in passages(e)))
+    unique = list(dict.fromkeys(p for e in entities for p in passages(e)))
+    texts = [profile_text(e) for e in entities] + unique
     keys = [CachedEmbedder.key(t, "passage") for t in texts]
     found = store.vectors.get_many(embedder.model_id, keys)
     store.close()
     stored = np.vstack([found[k] for k in keys]).astype(np.float32)
-    return entities, np.ascontiguousarray(stored[: len(entities)]), stored
+    row = {t: len(entities) + i for i, t in enumerate(unique)}
+    mine = [i for i, e in enumerate(entities) if e.kind == kind]
+    own = list(dict.fromkeys(row[p] for i in mine for p in passages(entities[i])))
+    return entities, np.ascontiguousarray(stored[: len(entities)]), stored, np.ascontiguousarray(stored[mine + own])

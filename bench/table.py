@@ -22,7 +22,9 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                      f"floor {_ms(lat['floor'])} ({lat['stored_vectors']:,} stored vectors)",
                      f"p50 {lat['p50_ratio_to_floor']:.2f}×" + (ok if n == "10000" else "") +
                      f", p99 {lat['p99_ratio_to_floor']:.2f}×; vs profile vectors only "
-                     f"{lat['p50_ratio_to_floor_profiles_only']:.2f}×"))
+                     f"{lat['p50_ratio_to_floor_profiles_only']:.2f}×"
+                     + (f", vs the {lat['advisor_vectors']:,} advisor vectors only "
+                        f"{lat['p50_ratio_to_floor_advisors_only']:.2f}×" if "advisor_vectors" in lat else "")))
     c = r.get("concurrency")
     if c:
         for lv in c["levels"]:

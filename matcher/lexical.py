@@ -231,8 +231,8 @@ class LexicalIndex:
         self._surface: dict[int, dict[str, str]] = {}
         bounds = sorted({0, len(corpus), *(b for s in blocks or () for b in (s.start, s.stop))})
         self.blocks_ = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-        self.char_csc_ = [self.char_matrix_[s].tocsc() for s in self.blocks_]
-        self.word_csc_ = [self.word_matrix_[s].tocsc() for s in self.blocks_] if self.word_matrix_ is not None else None
+        self.char_csc_ = [_rows(self.char_matrix_, s).tocsc() for s in self.blocks_]
+        self.word_csc_ = [_rows(self.word_matrix_, s).tocsc() for s in self.blocks_] if self.word_matrix_ is not None else None
         self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
         self.n_ = len(texts)
         return self
@@ -310,6 +310,14 @@ class LexicalIndex:
             if len(out) >= top:
                 break
         return out
+
+
+def _rows(matrix: sparse.csr_matrix, rows: slice) -> sparse.csr_matrix:
+    """Rows ``rows`` of a CSR matrix as a view of its arrays (slicing would copy them first)."""
+    ptr = matrix.indptr[rows.start : rows.stop + 1]
+    a, b = int(ptr[0]), int(ptr[-1])
+    return sparse.csr_matrix((matrix.data[a:b], matrix.indices[a:b], ptr - a),
+                             shape=(rows.stop - rows.start, matrix.shape[1]), copy=False)
 
 
 def _sparse_dot(matrix_csc, query) -> np.ndarray:
