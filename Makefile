@@ -35,7 +35,7 @@ test: install
 	$(PY) -m pytest
 
 # speed, memory, scaling and the reviewer-paper gold standard: one table, also written to
-# bench/results/latest.json (~15 min on 2 cores with the caches in var/bench/; a fresh clone fills them first)
+# bench/results/latest.json (6-7 min on 2 cores with the caches in var/bench/; a fresh clone fills them first: ~18 min)
 bench: install
 	$(PY) -m bench
 

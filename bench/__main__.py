@@ -1,7 +1,7 @@
 """``make bench``: speed, memory and scaling against the bare-model floor, and the reviewer–paper
 gold standard — one table, and ``bench/results/latest.json``.
 
-    python -m bench                 # everything (~15 min on 2 cores with warm caches in var/bench/)
+    python -m bench                 # everything (6-7 min on 2 cores with warm caches in var/bench/, ~18 min fresh)
     python -m bench --quick         # small sizes, for trying the code (figures mean nothing)
     python -m bench --only latency reviewer_match
 
