@@ -83,9 +83,15 @@ class TextCounts:
         if found is not None:
             return found
         counted = Counter(self.analyzer(text))
+        terms = list(counted)
         with self._lock:
             vocab = self.vocabulary
-            ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in counted), dtype=np.int64, count=len(counted))
+            known = list(map(vocab.get, terms))  # a C loop; most terms of a catalog are known after its first texts
+            if None in known:
+                for j, term in enumerate(terms):
+                    if known[j] is None:
+                        known[j] = vocab.setdefault(term, len(vocab))
+            ids = np.array(known, dtype=np.int64)
             counts = np.fromiter(counted.values(), dtype=np.int64, count=len(counted))
             order = np.argsort(ids)
             self._rows[text] = found = (ids[order], counts[order])
