@@ -102,7 +102,8 @@ def profile_matrix(url: str, embedder: Embedder, kind: str = "advisor") -> tuple
     vectors of ``kind``'s entities only: what the engine reads for a search of that kind)."""
     store = Store(url)
     _, entities = store.snapshot()
-    unique = list(dict.fromkeys(p for e in entities for p in passages(e)))
+    lists = [passages(e) for e in entities]
+    unique = list(dict.fromkeys(p for ps in lists for p in ps))
     texts = [profile_text(e) for e in entities] + unique
     keys = [CachedEmbedder.key(t, "passage") for t in texts]
     found = store.vectors.get_many(embedder.model_id, keys)
@@ -110,5 +111,5 @@ def profile_matrix(url: str, embedder: Embedder, kind: str = "advisor") -> tuple
     stored = np.vstack([found[k] for k in keys]).astype(np.float32)
     row = {t: len(entities) + i for i, t in enumerate(unique)}
     mine = [i for i, e in enumerate(entities) if e.kind == kind]
-    own = list(dict.fromkeys(row[p] for i in mine for p in passages(entities[i])))
+    own = list(dict.fromkeys(row[p] for i in mine for p in lists[i]))
     return entities, np.ascontiguousarray(stored[: len(entities)]), stored, np.ascontiguousarray(stored[mine + own])

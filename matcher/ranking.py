@@ -402,7 +402,7 @@ class Matcher:
                 mask &= speaks
 
         raw: dict[str, np.ndarray] = {}
-        raw["dense"], main_vec = self._dense(query, asker, mask)
+        raw["dense"], main_vec = self._dense(query, asker, mask, block)
         need = query.text or (asker.description if asker is not None else "")
         need_vectors = self.lexical_.vectors(need) if need else None
         raw["lexical"] = np.zeros(n, np.float32)
@@ -449,13 +449,15 @@ class Matcher:
                 [{"field": "from", "value": asker.id}],
             )
 
-    def _dense(self, query: Query, asker: Entity | None, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _dense(self, query: Query, asker: Entity | None, mask: np.ndarray,
+               block: KindBlock | None) -> tuple[np.ndarray, np.ndarray]:
         """Embedding similarity, z-scored per backend of a fused embedder and averaged.
 
         The need text and the asker's own profile are mixed by ``from_share``;
         each is compared with the whole profile and with its best passage.
         Returns the signal and the query vector that weighs most (the one an
-        explanation quotes the best passage for).
+        explanation quotes the best passage for). ``block`` is the asked kind's (every candidate
+        is in it); only its rows are scored.
         """
         w = self.weights_
         vecs, shares = [], []
@@ -466,7 +468,6 @@ class Matcher:
             vecs.append(self.profile_vecs_[self.index_[asker.id]])
             shares.append(w.from_share if query.text else 1.0)
         dense = np.zeros(len(self.entities_), dtype=np.float32)
-        block = self.blocks_.get(TASK_KIND[query.task])
         if block is None:  # no entity of the kind asked for
             return dense, vecs[0]
         # only the candidates' kind: every candidate is in it, and its rows are contiguous (views)

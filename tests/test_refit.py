@@ -15,6 +15,12 @@ from matcher.similarity import zscore
 from matcher.text import profile_text
 
 AS_OF = dt.date(2026, 11, 22)
+QUERIES = [  # one per task
+    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
+    {"task": "partners", "from": "org-142"},
+    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
+    {"task": "invitations", "from": "evt-113"},
+]
 
 
 def _texts(catalog):
@@ -53,12 +59,7 @@ def _changed(catalog):
     return [edited, *rest, added]
 
 
-@pytest.mark.parametrize("query", [
-    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
-    {"task": "partners", "from": "org-142"},
-    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
-    {"task": "invitations", "from": "evt-113"},
-])
+@pytest.mark.parametrize("query", QUERIES)
 def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embedder, catalog, query):
     changed = _changed(catalog)
     serving = Matcher(fast_embedder).fit(catalog)
@@ -86,12 +87,7 @@ def _with_shared_passage(entities):
     return out
 
 
-@pytest.mark.parametrize("query", [
-    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
-    {"task": "partners", "from": "org-142"},
-    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
-    {"task": "invitations", "from": "evt-113"},
-])
+@pytest.mark.parametrize("query", QUERIES)
 def test_scores_do_not_depend_on_the_order_of_the_catalog(fast_embedder, catalog, query):
     """The matcher groups entities by kind and scores only the kind asked for; an interleaved
     catalog (and a passage shared across kinds) gives the same scores, equal to the product over
