@@ -32,7 +32,7 @@ class MatcherError(Exception):
         for d in self.details[:20]:
             lines.append("  - " + ", ".join(f"{k}={v}" for k, v in d.items()))
         if len(self.details) > 20:
-            lines.append(f"  … and {len(self.details) - 20} more")
+            lines.append(f"  … und {len(self.details) - 20} weitere")
         return "\n".join(lines)
 
 

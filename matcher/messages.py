@@ -4,17 +4,31 @@ pydantic's own messages are English and name types ("Input should be a valid
 integer"); the service and bulk imports answer people who fill in forms and
 spreadsheets, so every error type a schema can raise gets a German sentence
 that says what to change.
+
+Values and names inside a German sentence stand in German quotation marks
+(„Dortmund“, „accepted“): :func:`quoted` and :func:`alternatives` write them,
+so no message shows Python's ``'…'`` reprs. :func:`json_error_reason` does the
+same for the JSON decoder's English reasons, :func:`did_you_mean` closes a
+message with suggestions.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-__all__ = ["validation_details", "german_message", "field_path"]
+__all__ = ["validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean",
+           "json_error_reason", "KIND_LABELS", "GENERIC_MESSAGE"]
 
 _KINDS = ("advisor", "organisation", "event", "municipality")
+# the entity kinds as a person reads them (the codes stay what the API and files use)
+KIND_LABELS = {"advisor": "Beraterin oder Berater", "organisation": "Organisation", "event": "Veranstaltung",
+               "municipality": "Kommune"}
+GENERIC_MESSAGE = "ungültiger Wert"
 
 _SIMPLE = {
     "missing": "Pflichtfeld fehlt",
@@ -23,6 +37,7 @@ _SIMPLE = {
     "int_type": "ganze Zahl erwartet",
     "int_parsing": "ganze Zahl erwartet",
     "int_from_float": "ganze Zahl ohne Nachkommastellen erwartet",
+    "int_parsing_size": "Zahl zu groß",
     "float_type": "Zahl erwartet",
     "float_parsing": "Zahl erwartet (Dezimalpunkt, z. B. 51.43)",
     "finite_number": "endliche Zahl erwartet (nicht NaN oder Infinity)",
@@ -39,8 +54,67 @@ _SIMPLE = {
     "json_invalid": "ungültiges JSON",
     "json_type": "JSON erwartet",
     "none_required": "Feld muss leer sein",
-    "union_tag_not_found": "Feld „kind“ fehlt: advisor, organisation, event oder municipality angeben",
+    "union_tag_not_found": "Feld „kind“ fehlt: „advisor“, „organisation“, „event“ oder „municipality“ angeben",
 }
+
+
+def quoted(value: Any) -> str:
+    """``value`` in German quotation marks: „Dortmund“."""
+    return f"„{value}“"
+
+
+def alternatives(values: Iterable[Any], conjunction: str = "oder") -> str:
+    """Values for an "erlaubt: …" or "Meinten Sie …?": „a“, „b“ oder „c“."""
+    items = [quoted(v) for v in values]
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def did_you_mean(names: Iterable[str]) -> str:
+    """``Meinten Sie „Dortmund“?`` — or ``""`` when there is nothing to suggest."""
+    names = list(names)
+    return f"Meinten Sie {alternatives(names)}?" if names else ""
+
+
+def _expected_values(expected: Any) -> str:
+    """pydantic's ``'a', 'b' or 'c'`` (a literal's allowed values; a union's tags come without the "or")
+    as „a“, „b“ oder „c“."""
+    parts = re.split(r", | or ", str(expected))
+    return alternatives(p[1:-1] if len(p) >= 2 and p[0] == p[-1] and p[0] in "'\"" else p for p in parts)
+
+
+# the reasons Python's JSON decoder gives (json.decoder and _json), as German sentences; first match wins
+_JSON_REASONS = (
+    ("Expecting property name enclosed in double quotes",
+     "Feldname in doppelten Anführungszeichen erwartet (oder ein Komma zu viel)"),
+    ("Expecting ':' delimiter", "Doppelpunkt „:“ nach dem Feldnamen erwartet"),
+    ("Expecting ',' delimiter", "Komma „,“ oder schließende Klammer erwartet"),
+    ("Expecting value",
+     "Wert erwartet (Text in doppelten Anführungszeichen, Zahl, true, false, null, [ … ] oder { … })"),
+    ("Unterminated string", "Text ohne schließendes Anführungszeichen"),
+    ("Invalid control character", "Steuerzeichen (z. B. Zeilenumbruch oder Tabulator) in einem Text; bitte als \\n "
+                                  "bzw. \\t schreiben"),
+    ("Invalid \\uXXXX escape", "ungültige Escape-Sequenz: nach \\u vier Hexadezimalziffern erwartet"),
+    ("Invalid \\escape", "ungültige Escape-Sequenz mit \\ (erlaubt: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)"),
+    ("Extra data", "nach dem Ende des JSON-Werts folgt noch Text"),
+    ("Illegal trailing comma", "Komma zu viel vor der schließenden Klammer"),
+)
+
+
+def json_error_reason(exc: json.JSONDecodeError | ValueError) -> str:
+    """Why JSON could not be read, in German (without line and column: the caller adds them where it has them).
+
+    ``json.JSONDecodeError.msg`` is English ("Expecting value"); a ``ValueError`` raised
+    by a ``parse_constant`` hook of ours (``NaN``) is German already and passes through.
+    """
+    msg = getattr(exc, "msg", None)
+    if msg is None:
+        return str(exc)
+    for english, german in _JSON_REASONS:
+        if msg.startswith(english):
+            return german
+    return "nicht lesbar"
 
 
 def field_path(loc: tuple[Any, ...] | list[Any], root: str = "(Eintrag)") -> str:
@@ -78,16 +152,22 @@ def german_message(err: dict[str, Any]) -> str:
     if kind == "string_pattern_mismatch":
         return _pattern_message(err)
     if kind in ("literal_error", "enum"):
-        return f"ungültiger Wert; erlaubt: {ctx.get('expected')}"
+        return f"ungültiger Wert; erlaubt: {_expected_values(ctx.get('expected', ''))}"
     if kind == "union_tag_invalid":
-        return f"unbekannte Art {ctx.get('tag')!r}; erlaubt: advisor, organisation, event, municipality"
+        tag = str(ctx.get("tag", ""))
+        # a tag that is not text (a list, an object) arrives as its repr: not worth quoting back
+        what = f"unbekannte Art {quoted(tag)}" if re.fullmatch(r"[\w .:-]*", tag) else "Art als Text erwartet"
+        return f"{what}; erlaubt: {_expected_values(ctx.get('expected_tags', ''))}"
     if kind in ("value_error", "assertion_error"):
+        # our validators' own (German) sentences
         msg = str(ctx.get("error") or err.get("msg", ""))
         return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return str(err.get("msg", "ungültiger Wert"))
+    # never pydantic's English text: a type no schema of ours raises so far (a test checks they all are above)
+    return GENERIC_MESSAGE
 
 
-_ID_FIELDS = ("id", "from", "municipality", "organisation", "event", "entity_id", "partners")
+_ID_FIELDS = ("id", "from", "municipality", "organisation", "event", "entity_id", "partners", "entity_ids", "conflicts",
+              "entity", "[key]")
 
 
 def _pattern_message(err: dict[str, Any]) -> str:
@@ -101,7 +181,9 @@ def _pattern_message(err: dict[str, Any]) -> str:
         return "Ländercode nach ISO 3166-1 erwartet, z. B. „GH“, „TR“"
     if field == "email":
         return "ungültige E-Mail-Adresse, z. B. name@beispiel.de"
-    return f"Format ungültig (erwartet: {(err.get('ctx') or {}).get('pattern', '?')})"
+    if field == "job":
+        return "ungültige Auftragskennung: „job_“ und 32 Hexadezimalziffern, wie in der Antwort auf POST /v1/jobs/…"
+    return f"Format ungültig (erwartet: Muster {quoted((err.get('ctx') or {}).get('pattern', '?'))})"
 
 
 def validation_details(exc: PydanticValidationError, root: str = "(Eintrag)", **where: Any) -> list[dict[str, Any]]:

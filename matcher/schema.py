@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import CatalogError, ValidationError
+from .messages import json_error_reason, quoted, validation_details
 
 __all__ = [
     "KINDS",
@@ -178,12 +179,9 @@ class Query(_Strict):
 
 
 def pydantic_details(exc: PydanticValidationError, **where: Any) -> list[dict[str, Any]]:
-    """Turn a pydantic error into our ``details`` list: field path and message."""
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in KINDS)
-        out.append({**where, "field": loc or "(record)", "message": err.get("msg", "ungültig")})
-    return out
+    """Turn a pydantic error into our ``details`` list: field path and German message
+    (:func:`matcher.messages.validation_details`; ``(Eintrag)`` names the record as a whole)."""
+    return validation_details(exc, **where)
 
 
 def parse_entity(record: Any) -> Advisor | Organisation | Event | Municipality:
@@ -216,7 +214,7 @@ def _read_records(path: Path) -> Iterable[tuple[int, Any, str | None]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield exc.lineno, None, f"ungültiges JSON: {exc.msg}"
+            yield exc.lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {json_error_reason(exc)}"
             return
         if not isinstance(data, list):
             yield 1, None, "eine JSON-Datei muss eine Liste von Einträgen enthalten"
@@ -230,7 +228,7 @@ def _read_records(path: Path) -> Iterable[tuple[int, Any, str | None]]:
         try:
             yield lineno, json.loads(line, parse_constant=_reject_constant), None
         except (json.JSONDecodeError, ValueError) as exc:
-            yield lineno, None, f"ungültiges JSON: {getattr(exc, 'msg', str(exc))}"
+            yield lineno, None, f"ungültiges JSON: {json_error_reason(exc)}"
 
 
 def _reject_constant(name: str) -> Any:
@@ -248,7 +246,7 @@ def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Muni
     for lineno, rec, err in _read_records(path):
         where = {"file": str(path), "line": lineno}
         if err:
-            details.append({**where, "field": "(line)", "message": err})
+            details.append({**where, "field": "(Zeile)", "message": err})
             continue
         try:
             ent = _ENTITY_ADAPTER.validate_python(rec)
@@ -256,7 +254,7 @@ def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Muni
             details.extend(pydantic_details(exc, **where))
             continue
         if ent.id in seen:
-            details.append({**where, "field": "id", "message": f"doppelte id {ent.id!r} (schon in Zeile {seen[ent.id]})"})
+            details.append({**where, "field": "id", "message": f"doppelte id {quoted(ent.id)} (schon in Zeile {seen[ent.id]})"})
             continue
         seen[ent.id] = lineno
         entities.append(ent)
@@ -272,7 +270,7 @@ def load_queries(path: str | Path) -> list[Query]:
     for lineno, rec, err in _read_records(path):
         where = {"file": str(path), "line": lineno}
         if err:
-            details.append({**where, "field": "(line)", "message": err})
+            details.append({**where, "field": "(Zeile)", "message": err})
             continue
         try:
             queries.append(Query.model_validate(rec))
@@ -290,14 +288,17 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     details = []
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc}", [{"file": str(path)}]) from None
+    except OSError as exc:
+        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"Datei {path} ist nicht UTF-8-kodiert; bitte als UTF-8 speichern",
+                           [{"file": str(path)}]) from None
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         parts = line.rstrip("\n").split("\t")
         if len(parts) != 3:
-            details.append({"file": str(path), "line": lineno, "field": "(line)", "message": "erwartet 3 Tab-getrennte Spalten"})
+            details.append({"file": str(path), "line": lineno, "field": "(Zeile)", "message": "erwartet 3 Tab-getrennte Spalten"})
             continue
         try:
             grade = int(parts[2])

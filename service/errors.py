@@ -81,6 +81,28 @@ _HTTP_MESSAGES = {
     413: ("payload_too_large", "Die Anfrage ist zu groß: höchstens {limit} Bytes"),
     415: ("unsupported_media_type", "Bitte JSON senden (Content-Type: application/json)"),
 }
+# the rest of what werkzeug can answer by itself (its descriptions are English); code http_<status>
+_HTTP_OTHER = {
+    401: "Für diese Anfrage ist eine Anmeldung nötig",
+    403: "Dafür fehlt die Berechtigung",
+    406: "Die gewünschte Antwortform (Accept) kann der Dienst nicht liefern",
+    408: "Die Anfrage kam nicht rechtzeitig vollständig an; bitte erneut senden",
+    409: "Die Anfrage widerspricht dem gespeicherten Stand",
+    410: "Diese Adresse gibt es nicht mehr",
+    411: "Die Angabe Content-Length fehlt",
+    412: "Eine Bedingung der Anfrage (If-Match, If-Unmodified-Since) ist nicht erfüllt",
+    414: "Die Adresse ist zu lang",
+    416: "Der angefragte Bereich (Range) liegt außerhalb der Datei",
+    417: "Die Erwartung im Header Expect kann der Dienst nicht erfüllen",
+    428: "Die Anfrage braucht eine Bedingung (If-Match)",
+    429: "Zu viele Anfragen; bitte später erneut versuchen",
+    431: "Die Header der Anfrage sind zu groß",
+    500: "Interner Fehler",
+    501: "{method} wird von diesem Dienst nicht unterstützt",
+    502: "Ein vorgeschalteter Dienst hat nicht richtig geantwortet",
+    503: "Der Dienst ist gerade nicht verfügbar; bitte später erneut versuchen",
+    504: "Ein vorgeschalteter Dienst hat nicht rechtzeitig geantwortet",
+}
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
@@ -119,7 +141,8 @@ def _pydantic_error(exc: PydanticValidationError) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    code, template = _HTTP_MESSAGES.get(status, (f"http_{status}", exc.description or "Fehler"))
+    code, template = _HTTP_MESSAGES.get(status) or (f"http_{status}",
+                                                     _HTTP_OTHER.get(status, f"Fehler (HTTP-Status {status})"))
     headers = {}
     allowed = ""
     if status == 405:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from matcher.errors import ValidationError
-from matcher.messages import validation_details
+from matcher.messages import json_error_reason, quoted, validation_details
 
 from .errors import BadRequest, UnsupportedMediaType
 
@@ -40,7 +40,8 @@ def parse_body(model: type[M]) -> M:
     """
     if not request.is_json:
         raise UnsupportedMediaType(
-            f"Bitte JSON senden (Content-Type: application/json), nicht {request.mimetype or 'ohne Content-Type'}",
+            "Bitte JSON senden (Content-Type: application/json); "
+            + (f"gesendet wurde {quoted(request.mimetype)}" if request.mimetype else "der Content-Type fehlt"),
             [{"field": "Content-Type", "value": request.content_type}])
     raw = read_body()
     try:
@@ -48,7 +49,7 @@ def parse_body(model: type[M]) -> M:
     except UnicodeDecodeError:
         raise BadRequest("Der Inhalt ist nicht UTF-8-kodiert", [{"field": "(body)"}]) from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"Ungültiges JSON in Zeile {exc.lineno}, Spalte {exc.colno}: {exc.msg}",
+        raise BadRequest(f"Ungültiges JSON in Zeile {exc.lineno}, Spalte {exc.colno}: {json_error_reason(exc)}",
                          [{"field": "(body)", "line": exc.lineno, "column": exc.colno}]) from None
     except ValueError as exc:
         raise BadRequest(f"Ungültiges JSON: {exc}", [{"field": "(body)"}]) from None

@@ -49,8 +49,8 @@ def test_every_bad_line_is_reported(tmp_path):
     with pytest.raises(CatalogError) as err:
         load_catalog(path)
     by_line = {d["line"]: d for d in err.value.details}
-    assert by_line[2]["field"] == "(line)"
-    assert by_line[3]["field"] == "kind" or "kind" in by_line[3]["message"].lower() or by_line[3]["field"] == "(record)"
+    assert by_line[2]["field"] == "(Zeile)"
+    assert by_line[3]["field"] == "kind" or "kind" in by_line[3]["message"].lower() or by_line[3]["field"] == "(Eintrag)"
     assert by_line[4]["field"].endswith("colour")
     assert by_line[5]["field"] == "id" and "doppelte" in by_line[5]["message"]
 
