@@ -14,6 +14,7 @@ Two sources:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -33,6 +34,11 @@ STATE = "NRW"
 EARTH_RADIUS_KM = 6371.0088
 
 # Municipality names that are also ordinary words; they are resolved when asked
+# how alike a misspelling and a known name must be (difflib ratio on folded names) to be suggested:
+# "Dortmnd" → Dortmund (0.93), "Kln" → Köln (0.75); "Berlin" → Brilon (0.67) is not offered
+SUGGEST_CUTOFF = 0.75
+# suggestions after the best one must come this close to it: "Kreis Klev" → Kreis Kleve, not Kreis Olpe
+_SUGGEST_MARGIN = 0.1
 # for directly but never picked out of running text.
 _AMBIGUOUS_IN_TEXT = {"lage", "wetter", "halle", "much", "horn", "ense", "alpen", "hille", "heiden", "senden"}
 # town names that are also lower-case words ("wir essen", "sie kamen"): in a text they count only capitalised
@@ -182,6 +188,34 @@ class Gazetteer:
 
     def _geonames(self, name: str) -> Place | None:
         city = _geonames_index().get(_fold(name))
+    def suggest(self, name: str, n: int = 1) -> list[str]:
+        """The known place names nearest to a name that did not resolve, best first ("Meinten Sie …?").
+
+        Compares the folded name (case, umlauts, ß) with the curated NRW places
+        and their aliases using :func:`difflib.get_close_matches`; an alias
+        suggests the place it stands for. Returns display names (``"Köln"``,
+        ``"Kreis Kleve"``), at most ``n``, each once; empty when nothing is
+        alike enough (:data:`SUGGEST_CUTOFF`).
+
+        Example:
+            >>> default_gazetteer().suggest("Dortmnd")
+            ['Dortmund']
+            >>> default_gazetteer().suggest("xyz")
+            []
+        """
+        key = _fold(name or "")
+        if not key or n < 1:
+            return []
+        out: list[str] = []
+        best = None
+        for match in difflib.get_close_matches(key, self._places, n=n + 10, cutoff=SUGGEST_CUTOFF):
+            score = difflib.SequenceMatcher(None, key, match).ratio()
+            best = score if best is None else best
+            display = self._places[match].name
+            if score >= best - _SUGGEST_MARGIN and display not in out:
+                out.append(display)
+        return out[:n]
+
         if city is None:
             return None
         return Place(city["name"], "city", float(city["latitude"]), float(city["longitude"]),
