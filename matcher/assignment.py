@@ -37,6 +37,7 @@ from .errors import InfeasibleError, ValidationError
 from .explain import Explanation
 from .gazetteer import Place
 from .intent import LANGUAGE_NAMES_DE
+from .messages import did_you_mean, quoted
 from .request_scoring import score_requests
 from .schema import Advisor
 
@@ -168,18 +169,22 @@ def _locate(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: list
                 asker = matcher.entity(req.municipality)
             except KeyError:
                 problems.append({"request": req.id, "field": "municipality",
-                                 "message": f"unbekannte Kommune {req.municipality!r}"})
+                                 "message": f"unbekannte Kommune {quoted(req.municipality)}"})
                 asker = None
             if asker is not None and place is None:
                 place = matcher.places_[matcher.index_[asker.id]]
-        if place is None:
+        if place is None and req.city:
+            suggestions = gz.suggest(req.city, n=3)
+            problems.append({"request": req.id, "field": "city", "value": req.city, "suggestions": suggestions,
+                             "message": " ".join(filter(None, [f"Ort {quoted(req.city)} unbekannt.",
+                                                               did_you_mean(suggestions)]))})
+        elif place is None:
             problems.append({"request": req.id, "field": "city",
-                             "message": f"Ort {req.city!r} unbekannt" if req.city else
-                             "Ort fehlt: city, lat/lon oder municipality angeben (für die Regionsprüfung)"})
+                             "message": "Ort fehlt: city, lat/lon oder municipality angeben (für die Regionsprüfung)"})
         for c in req.conflicts:
             if c not in index:
                 problems.append({"request": req.id, "field": "conflicts",
-                                 "message": f"{c!r} ist keine Beraterin/kein Berater im Katalog"})
+                                 "message": f"{quoted(c)} ist keine Beraterin/kein Berater im Katalog"})
         places.append(place)
     if problems:
         raise ValidationError(f"{len({p['request'] for p in problems})} Anfrage(n) fehlerhaft; nichts wurde zugeordnet",

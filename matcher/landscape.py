@@ -27,6 +27,7 @@ import numpy as np
 from .errors import NotFittedError, ValidationError
 from .fields_of_action import Actor, FieldClassifier
 from .gazetteer import Place, haversine_km
+from .messages import alternatives, did_you_mean, quoted
 from .missing_links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,8 +127,10 @@ def resolve_area(matcher: "Matcher", name: str, radius_km: float | None = None) 
         raise ValidationError("Der Umkreis muss zwischen 0 und 500 km liegen", [{"field": "radius_km", "value": radius_km}])
     place = matcher.gazetteer_.resolve(name)
     if place is None or place.kind not in ("municipality", "district", "region", "state"):
-        raise ValidationError(f"Unbekannter Ort {name!r}: bitte eine Stadt, einen Kreis oder eine Region in NRW angeben",
-                              [{"field": "city", "value": name}])
+        suggestions = matcher.gazetteer_.suggest(name, n=3)
+        raise ValidationError(" ".join(filter(None, [
+            f"Unbekannter Ort {quoted(name)}: bitte eine Stadt, einen Kreis oder eine Region in NRW angeben.",
+            did_you_mean(suggestions)])), [{"field": "city", "value": name, "suggestions": suggestions}])
     return Area(place.name, place.kind, place.lat, place.lon, radius_km)
 
 
@@ -188,7 +191,8 @@ def build_landscape(matcher: "Matcher", classifier: FieldClassifier, city: str, 
     if classifier.matcher_ is not matcher:
         raise ValidationError("Der FieldClassifier wurde auf einem anderen Matcher angepasst")
     if unknown := sorted(set(link_types) - set(ACTOR_TYPES)):
-        raise ValidationError(f"Unbekannte Akteurstypen {unknown}", [{"field": "link_types", "value": unknown}])
+        raise ValidationError(f"Unbekannte Akteurstypen {alternatives(unknown, 'und')}; erlaubt: "
+                              f"{alternatives(ACTOR_TYPES)}", [{"field": "link_types", "value": unknown}])
     weights = weights or LinkWeights()
     area = resolve_area(matcher, city, radius_km)
     members = _members(matcher, classifier, area)

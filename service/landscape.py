@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, StringConstraints
 
 from matcher.fields_of_action import FieldClassifier, load_fields
-from matcher.landscape import Landscape, build_landscape
+from matcher.landscape import Landscape, build_landscape, resolve_area
 from matcher.landscape_report import render_html, xlsx_bytes
 from matcher.ranking import Matcher
 from matcher.schema import MAX_SHORT
@@ -38,7 +38,8 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base
 
 class LandscapeQuery(_Request):
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT),
-                    Field(description='Stadt, Kreis oder Region in NRW, z. B. "Köln", "Kreis Kleve", "Münsterland", "NRW"')]
+                    Field(description="Stadt, Kreis oder Region in NRW, z. B. „Köln“, „Kreis Kleve“, "
+                                      "„Münsterland“, „NRW“")]
     radius_km: Annotated[float, Field(gt=0, le=500, description="Auch Akteure in diesem Umkreis (km)")] | None = None
     limit: Annotated[int, Field(ge=1, le=200, description="Höchstens so viele fehlende Verbindungen")] = 20
 
@@ -84,6 +85,7 @@ def _ascii(name: str) -> str:
 def _landscape() -> Landscape:
     q = parse_args(LandscapeQuery)
     _, matcher = get_live().current()
+    resolve_area(matcher, q.city, q.radius_km)  # an unknown place is a 422 before the classifier is fitted
     classifier = current_app.extensions[EXTENSION].for_matcher(matcher)
     return build_landscape(matcher, classifier, q.city, radius_km=q.radius_km,
                            contacted=get_store().contacted_pairs(), limit=q.limit)

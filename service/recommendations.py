@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
 from matcher.errors import ValidationError
+from matcher.messages import did_you_mean, quoted
 from matcher.ranking import Matcher
 from matcher.schema import Query
 
@@ -44,12 +45,15 @@ def _check_place(matcher: Matcher, query: Query) -> None:
         return
     place = matcher.gazetteer_.resolve(query.city)
     if place is None:
-        raise ValidationError(f"Unbekannter Ort {query.city!r}: bitte eine Stadt, einen Kreis oder eine Region in NRW "
-                              "angeben (z. B. „Duisburg“, „Kreis Kleve“, „Münsterland“) oder lat/lon",
-                              [{"field": "city", "value": query.city}])
+        suggestions = matcher.gazetteer_.suggest(query.city, n=3)
+        raise ValidationError(" ".join(filter(None, [
+            f"Unbekannter Ort {quoted(query.city)}: bitte eine Stadt, einen Kreis oder eine Region in NRW angeben "
+            "(z. B. „Duisburg“, „Kreis Kleve“, „Münsterland“) oder lat/lon.", did_you_mean(suggestions)])),
+            [{"field": "city", "value": query.city, "suggestions": suggestions}])
     if place.country != "DE":
-        raise ValidationError(f"{query.city!r} ist als Ort im Ausland bekannt ({place.name}, {place.country}); bitte einen "
-                              "Ort in Deutschland angeben oder lat/lon", [{"field": "city", "value": query.city}])
+        raise ValidationError(f"{quoted(query.city)} ist als Ort im Ausland bekannt ({place.name}, {place.country}); "
+                              "bitte einen Ort in Deutschland angeben oder lat/lon",
+                              [{"field": "city", "value": query.city}])
 
 
 def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> ResponseReturnValue:
