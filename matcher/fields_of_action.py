@@ -35,6 +35,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .countries import country_name_de
 from .errors import CatalogError, NotFittedError, ValidationError
+from .messages import json_error_reason, quoted
 from .schema import Municipality, Organisation, pydantic_details
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -140,7 +141,8 @@ class FieldsOfAction:
         """
         if model_id not in self.thresholds:
             raise ValidationError(
-                f"Für das Modell {model_id!r} ist in {self.source or 'der Handlungsfelder-Datei'} kein Schwellenwert "
+                f"Für das Modell {quoted(model_id)} ist in {self.source or 'der Handlungsfelder-Datei'} kein "
+                "Schwellenwert "
                 "kalibriert. Bitte `matcher landscape-calibrate --write` ausführen oder dem FieldClassifier Schwellenwerte übergeben.",
                 [{"field": "thresholds", "value": model_id, "known": sorted(self.thresholds)}],
             )
@@ -159,8 +161,11 @@ def load_fields(path: str | Path | None = None) -> FieldsOfAction:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"{path}: kein gültiges JSON (UTF-8)", [{"file": str(path), "message": str(exc)}]) from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: nicht UTF-8-kodiert; bitte als UTF-8 speichern", [{"file": str(path)}]) from None
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{path}: kein gültiges JSON", [{"file": str(path), "line": exc.lineno, "column": exc.colno,
+                                                             "message": json_error_reason(exc)}]) from None
     try:
         data = _FieldsFile.model_validate(raw)
     except PydanticValidationError as exc:
@@ -366,7 +371,8 @@ class FieldClassifier:
         self._check()
         if entity_id not in self.assignments_:
             self.matcher_.entity(entity_id)  # raises UnknownEntityError for an unknown id
-            raise ValidationError(f"{entity_id!r} ist weder Organisation noch Kommune", [{"field": "id", "value": entity_id}])
+            raise ValidationError(f"{quoted(entity_id)} ist weder Organisation noch Kommune",
+                                  [{"field": "id", "value": entity_id}])
         return self.assignments_[entity_id]
 
     def actor(self, entity_id: str) -> Actor:

@@ -26,6 +26,7 @@ structured ones are in [0, 1]; the fused score is their weighted sum.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -38,6 +39,7 @@ from .gazetteer import Gazetteer, Place, area_keys, default_gazetteer, haversine
 from .countries import country_mentions
 from .intent import Intent, asked_types, parse_intent
 from .lexical import LexicalIndex
+from .messages import KIND_LABELS, alternatives, quoted
 from .schema import KINDS, Advisor, Event, Municipality, Organisation, Query
 from .similarity import segment_max, top_k, zscore
 from .text import passages, profile_text
@@ -82,7 +84,8 @@ class Weights:
     def without(self, signal: str) -> "Weights":
         """A copy with one signal switched off (for ablations)."""
         if signal not in SIGNALS:
-            raise ValidationError(f"unknown signal {signal!r}; choose one of {', '.join(SIGNALS)}")
+            raise ValidationError(f"Unbekanntes Signal {quoted(signal)}; erlaubt: {alternatives(SIGNALS)}",
+                                  [{"field": "signal", "value": signal}])
         return replace(self, **{signal: 0.0})
 
     def as_dict(self) -> dict[str, float]:
@@ -93,7 +96,8 @@ class Weights:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValidationError(f"unknown weight(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise ValidationError(f"Unbekannte Gewichte {alternatives(unknown, 'und')}; erlaubt: "
+                                  f"{alternatives(sorted(names))}", [{"field": "weights", "value": u} for u in unknown])
         return cls(**{k: float(v) for k, v in values.items()})
 
 
@@ -175,7 +179,10 @@ class Matcher:
             reuse = None
         ids = [e.id for e in ents]
         if len(set(ids)) != len(ids):
-            raise ValidationError("duplicate entity ids in the catalog")
+            dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
+            raise ValidationError(f"Doppelte ids im Katalog: {alternatives(dupes[:20], 'und')}"
+                                  + (f" und {len(dupes) - 20} weitere" if len(dupes) > 20 else ""),
+                                  [{"field": "id", "value": d} for d in dupes[:20]])
         self.gazetteer_ = self.gazetteer or default_gazetteer()
         self.weights_ = self.weights or Weights()
         self.entities_ = ents
@@ -348,7 +355,7 @@ class Matcher:
         try:
             return self.entities_[self.index_[entity_id]]
         except KeyError:
-            raise UnknownEntityError(f"Unbekannte id {entity_id!r}: kein solcher Eintrag im Katalog",
+            raise UnknownEntityError(f"Unbekannte id {quoted(entity_id)}: kein solcher Eintrag im Katalog",
                                      [{"field": "id", "value": entity_id}]) from None
 
     # ------------------------------------------------------------------ rank
@@ -444,8 +451,9 @@ class Matcher:
                     "events": ("organisation", "municipality", "advisor"), "invitations": ("event",)}[query.task]
         if asker.kind not in expected:
             raise ValidationError(
-                f"Für die Aufgabe {query.task!r} muss 'from' auf einen Eintrag der Art {' oder '.join(expected)} "
-                f"zeigen; {asker.id!r} ist ein(e) {asker.kind}",
+                f"Für die Aufgabe {quoted(query.task)} muss „from“ auf einen Eintrag der Art "
+                f"{' oder '.join(KIND_LABELS[k] for k in expected)} zeigen, nicht auf {quoted(asker.id)} "
+                f"(Art: {KIND_LABELS.get(asker.kind, asker.kind)})",
                 [{"field": "from", "value": asker.id}],
             )
 

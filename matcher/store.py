@@ -73,6 +73,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from .embedding import CachedEmbedder
 from .errors import ConflictError, StoreError, UnknownEntityError, ValidationError
+from .messages import alternatives, quoted
 from .schema import Advisor, Event, Municipality, Organisation, parse_entity
 from .text import passages, profile_text
 
@@ -298,7 +299,7 @@ def _unavailable(exc: sa_exc.DBAPIError) -> StoreError:
     code = getattr(orig, "sqlite_errorcode", None)
     reason = (_SQLITE_REASONS.get(code & 0xFF, "unavailable") if isinstance(code, int)
               else _SQLSTATE_REASONS.get(getattr(orig, "sqlstate", None) or "", "unavailable"))
-    return StoreError(_UNAVAILABLE[reason], [{"reason": reason, "message": _first_line(exc)}])
+    return StoreError(_UNAVAILABLE[reason], [{"reason": reason, "driver": _first_line(exc)}])
 
 
 @contextmanager
@@ -308,13 +309,13 @@ def _translated_errors() -> Iterator[None]:
         yield
     except sa_exc.DataError as exc:  # e.g. PostgreSQL refuses NUL characters in text
         raise ValidationError("Ein Wert kann so nicht gespeichert werden (Steuerzeichen wie \\u0000?); nichts wurde "
-                              "gespeichert", [{"message": _first_line(exc)}]) from exc
+                              "gespeichert", [{"driver": _first_line(exc)}]) from exc
     except sa_exc.IntegrityError as exc:
         raise ConflictError("Die Änderung widerspricht gespeicherten Daten; nichts wurde gespeichert",
-                            [{"message": _first_line(exc)}]) from exc
+                            [{"driver": _first_line(exc)}]) from exc
     except sa_exc.ProgrammingError as exc:  # a table missing: the schema was dropped or never migrated
         raise StoreError("Das Datenbankschema fehlt oder ist veraltet: bitte `matcher db upgrade` ausführen",
-                         [{"message": _first_line(exc)}]) from exc
+                         [{"driver": _first_line(exc)}]) from exc
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise _unavailable(exc) from exc
     except sa_exc.DBAPIError as exc:
@@ -405,7 +406,9 @@ class Store:
         try:
             self.engine = _make_engine(self.url)
         except sa_exc.ArgumentError as exc:
-            raise StoreError(f"Ungültige Datenbank-URL: {exc}") from None
+            # sqlalchemy's reason is English and may quote the URL with its password: not repeated here
+            raise StoreError("Ungültige Datenbank-URL: erwartet z. B. sqlite:///pfad/matcher.db oder "
+                             "postgresql+psycopg://nutzer@host/datenbank") from None
         except ModuleNotFoundError as exc:
             raise StoreError(f"Datenbanktreiber fehlt für {make_url(self.url).drivername}: {exc.name}") from None
         self.vectors = StoreVectorCache(self)
@@ -443,7 +446,7 @@ class Store:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             return sqlite_insert(table).on_conflict_do_nothing()
-        raise StoreError(f"Datenbank {self.dialect!r} wird nicht unterstützt (SQLite oder PostgreSQL)")
+        raise StoreError(f"Datenbank {quoted(self.dialect)} wird nicht unterstützt (SQLite oder PostgreSQL)")
 
     @staticmethod
     def _bump_version(conn: Connection) -> int:
@@ -527,7 +530,7 @@ class Store:
         with self._read() as conn:
             record = conn.scalar(select(entities.c.record).where(entities.c.id == entity_id))
         if record is None:
-            raise UnknownEntityError(f"Unbekannte id {entity_id!r}: kein solcher Eintrag im Katalog",
+            raise UnknownEntityError(f"Unbekannte id {quoted(entity_id)}: kein solcher Eintrag im Katalog",
                                      [{"field": "id", "value": entity_id}])
         return parse_entity(record)
 
@@ -561,7 +564,8 @@ class Store:
         with self._write() as conn:
             if conn.scalar(select(entities.c.id).where(entities.c.id == entity.id)) is not None:
                 raise ConflictError(
-                    f"Es gibt schon einen Eintrag mit der id {entity.id!r}; zum Ändern PUT /v1/entities/{entity.id} "
+                    f"Es gibt schon einen Eintrag mit der id {quoted(entity.id)}; "
+                    f"zum Ändern PUT /v1/entities/{entity.id} "
                     "verwenden oder eine andere id wählen", [{"field": "id", "value": entity.id}])
             self._insert_entities(conn, [entity], created={})
             return self._bump_version(conn)
@@ -574,7 +578,7 @@ class Store:
         with self._write() as conn:
             created = self._existing(conn, [entity.id])
             if entity.id not in created:
-                raise UnknownEntityError(f"Unbekannte id {entity.id!r}: zum Anlegen POST /v1/entities verwenden",
+                raise UnknownEntityError(f"Unbekannte id {quoted(entity.id)}: zum Anlegen POST /v1/entities verwenden",
                                          [{"field": "id", "value": entity.id}])
             self._delete_rows(conn, [entity.id])
             self._insert_entities(conn, [entity], created=created)
@@ -606,7 +610,7 @@ class Store:
         """
         with self._write() as conn:
             if not self._existing(conn, [entity_id]):
-                raise UnknownEntityError(f"Unbekannte id {entity_id!r}: kein solcher Eintrag im Katalog",
+                raise UnknownEntityError(f"Unbekannte id {quoted(entity_id)}: kein solcher Eintrag im Katalog",
                                          [{"field": "id", "value": entity_id}])
             self._delete_rows(conn, [entity_id])
             vectors = self._delete_own_vectors(conn, entity_id)
@@ -706,15 +710,15 @@ class Store:
         :class:`ValidationError` when the entity was not part of it.
         """
         if outcome not in OUTCOMES:
-            raise ValidationError(f"Unbekanntes Ergebnis {outcome!r}; erlaubt: {', '.join(OUTCOMES)}",
+            raise ValidationError(f"Unbekanntes Ergebnis {quoted(outcome)}; erlaubt: {alternatives(OUTCOMES)}",
                                   [{"field": "outcome", "value": outcome}])
         with self._write() as conn:
             shown = conn.scalar(select(audit_log.c.shown).where(audit_log.c.recommendation_id == recommendation_id))
             if shown is None:
-                raise UnknownEntityError(f"Unbekannte Empfehlung {recommendation_id!r}",
+                raise UnknownEntityError(f"Unbekannte Empfehlung {quoted(recommendation_id)}",
                                          [{"field": "recommendation_id", "value": recommendation_id}])
             if entity_id not in shown:
-                raise ValidationError(f"{entity_id!r} war nicht Teil der Empfehlung {recommendation_id}",
+                raise ValidationError(f"{quoted(entity_id)} war nicht Teil der Empfehlung {quoted(recommendation_id)}",
                                       [{"field": "entity_id", "value": entity_id}])
             result = conn.execute(insert(feedback).values(recommendation_id=recommendation_id, entity_id=entity_id,
                                                           outcome=outcome, key_id=key_id, created_at=_now()))
@@ -736,7 +740,8 @@ class Store:
     def create_key(self, role: str, label: str | None = None) -> tuple[ApiKey, str]:
         """Create an API key; return it and the secret key (shown once, stored only as a hash)."""
         if role not in ROLES:
-            raise ValidationError(f"Unbekannte Rolle {role!r}; erlaubt: {', '.join(ROLES)}", [{"field": "role"}])
+            raise ValidationError(f"Unbekannte Rolle {quoted(role)}; erlaubt: {alternatives(ROLES)}",
+                                  [{"field": "role"}])
         key_id = secrets.token_hex(4)
         secret = f"mk_{key_id}_{secrets.token_urlsafe(32)}"
         key = ApiKey(id=key_id, role=role, label=label, created_at=_now())
@@ -771,5 +776,5 @@ class Store:
             n = conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                              .values(revoked_at=_now())).rowcount
             if n == 0 and conn.scalar(select(api_keys.c.id).where(api_keys.c.id == key_id)) is None:
-                raise UnknownEntityError(f"Unbekannter Schlüssel {key_id!r} (siehe `matcher keys list`)",
+                raise UnknownEntityError(f"Unbekannter Schlüssel {quoted(key_id)} (siehe `matcher keys list`)",
                                          [{"field": "key_id", "value": key_id}])
