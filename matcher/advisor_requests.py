@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .catalog_io import csv_records
 from .errors import CatalogError
-from .messages import validation_details
+from .messages import json_error_reason, quoted, validation_details
 from .schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, LongText, Longitude, Query
 
 __all__ = ["AdvisorRequest", "load_requests", "REQUEST_COLUMNS"]
@@ -100,7 +100,7 @@ def load_requests(path: str | Path) -> list[AdvisorRequest]:
             continue
         if req.id in seen:
             details.append({**where, "field": "id",
-                            "message": f"doppelte id {req.id!r} (schon in Zeile {seen[req.id]})"})
+                            "message": f"doppelte id {quoted(req.id)} (schon in Zeile {seen[req.id]})"})
             continue
         seen[req.id] = lineno
         requests.append(req)
@@ -117,7 +117,7 @@ def _json_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield exc.lineno, None, f"ungültiges JSON: {exc.msg}"
+            yield exc.lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {json_error_reason(exc)}"
             return
         for i, rec in enumerate(data, start=1):
             yield i, rec, None if isinstance(rec, dict) else "jeder Eintrag muss ein JSON-Objekt {…} sein"
@@ -128,7 +128,7 @@ def _json_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {exc.msg}"
+            yield lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {json_error_reason(exc)}"
             continue
         yield lineno, rec, None if isinstance(rec, dict) else "jede Zeile muss ein JSON-Objekt {…} sein"
 

@@ -30,7 +30,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import CatalogError
-from .messages import validation_details
+from .messages import alternatives, json_error_reason, quoted, validation_details
 from .schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
 
 __all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns", "csv_records"]
@@ -70,7 +70,7 @@ def parse_catalog(data: bytes, fmt: Literal["jsonl", "csv"], source: str = "Uplo
             ``line``, ``field`` and ``message`` for each problem.
     """
     if fmt not in FORMATS:
-        raise CatalogError(f"Unbekanntes Format {fmt!r}; erlaubt: {', '.join(FORMATS)}", [{"field": "format"}])
+        raise CatalogError(f"Unbekanntes Format {quoted(fmt)}; erlaubt: {alternatives(FORMATS)}", [{"field": "format"}])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -90,7 +90,7 @@ def parse_catalog(data: bytes, fmt: Literal["jsonl", "csv"], source: str = "Uplo
             continue
         if ent.id in seen:
             details.append({"line": lineno, "field": "id",
-                            "message": f"doppelte id {ent.id!r} (schon in Zeile {seen[ent.id]})"})
+                            "message": f"doppelte id {quoted(ent.id)} (schon in Zeile {seen[ent.id]})"})
             continue
         seen[ent.id] = lineno
         entities.append(ent)
@@ -127,7 +127,7 @@ def _jsonl_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
         try:
             rec = json.loads(line, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
-            yield lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {exc.msg}"
+            yield lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {json_error_reason(exc)}"
             continue
         except RecursionError:
             yield lineno, None, "JSON zu tief verschachtelt"
@@ -158,13 +158,13 @@ def csv_records(text: str, columns: typing.Mapping[str, bool],
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
-    except csv.Error as exc:
-        yield 1, None, f"Kopfzeile nicht lesbar ({exc})"
+    except csv.Error:
+        yield 1, None, "Kopfzeile nicht lesbar; ist ein Anführungszeichen nicht geschlossen?"
         return
     unknown = [h for h in header if h not in columns]
     missing = [c for c in required if c not in header]
     if unknown or len(set(header)) != len(header) or missing:
-        problem = (f"unbekannte Spalte(n): {', '.join(unknown)}" if unknown
+        problem = (f"unbekannte Spalte(n): {alternatives(unknown, 'und')}" if unknown
                    else f"Spalte „{missing[0]}“ fehlt" if missing else "doppelte Spaltennamen")
         yield 1, None, f"{problem}; erlaubt sind: {', '.join(columns)}"
         return
@@ -174,8 +174,8 @@ def csv_records(text: str, columns: typing.Mapping[str, bool],
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:  # a cell over csv's field limit, a quote never closed: the rest is unreadable
-            yield previous_end + 1, None, (f"CSV ab hier nicht lesbar ({exc}); ist ein Feld länger als "
+        except csv.Error:  # a cell over csv's field limit, a quote never closed: the rest is unreadable
+            yield previous_end + 1, None, ("CSV ab hier nicht lesbar: ist ein Feld länger als "
                                            f"{csv.field_size_limit()} Zeichen oder ein Anführungszeichen nicht "
                                            "geschlossen?")
             return

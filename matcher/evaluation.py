@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CatalogError
+from .messages import alternatives
 from .metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from .schema import TASKS, Query, load_catalog, load_qrels, load_queries
 
@@ -30,7 +31,8 @@ def load_dataset(path: str | Path) -> Dataset:
     path = Path(path)
     missing = [f for f in ("catalog.jsonl", "queries.jsonl", "qrels.tsv") if not (path / f).is_file()]
     if missing:
-        raise CatalogError(f"{path} is not a judged data set: missing {', '.join(missing)}", [{"file": str(path / m)} for m in missing])
+        raise CatalogError(f"{path} ist kein bewerteter Datensatz: es fehlt {alternatives(missing, 'und')}",
+                           [{"file": str(path / m)} for m in missing])
     return Dataset(load_catalog(path / "catalog.jsonl"), load_queries(path / "queries.jsonl"), load_qrels(path / "qrels.tsv"), path)
 
 

@@ -34,6 +34,7 @@ from .assignment import AssignmentResult
 from .errors import ValidationError
 from .explain import ORG_TYPE_LABELS
 from .invitations import InvitationList
+from .messages import alternatives, quoted
 from .schema import KINDS
 
 __all__ = ["EXPORT_FORMATS", "CONTACT_COLUMNS", "export", "render", "invitation_table", "assignment_table",
@@ -195,7 +196,8 @@ def _csv_cell(value: Any, decimal_comma: bool) -> str:
 
 def _check_delimiter(delimiter: str) -> None:
     if delimiter not in (",", ";"):
-        raise ValidationError("Trennzeichen: „,“ oder „;“", [{"field": "delimiter", "value": delimiter}])
+        raise ValidationError(f"Ungültiges Trennzeichen {quoted(delimiter)}; erlaubt: „,“ oder „;“",
+                              [{"field": "delimiter", "value": delimiter}])
 
 
 def _write_csv(fh: Any, header: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str) -> None:
@@ -222,7 +224,8 @@ def write_table(header: Sequence[str], rows: Sequence[Sequence[Any]], path: str 
     if suffix == ".xlsx":
         _write_xlsx(path, [(sheet, list(header), list(rows)), *([details] if details else [])])
         return path
-    raise ValidationError(f"Unbekanntes Format {suffix or '(ohne Endung)'}: .csv oder .xlsx angeben",
+    raise ValidationError(f"Unbekanntes Format {quoted(suffix) if suffix else '(ohne Endung)'}: "
+                          "„.csv“ oder „.xlsx“ angeben",
                           [{"field": "out", "value": str(path)}])
 
 
@@ -286,7 +289,8 @@ def render(result: Result, fmt: str, include_contact: bool = False, delimiter: s
     """
     fmt = fmt.lower().lstrip(".")
     if f".{fmt}" not in EXPORT_FORMATS:
-        raise ValidationError(f"Unbekanntes Exportformat {fmt or '(leer)'}: {', '.join(EXPORT_FORMATS)}",
+        raise ValidationError(f"Unbekanntes Exportformat {quoted(fmt) if fmt else '(leer)'}; erlaubt: "
+                              f"{alternatives(f.lstrip('.') for f in EXPORT_FORMATS)}",
                               [{"field": "format", "value": fmt}])
     _check_delimiter(delimiter)
     data = _as_dict(result, include_contact)
@@ -314,7 +318,8 @@ def export(result: Result, path: str | Path, include_contact: bool = False, deli
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXPORT_FORMATS:
-        raise ValidationError(f"Unbekanntes Exportformat {suffix or '(ohne Endung)'}: {', '.join(EXPORT_FORMATS)}",
+        raise ValidationError(f"Unbekanntes Exportformat {quoted(suffix) if suffix else '(ohne Endung)'}; "
+                              f"erlaubt: {alternatives(EXPORT_FORMATS)}",
                               [{"field": "out", "value": str(path)}])
     path.write_bytes(render(result, suffix, include_contact, delimiter))
     return path

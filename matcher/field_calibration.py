@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import CatalogError, ValidationError
 from .fields_of_action import FieldClassifier, FieldsOfAction, Thresholds, load_fields
+from .messages import alternatives, quoted
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ranking import Matcher
@@ -41,11 +42,12 @@ def load_judged_fields(path: str | Path, fields: FieldsOfAction) -> dict[str, fr
             where = {"file": str(path), "line": lineno}
             labels = frozenset(x.strip() for x in (row.get("fields") or "").split(";") if x.strip())
             if unknown := sorted(labels - known):
-                details.append({**where, "field": "fields", "message": f"unbekannte Handlungsfelder {unknown}"})
+                details.append({**where, "field": "fields",
+                                "message": f"unbekannte Handlungsfelder {alternatives(unknown, 'und')}"})
             if not (row.get("note") or "").strip():
                 details.append({**where, "field": "note", "message": "jede Einordnung braucht eine Begründung"})
             if row["id"] in judged:
-                details.append({**where, "field": "id", "message": f"doppelte id {row['id']!r}"})
+                details.append({**where, "field": "id", "message": f"doppelte id {quoted(row['id'])}"})
             judged[row["id"]] = labels
     if details:
         raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n)", details)

@@ -44,6 +44,7 @@ import numpy as np
 
 from .errors import CatalogError, ValidationError
 from .explain import Explanation, explain
+from .messages import KIND_LABELS, alternatives, quoted
 from .schema import ORG_TYPES, Event, Query
 from .selection import UNLIMITED, Pick, completion_feasible, max_flow, select
 
@@ -113,13 +114,13 @@ class Quota:
         m = _QUOTA_RE.match(spec or "")
         if not m:
             raise ValidationError(
-                f"Quote {spec!r} nicht lesbar: TYP:WERT angeben, z. B. migrant_organisation:0.4 (Anteil), "
-                "migrant_organisation:40% oder institution:<=2 (Anzahl)", [{"field": "quota", "value": spec}])
+                f"Quote {quoted(spec)} nicht lesbar: TYP:WERT angeben, z. B. „migrant_organisation:0.4“ (Anteil), "
+                "„migrant_organisation:40%“ oder „institution:<=2“ (Anzahl)", [{"field": "quota", "value": spec}])
         value_text = m.group("value").replace(",", ".")
         share = bool(m.group("pct")) or "." in value_text
         value = float(value_text) / (100.0 if m.group("pct") else 1.0)
         if share and not 0.0 <= value <= 1.0:
-            raise ValidationError(f"Quote {spec!r}: ein Anteil liegt zwischen 0 und 1 (bzw. 0 % und 100 %)",
+            raise ValidationError(f"Quote {quoted(spec)}: ein Anteil liegt zwischen 0 und 1 (bzw. 0 % und 100 %)",
                                   [{"field": "quota", "value": spec}])
         bound = "max" if m.group("op") in ("<=", "≤") else "min"
         return cls(m.group("group"), bound, value, "share" if share else "count")
@@ -266,8 +267,11 @@ def read_history(path: str | Path) -> list[InvitationRecord]:
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"Einladungshistorie {path} kann nicht gelesen werden ({exc.__class__.__name__})",
+    except OSError as exc:
+        raise CatalogError(f"Einladungshistorie {path} kann nicht gelesen werden: {exc.strerror}",
+                           [{"file": str(path)}]) from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"Einladungshistorie {path} ist nicht UTF-8-kodiert; bitte als UTF-8 speichern",
                            [{"file": str(path)}]) from None
     rows: list[tuple[int, dict[str, Any]]] = []
     if path.suffix.lower() == ".csv":
@@ -279,8 +283,8 @@ def read_history(path: str | Path) -> list[InvitationRecord]:
             if line.strip():
                 try:
                     rows.append((k, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    rows.append((k, {"_error": exc.msg}))
+                except json.JSONDecodeError:
+                    rows.append((k, {}))
     out, details = [], []
     for line, rec in rows:
         try:
@@ -314,12 +318,12 @@ def _check_arguments(size: int, waitlist: int, mmr_lambda: float, max_per_city: 
         problems.append({"field": "max_per_city", "message": "mindestens 1"})
     unknown_kinds = [k for k in include_kinds if k not in INVITABLE_KINDS]
     if unknown_kinds or not include_kinds:
-        problems.append({"field": "include_kinds", "message": f"erlaubt: {', '.join(INVITABLE_KINDS)}"})
+        problems.append({"field": "include_kinds", "message": f"erlaubt: {alternatives(INVITABLE_KINDS)}"})
     groups = (*ORG_TYPES, ADVISOR_GROUP) if ADVISOR_GROUP in include_kinds else ORG_TYPES
     for q in quotas:
         if q.group not in groups:
             problems.append({"field": "quota", "value": q.group,
-                             "message": f"unbekannter Typ; erlaubt: {', '.join(groups)}"})
+                             "message": f"unbekannter Typ {quoted(q.group)}; erlaubt: {alternatives(groups)}"})
     if problems:
         raise ValidationError("Ungültige Angaben für die Einladungsliste", problems)
 
@@ -381,7 +385,8 @@ def check_invitation_request(matcher: Matcher, event_id: str, size: int, *, quot
     _check_arguments(size, waitlist, mmr_lambda, max_per_city, include_kinds, parsed)
     event = matcher.entity(event_id)
     if not isinstance(event, Event):
-        raise ValidationError(f"{event_id!r} ist keine Veranstaltung (kind={event.kind})",
+        raise ValidationError(f"{quoted(event_id)} ist keine Veranstaltung "
+                              f"(Art: {KIND_LABELS.get(event.kind, event.kind)})",
                               [{"field": "event", "value": event_id}])
     return event, parsed
 
@@ -679,7 +684,7 @@ class _WhyContext:
         if pick.blocked_by == "group_max":
             group = self.group_list[int(self.groups[j])]
             q = next((q for q in self.quotas if q.group == group and q.bound == "max"), None)
-            return f"Nachgerückt: Höchstquote „{q.label() if q else group}“ ist ausgeschöpft"
+            return f"Nachgerückt: Höchstquote „{q.label() if q else GROUP_LABELS.get(group, group)}“ ist ausgeschöpft"
         open_groups = [self.group_list[g] for g in pick.open_lower]
         q = next((q for q in self.quotas if q.bound == "min" and q.group in open_groups), None)
         if q is not None:
@@ -702,7 +707,7 @@ def replacement_for(result: InvitationList, declined_id: str) -> Invitee | None:
     quota and the city limit that held on the list (None if nobody can)."""
     invitees = [i for i in result.invitees if i.entity_id != declined_id]
     if len(invitees) == len(result.invitees):
-        raise ValidationError(f"{declined_id!r} steht nicht auf der Einladungsliste",
+        raise ValidationError(f"{quoted(declined_id)} steht nicht auf der Einladungsliste",
                               [{"field": "id", "value": declined_id}])
     held = [c for c in result.constraints if c.held and not c.relaxed]
     for candidate in result.waitlist:

@@ -60,6 +60,7 @@ from .invitations import (
     check_invitation_request,
     invitation_list,
 )
+from .messages import KIND_LABELS, alternatives, quoted
 from .store import Store, entities, invitations, jobs
 
 __all__ = [
@@ -79,6 +80,10 @@ JOB_KINDS = ("invitations", "assignments")
 ACTIVE_STATES = ("queued", "running")
 _CHUNK = 500
 IDLE_SECONDS = 30.0     # a worker thread with nothing to do for this long ends (a new job starts one)
+
+
+# a job's state as a message names it (the API's ``state`` field keeps the codes)
+_STATE_LABELS = {"queued": "wartet", "running": "läuft", "done": "fertig", "failed": "fehlgeschlagen"}
 
 
 class JobNotDoneError(ConflictError):
@@ -142,7 +147,8 @@ class Job:
         if self.state == "done" and self.result is not None:
             return self.result
         if self.active:
-            raise JobNotDoneError(f"Der Auftrag {self.id} ist noch nicht fertig ({self.state}, "
+            raise JobNotDoneError(f"Der Auftrag {self.id} ist noch nicht fertig "
+                                  f"({_STATE_LABELS.get(self.state, self.state)}, "
                                   f"{math.floor(self.progress)} %); bitte später erneut abfragen",
                                   [{"job": self.id, "state": self.state}])
         error = self.error or {}
@@ -177,7 +183,7 @@ class JobStore:
     def create(self, kind: str, params: dict[str, Any], owner: str, key_id: str | None = None) -> Job:
         """A new queued job owned by ``owner``."""
         if kind not in JOB_KINDS:
-            raise ValidationError(f"Unbekannte Auftragsart {kind!r}; erlaubt: {', '.join(JOB_KINDS)}",
+            raise ValidationError(f"Unbekannte Auftragsart {quoted(kind)}; erlaubt: {alternatives(JOB_KINDS)}",
                                   [{"field": "kind", "value": kind}])
         now = _now()
         job_id = f"job_{uuid.uuid4().hex}"
@@ -192,7 +198,8 @@ class JobStore:
         with self.store._read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         if row is None:
-            raise UnknownEntityError(f"Unbekannter Auftrag {job_id!r} (Aufträge werden nach einiger Zeit gelöscht)",
+            raise UnknownEntityError(f"Unbekannter Auftrag {quoted(job_id)} "
+                                     "(Aufträge werden nach einiger Zeit gelöscht)",
                                      [{"field": "job", "value": job_id}])
         return _job(row)
 
@@ -316,7 +323,8 @@ class JobStore:
                                   [{"field": "entity_ids", "value": d} for d in dupes])
         event = self.store.get_entity(event_id)
         if event.kind != "event":
-            raise ValidationError(f"{event_id!r} ist keine Veranstaltung (kind={event.kind})",
+            raise ValidationError(f"{quoted(event_id)} ist keine Veranstaltung "
+                                  f"(Art: {KIND_LABELS.get(event.kind, event.kind)})",
                                   [{"field": "event", "value": event_id}])
         when = date or getattr(event, "date", None) or dt.date.today()
         with self.store._write() as conn:
@@ -327,7 +335,7 @@ class JobStore:
             problems = [{"field": "entity_ids", "value": i, "message": "nicht im Katalog"} for i in ids
                         if i not in kinds]
             problems += [{"field": "entity_ids", "value": i,
-                          "message": f"kann nicht eingeladen werden (kind={kinds[i]})"}
+                          "message": f"kann nicht eingeladen werden (Art: {KIND_LABELS.get(kinds[i], kinds[i])})"}
                          for i in ids if i in kinds and kinds[i] not in INVITABLE_KINDS]
             if problems:
                 raise ValidationError(f"{len(problems)} id(s) können nicht als eingeladen gespeichert werden; "
@@ -529,7 +537,7 @@ class JobRunner:
             check_assignment_request(matcher, requests, k_alternates=int(params.get("alternates", DEFAULT_ALTERNATES)),
                                      capacities=params.get("capacities"))
         else:
-            raise ValidationError(f"Unbekannte Auftragsart {kind!r}; erlaubt: {', '.join(JOB_KINDS)}",
+            raise ValidationError(f"Unbekannte Auftragsart {quoted(kind)}; erlaubt: {alternatives(JOB_KINDS)}",
                                   [{"field": "kind", "value": kind}])
 
     def submit(self, kind: str, params: dict[str, Any], key_id: str | None = None) -> Job:

@@ -16,6 +16,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
 from .errors import ValidationError
+from .messages import quoted
 from .fields_of_action import ACTOR_TYPE_LABELS
 from .landscape import ACTOR_TYPE_PLURALS, ACTOR_TYPES, Landscape
 
@@ -296,7 +297,8 @@ def write_report(landscape: Landscape, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValidationError(f"Unbekanntes Format {suffix or '(ohne Endung)'!r}: bitte .html, .xlsx oder .json",
+        raise ValidationError(f"Unbekanntes Format {quoted(suffix) if suffix else '(ohne Endung)'}: "
+                              "bitte .html, .xlsx oder .json",
                               [{"field": "out", "value": str(path)}])
     if suffix == ".html":
         path.write_text(render_html(landscape), encoding="utf-8")

@@ -81,7 +81,7 @@ def test_unknown_model_is_an_error_naming_the_choices(spec):
 
 
 def test_sentence_transformers_name_not_on_disk_is_an_error_not_a_download():
-    with pytest.raises(UnknownModelError, match="not available offline"):
+    with pytest.raises(UnknownModelError, match="offline nicht verfügbar"):
         make_embedder("st:sentence-transformers/this-model-is-not-cached")
 
 

@@ -171,7 +171,7 @@ def test_recording_an_unknown_or_uninvitable_id_records_nothing(seeded):
     with pytest.raises(ValidationError, match="nichts wurde gespeichert") as exc:
         js.record_invitations("evt-102", ["org-104", "org-999", "mun-101"])
     assert {(d["value"], d["message"]) for d in exc.value.details} == {
-        ("org-999", "nicht im Katalog"), ("mun-101", "kann nicht eingeladen werden (kind=municipality)")}
+        ("org-999", "nicht im Katalog"), ("mun-101", "kann nicht eingeladen werden (Art: Kommune)")}
     assert js.list_invitations(event_id="evt-102")[1] == before
     with pytest.raises(UnknownEntityError):
         js.record_invitations("evt-999", ["org-104"])
