@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from matcher.messages import quoted
 from matcher.store import ROLES
 
 from .errors import Forbidden, Unauthorized
@@ -95,10 +96,10 @@ def require_role(role: str) -> Caller:
     """Raise 401/403 unless the caller holds ``role`` (for checks finer than the endpoint table)."""
     caller = current_caller()
     if caller.role == "anonymous":
-        raise Unauthorized(f"Für diese Aktion ist ein API-Schlüssel mit der Rolle {role} nötig "
+        raise Unauthorized(f"Für diese Aktion ist ein API-Schlüssel mit der Rolle {quoted(role)} nötig "
                            "(Header: Authorization: Bearer <Schlüssel>)", [{"required_role": role}])
     if not caller.allows(role):
-        raise Forbidden(f"Der Schlüssel hat die Rolle {caller.role}; nötig ist {role}",
+        raise Forbidden(f"Der Schlüssel hat die Rolle {quoted(caller.role)}; nötig ist {quoted(role)}",
                         [{"required_role": role, "role": caller.role}])
     return caller
 

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from matcher.catalog_io import parse_catalog
 from matcher.errors import ValidationError
+from matcher.messages import quoted
 
 from .auth import can_see_contact, require_role
 from .errors import UnsupportedMediaType
@@ -58,7 +59,7 @@ def get_entity(entity_id: str) -> ResponseReturnValue:
 def replace_entity(entity_id: str) -> ResponseReturnValue:
     entity = parse_body(EntityOut).root
     if entity.id != entity_id:
-        raise ValidationError(f"Die id im Inhalt ({entity.id!r}) passt nicht zur Adresse ({entity_id!r})",
+        raise ValidationError(f"Die id im Inhalt ({quoted(entity.id)}) passt nicht zur Adresse ({quoted(entity_id)})",
                               [{"field": "id", "value": entity.id}])
     version = get_store().replace_entity(entity)
     return jsonify(entity_json(entity)), 200, {"X-Catalog-Version": str(version)}

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from matcher.errors import ValidationError
+from matcher.messages import quoted
 
 from .auth import current_caller
 from .job_models import InvitationListQuery, InvitationPage, RecordedInvitationsOut, RecordInvitationsRequest
@@ -35,8 +36,8 @@ def record_invitations() -> ResponseReturnValue:
                                   [{"field": "job", "value": job.id}])
         result = job.require_result()
         if event and event != result["event"]["id"]:
-            raise ValidationError(f"Der Auftrag {job.id} gilt der Veranstaltung {result['event']['id']}, nicht "
-                                  f"{event}", [{"field": "event", "value": event}])
+            raise ValidationError(f"Der Auftrag {job.id} gilt der Veranstaltung {quoted(result['event']['id'])}, "
+                                  f"nicht {quoted(event)}", [{"field": "event", "value": event}])
         event, ids = result["event"]["id"], [p["id"] for p in result["invitees"]]
     report = runner.jobs.record_invitations(event, ids, date=req.date, key_id=current_caller().key_id, job_id=req.job)
     return jsonify(RecordedInvitationsOut(**report).model_dump(mode="json")), 201

@@ -35,6 +35,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 from limits.storage import MemoryStorage
 
+from matcher.messages import quoted
+
 from .auth import current_caller
 from .errors import error_response
 
@@ -116,9 +118,9 @@ def init_app(app: Flask) -> None:
         return
     try:
         parse_many(spec)
-    except ValueError as exc:
-        raise ValueError(f"RATE_LIMIT_RECOMMENDATIONS={spec!r} is not a rate limit such as '120 per minute': "
-                         f"{exc}") from None
+    except ValueError:
+        raise ValueError(f"RATE_LIMIT_RECOMMENDATIONS={quoted(spec)} ist keine Ratengrenze wie „120 per minute“ "
+                         "oder „10 per second; 300 per hour“") from None
     app.config.setdefault("RATELIMIT_STORAGE_URI", "matcher-memory://")
     limiter = Limiter(key_func=limit_key, strategy="moving-window", headers_enabled=False)
     limiter.init_app(app)
