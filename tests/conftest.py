@@ -13,8 +13,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 DEV_SET = ROOT.parent / "shared" / "eval" / "dev"
-# vectors survive between local runs; CI starts with an empty cache and encodes for real
-CACHE_FILE = ROOT / "var" / "test-vectors.sqlite"
+# vectors survive between local runs; CI starts with an empty cache and encodes for real.
+# MATCHER_TEST_CACHE points elsewhere: `make test-numerics` gives each BLAS kernel a fresh file,
+# so the embeddings themselves are computed under that kernel, not read from another run.
+CACHE_FILE = Path(os.environ.get("MATCHER_TEST_CACHE") or ROOT / "var" / "test-vectors.sqlite")
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +49,13 @@ def matcher(default_embedder, catalog):
     from matcher.ranking import Matcher
 
     return Matcher(default_embedder).fit(catalog)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the BLAS kernel and thread counts the numbers were computed with (see make test-numerics)."""
+    from numerics import describe_blas
+
+    terminalreporter.write_line(describe_blas())
 
 # --- service fixtures (app, client, runner, servers) below this line ---
 
