@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import CACHE_FILE, ROOT
 from matcher.errors import CatalogError, NotFittedError, ValidationError
 from matcher.field_calibration import best_threshold, calibrate, cross_validate, load_judged_fields, precision_recall
-from matcher.fields_of_action import FieldClassifier, load_fields
+from matcher.fields_of_action import FieldClassifier, Thresholds, load_fields
 from matcher.landscape import build_landscape
 from matcher.missing_links import LINK_TYPES, LinkWeights, recorded_pairs
 from matcher.landscape_report import render_html, write_report
@@ -54,9 +54,16 @@ def test_judged_file_covers_at_least_30_organisations_with_defended_labels(catal
     assert {"org-143", "org-171", "org-172", "org-173"} <= {i for i, v in judged.items() if not v}  # the traps
 
 
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+@pytest.mark.numerics
 def test_field_assignment_precision_and_recall_cross_validated(matcher, fields):
-    """5-fold cross-validation over actors: each actor is assigned with a threshold calibrated without it."""
-    result = calibrate(matcher, load_judged_fields(JUDGED, fields), fields, folds=5, seed=0)
+    """5-fold cross-validation over actors: each actor is assigned with a threshold calibrated without it;
+    and the thresholds shipped in the fields file still give (nearly) the best F1 on this machine."""
+    judged = load_judged_fields(JUDGED, fields)
+    result = calibrate(matcher, judged, fields, folds=5, seed=0)
     print(f"\nField assignment on {result.actors} judged organisations ({result.labels} labels), model {result.model_id}")
     for name, row in result.cv.items():
         print(f"  {name:<15} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
@@ -65,13 +72,38 @@ def test_field_assignment_precision_and_recall_cross_validated(matcher, fields):
     assert cv["precision"] >= 0.80 and cv["recall"] >= 0.72
     # pure zero-shot (sentences alone) stays well above chance: 206 labels among 80 × 14 decisions
     assert result.cv["sentences_only"]["precision"] >= 0.5 and result.cv["sentences_only"]["recall"] >= 0.5
-    # the thresholds shipped in the fields file are the ones calibrated on the judged file
+    # The thresholds shipped in the fields file were calibrated on the judged file, on some machine.
+    # What such a value promises is the F1 of the best single threshold for this model, not a place
+    # among the gaps between observed scores: F1 is flat near its maximum (without topics it stays
+    # within 0.005 of it from 0.092 to 0.099), so the arg max jumps to a far gap when the vectors move in
+    # their last bits on another CPU (OpenBLAS kernels, the engines' SIMD paths; 0.0925 fresh on an
+    # AMD EPYC against 0.0961 shipped from an Intel Xeon), while the F1 it reaches barely moves. So
+    # the shipped thresholds, applied to this machine's scores, must give an F1 within two decisions
+    # of the freshly calibrated optimum. One (actor, field) decision moves F1 = 2TP/(2TP+FP+FN) by
+    # at most 2/(2TP+FP+FN), ~0.005 at these counts (the worst seen is one decision, 0.0033): two
+    # allow for the few pairs whose scores moved across a gap; a threshold from another model or an
+    # edited judged file or fields file is off by far more (then recalibrate).
     stored = fields.thresholds_for(matcher.model_id)
     hint = "recalibrate: matcher landscape-calibrate --judged tests/data/fields_judged.csv --write"
-    assert stored.with_topics == pytest.approx(result.thresholds.with_topics, abs=1e-3), hint
-    assert stored.without_topics == pytest.approx(result.thresholds.without_topics, abs=1e-3), hint
+    classifier = FieldClassifier(fields, thresholds=Thresholds(0.0, 0.0)).fit(matcher)
+    ids = list(judged)
+    scores = classifier.score_matrix(ids)
+    gold = np.array([[f in judged[i] for f in fields.ids] for i in ids], dtype=bool)
+    # the bars of the scenario: with topics those of the assignment above; without topics the bar
+    # of sentences alone (actor types only add evidence to them)
+    for name, evidence, bars in (("with_topics", classifier.explicit_matrix(ids), (0.80, 0.72)),
+                                 ("without_topics", classifier.explicit_matrix(ids, topics=False), (0.5, 0.5))):
+        shipped, fresh = getattr(stored, name), getattr(result.thresholds, name)
+        p, r, *_ = precision_recall(evidence | (scores >= shipped), gold)
+        p_best, r_best, tp, fp, fn = precision_recall(evidence | (scores >= fresh), gold)
+        one_decision = 2 / (2 * tp + fp + fn)
+        print(f"  {name:<15} shipped {shipped:.4f}: F1 {_f1(p, r):.4f} (P {p:.3f}, R {r:.3f}); "
+              f"fresh {fresh:.4f}: F1 {_f1(p_best, r_best):.4f} (P {p_best:.3f}, R {r_best:.3f})")
+        assert _f1(p, r) >= _f1(p_best, r_best) - 2 * one_decision, f"{name}: {hint}"
+        assert p >= bars[0] and r >= bars[1], f"{name}: precision {p:.3f}, recall {r:.3f}; {hint}"
 
 
+@pytest.mark.numerics
 def test_traps_are_in_no_field(classifier):
     for trap in ("org-143", "org-171", "org-172", "org-173"):  # Fair Play, Datenmigration, Klimaanlagen, Eine Welt Reisen
         assert classifier.assignments(trap) == [], trap
@@ -109,6 +141,7 @@ def test_bad_fields_file_is_rejected_with_every_problem(tmp_path):
     assert {d["field"] for d in err.value.details} >= {"fields.0.description", "fields.0.colour"}
 
 
+@pytest.mark.numerics
 def test_threshold_calibration_against_brute_force_on_random_scores():
     rng = np.random.default_rng(7)
     scores = rng.normal(size=(40, 6))
