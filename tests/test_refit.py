@@ -1,4 +1,8 @@
-"""A refit that reuses the serving matcher's work gives exactly what a fit from scratch gives."""
+"""A refit that reuses the serving matcher's work gives what a fit from scratch gives.
+
+Scores are compared to the tolerance the engine promises (tests/numerics.py), not bit for bit:
+the two fits hold their arrays in other places and OpenBLAS may run another kernel on another CPU.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from matcher.ranking import Matcher
 from matcher.schema import Query
 from matcher.similarity import zscore
 from matcher.text import profile_text
+from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
 
 AS_OF = dt.date(2026, 11, 22)
 QUERIES = [  # one per task
@@ -27,7 +32,11 @@ def _texts(catalog):
     return [" ".join([profile_text(e), *e.evidence]) for e in catalog]
 
 
+@pytest.mark.numerics
 def test_lexical_index_equals_scikit_learns_tfidf_vectorizer(catalog):
+    # bit for bit on purpose: the index runs scikit-learn's own routines (counting, idf,
+    # inplace_csr_row_normalize_l2) on the same data in the same order, without BLAS, so they
+    # agree on any machine; a tolerance here would hide a changed or reordered step
     texts = _texts(catalog)
     index = LexicalIndex().fit(texts)
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_df=0.5, dtype=np.float32)
@@ -59,6 +68,7 @@ def _changed(catalog):
     return [edited, *rest, added]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("query", QUERIES)
 def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embedder, catalog, query):
     changed = _changed(catalog)
@@ -68,9 +78,13 @@ def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embed
     q = Query.model_validate(query)
     got, _, _ = reused.score(q, as_of=AS_OF)
     want, _, _ = scratch.score(q, as_of=AS_OF)
-    assert np.array_equal(got, want)
-    assert [r.explanation for r in reused.rank(q, k=5, as_of=AS_OF).results] == \
-        [r.explanation for r in scratch.rank(q, k=5, as_of=AS_OF).results]
+    assert_scores_close(got, want)
+    top_reused, top_scratch = (m.rank(q, k=5, as_of=AS_OF).results for m in (reused, scratch))
+    assert_same_ranking([(r.entity_id, r.score) for r in top_reused], [(r.entity_id, r.score) for r in top_scratch])
+    why = {r.entity_id: r.explanation for r in top_scratch}
+    for r in top_reused:
+        if r.entity_id in why:  # a tie at the cut may bring in another entity
+            assert_explanations_agree(r.explanation, why[r.entity_id], err_msg=r.entity_id)
     # the serving matcher still answers for its own catalog
     assert serving.rank(q, k=3, as_of=AS_OF).results
 
@@ -87,6 +101,7 @@ def _with_shared_passage(entities):
     return out
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("query", QUERIES)
 def test_scores_do_not_depend_on_the_order_of_the_catalog(fast_embedder, catalog, query):
     """The matcher groups entities by kind and scores only the kind asked for; an interleaved
@@ -114,18 +129,19 @@ def test_scores_do_not_depend_on_the_order_of_the_catalog(fast_embedder, catalog
                              for a, b in zip(m.passage_starts_, ends)])
             w = m.weights_.passage_share
             want = zscore((1 - w) * prof + w * best, ctx["mask"])
-            np.testing.assert_allclose(ctx["raw"]["dense"][ctx["mask"]], want[ctx["mask"]], rtol=1e-5, atol=1e-5)
+            assert_scores_close(ctx["raw"]["dense"][ctx["mask"]], want[ctx["mask"]])
     assert by_id[0].keys() == by_id[1].keys()
-    for key, value in by_id[0].items():
-        assert by_id[1][key] == pytest.approx(value, rel=1e-5, abs=1e-6)
+    ids = sorted(by_id[0])
+    assert_scores_close([by_id[1][i] for i in ids], [by_id[0][i] for i in ids])
 
 
+@pytest.mark.numerics
 def test_lexical_similarity_of_one_block_equals_the_whole_index_sliced(catalog):
     texts = _texts(catalog)
     blocks = [slice(0, 40), slice(40, 120), slice(120, len(texts))]
     split, whole = LexicalIndex().fit(texts, blocks=blocks), LexicalIndex().fit(texts)
     need = "Faire Beschaffung von Dienstkleidung und Klimapartnerschaft mit Tansania"
     full = whole.similarity(need)
-    np.testing.assert_allclose(split.similarity(need), full, rtol=1e-6, atol=1e-7)
-    for rows in (*blocks, slice(30, 50)):
-        np.testing.assert_allclose(split.similarity(need, rows=rows), full[rows], rtol=1e-6, atol=1e-7)
+    assert_scores_close(split.similarity(need), full)
+    for rows in (*blocks, slice(30, 50)):  # a slice is held to the whole row's magnitude
+        assert_scores_close(split.similarity(need, rows=rows), full[rows], scale=np.abs(full).max())
