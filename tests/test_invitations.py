@@ -16,6 +16,7 @@ from matcher import Query, ValidationError
 from matcher.batch_cli import EXIT_INFEASIBLE, invite
 from matcher.invitations import ExposurePolicy, Quota, invitation_list, read_history, replacement_for
 from matcher.selection import UNLIMITED, completion_feasible, select
+from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
 
 AS_OF = dt.date(2026, 11, 22)
 
@@ -102,7 +103,12 @@ def test_type_quotas_alone_give_the_greatest_total_relevance():
         assert sum(rel[p.index] for p in chosen) == pytest.approx(best)
 
 
+@pytest.mark.numerics
 def test_lazy_mmr_equals_plain_mmr():
+    """Each pick of the lazy selection maximises the plain MMR objective given the picks before it.
+    The selection's redundancies come from products of other shapes than this loop's (so other
+    OpenBLAS kernels), so a pick may differ from the plain loop's only between objectives tied
+    within the score tolerance; objectives lie in [-1, 1], hence the scale 1."""
     rng = np.random.default_rng(8)
     for _ in range(30):
         n, size, lam = int(rng.integers(5, 300)), int(rng.integers(1, 25)), float(rng.uniform(0.1, 0.95))
@@ -112,13 +118,14 @@ def test_lazy_mmr_equals_plain_mmr():
         chosen = select(rel, size, groups=np.zeros(n, int), cities=np.full(n, -1), lower=[0], upper=[UNLIMITED],
                            vectors=vecs, mmr_lambda=lam)
         reln = (rel - rel.min()) / (rel.max() - rel.min())
-        taken: list[int] = []
-        for _ in range(min(size, n)):
-            red = np.maximum((vecs @ vecs[taken].T).max(axis=1), 0) if taken else np.zeros(n)
+        taken = [p.index for p in chosen]
+        assert len(taken) == min(size, n)
+        for step, pick in enumerate(taken):
+            before = taken[:step]
+            red = np.maximum((vecs @ vecs[before].T).max(axis=1), 0) if before else np.zeros(n)
             obj = lam * reln - (1 - lam) * red
-            obj[taken] = -np.inf
-            taken.append(int(np.argmax(obj)))
-        assert [p.index for p in chosen] == taken
+            obj[before] = -np.inf
+            assert_scores_close(obj[pick], obj.max(), scale=1.0, err_msg=f"pick {step + 1} of {taken}")
 
 
 def test_pure_relevance_selection_is_a_stable_sort():
@@ -153,13 +160,17 @@ def test_share_bounds_round_towards_the_bound():
 
 
 # ---------------------------------------------------------------- on the fixtures (real default model)
+@pytest.mark.numerics
 @pytest.mark.parametrize("event_id", ["evt-113", "evt-106", "evt-110", "evt-121"])
 def test_without_constraints_the_list_is_the_engines_top_n(matcher, event_id):
     result = invitation_list(matcher, event_id, 15, mmr_lambda=1.0, as_of=AS_OF)
     ranking = matcher.rank(Query.model_validate({"task": "invitations", "from": event_id}), k=15, as_of=AS_OF)
-    assert [p.entity_id for p in result.invitees] == [r.entity_id for r in ranking.results]
-    assert [p.score for p in result.invitees] == [r.score for r in ranking.results]
-    assert [p.explanation for p in result.invitees] == [r.explanation for r in ranking.results]
+    assert_same_ranking([(p.entity_id, p.score) for p in result.invitees],
+                        [(r.entity_id, r.score) for r in ranking.results])
+    why = {r.entity_id: r.explanation for r in ranking.results}
+    for p in result.invitees:
+        if p.entity_id in why:  # a tie at the cut may bring in another organisation
+            assert_explanations_agree(p.explanation, why[p.entity_id], err_msg=p.entity_id)
     assert [p.relevance_rank for p in result.invitees] == list(range(1, 16))
 
 
