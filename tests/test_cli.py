@@ -52,6 +52,7 @@ def test_evaluate_prints_per_task_and_overall(runner, small_set, tmp_path):
     assert [int(r[2]) for r in a1] == list(range(1, len(a1) + 1)) and a1[0][1] == "adv-107"
 
 
+@pytest.mark.numerics
 def test_evaluate_json_report(runner, small_set):
     res = runner.invoke(cli, ["evaluate", "--data", str(small_set), "--json"])
     assert res.exit_code == 0, res.output

@@ -33,12 +33,14 @@ def check_unit_rows(v, n, dim):
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
 
 
+@pytest.mark.numerics
 def test_use_backend_encodes_unit_vectors_and_understands_paraphrase(use):
     v = use.encode(TEXTS, "query")
     check_unit_rows(v, 3, use.dim)
     assert v[0] @ v[1] > v[0] @ v[2]  # German and English paraphrase closer than football
 
 
+@pytest.mark.numerics
 def test_default_embedder_is_german_capable(default_embedder):
     v = default_embedder.encode(TEXTS, "passage")
     check_unit_rows(v, 3, default_embedder.dim)

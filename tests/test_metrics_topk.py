@@ -10,6 +10,8 @@ import pytest
 from matcher.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from matcher.similarity import segment_max, top_k, zscore
 
+pytestmark = pytest.mark.numerics  # pure maths on floats, cheap: run under every kernel of make test-numerics
+
 
 def test_ndcg_matches_hand_computed_value():
     grades = {"a": 3, "b": 2, "c": 0, "d": 1}
