@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -95,6 +95,12 @@ class StoreBackedEmbedder:
             return self._catalog.encode(texts, role)
         return self._requests.encode(texts, role)
 
+    def cached(self, texts: Sequence[str], role: Role) -> dict[str, np.ndarray]:
+        """The vectors of ``texts`` that :meth:`encode` would find cached, by text (nothing is encoded)."""
+        target = self._catalog if role == "passage" or getattr(self._local, "persist", False) else self._requests
+        keys = {target.key(t, role): t for t in texts}
+        return {keys[h]: v for h, v in target.cache.get_many(self.model_id, list(keys)).items()}
+
     @property
     def calls(self) -> int:
         return self._catalog.calls + self._requests.calls
@@ -133,23 +139,34 @@ class LiveMatcher:
         self.gazetteer = gazetteer
         self.refit_wait = refit_wait
 
-    def fit(self) -> LiveMatcher:
-        """Load the catalog from the store and fit (encoding only texts without stored vectors)."""
+    def fit(self, progress: Callable[[str, int, int], None] | None = None) -> LiveMatcher:
+        """Load the catalog from the store and fit (encoding only texts without stored vectors).
+
+        ``progress(stage, done, total)`` is told where the fit is: ``"catalog"`` (reading the
+        catalog and its stored vectors), ``"encoding"`` (``done`` of ``total`` texts that had no
+        stored vector; 0 of 0 on a full store), ``"indexing"`` (all encoded). It is called in the
+        fitting thread; the service reads it from request threads while the first fit runs.
+        """
         self._lock = threading.Lock()
         self._refit_thread: threading.Thread | None = None
+        self._snapshot_at = float("-inf")   # a current() in another thread may look before the fit ends
         self.refits_ = 0
         self.last_error_: Exception | None = None
-        self._fit_now()
+        self._fit_now(progress)
         return self
 
-    def _fit_now(self) -> None:
+    def _fit_now(self, progress: Callable[[str, int, int], None] | None = None) -> None:
         read_at = time.monotonic()
+        if progress is not None:
+            progress("catalog", 0, 0)
         version, entities = self.store.snapshot()
         matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights)
         previous = self.state_[1] if hasattr(self, "state_") else None
+        on_progress = None if progress is None else \
+            (lambda done, total: progress("encoding" if done < total else "indexing", done, total))
         with self.embedder.persisting():
             # a refit takes over what the serving matcher computed for unchanged texts
-            matcher.fit(entities, reuse=previous)
+            matcher.fit(entities, reuse=previous, on_progress=on_progress)
         self.state_ = (version, matcher)   # one assignment: readers never see a version with another matcher
         self._snapshot_at = read_at
         self.fit_seconds_ = time.monotonic() - read_at

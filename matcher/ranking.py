@@ -163,13 +163,20 @@ class Matcher:
         self.progress = progress
 
     # ------------------------------------------------------------------ fit
-    def fit(self, entities: Sequence[Entity], reuse: "Matcher | None" = None) -> "Matcher":
+    def fit(self, entities: Sequence[Entity], reuse: "Matcher | None" = None,
+            on_progress: Callable[[int, int], None] | None = None) -> "Matcher":
         """Encode and index ``entities`` (only texts not in the embedder's cache are encoded).
 
         ``reuse``: a matcher fitted before on a similar catalog (the same embedder and
         gazetteer), e.g. the one serving until a few entities changed. Its vectors, n-gram
         counts and country mentions of unchanged texts are taken over instead of being read
         or computed again; the result is the same as a fit from scratch.
+
+        ``on_progress(done, total)``: called once before encoding and after each batch of
+        catalog texts sent to the model; ``total`` counts only the texts that need the model
+        (not in ``reuse`` nor, if the embedder offers ``cached(texts, role)`` as
+        :class:`~matcher.live.StoreBackedEmbedder` does, in its cache): 0 on a warm cache.
+        Indexing follows the last call.
         """
         # grouped by kind (stable): a query scores one kind, and its rows are then one contiguous
         # block of every matrix, which the dense and lexical products read without copying
@@ -216,11 +223,12 @@ class Matcher:
         inner = getattr(self.embedder, "embedder", self.embedder)  # a CachedEmbedder wraps the model
         self.part_slices_ = getattr(inner, "part_slices", None) or [(slice(0, self.embedder.dim), 1.0)]
         known = reuse._vectors_by_text() if reuse is not None else {}
-        self.profile_vecs_ = self._encode(self.profile_texts_, known)
         # identical passages (common in generated or templated catalogs) are stored once per kind,
         # so that each kind's unique passages are one block too
         uniq = list(dict.fromkeys(self.passage_texts_))
-        vecs = self._encode(uniq, known)
+        advance = self._progress_counter([*self.profile_texts_, *uniq], known, on_progress) if on_progress else None
+        self.profile_vecs_ = self._encode(self.profile_texts_, known, advance)
+        vecs = self._encode(uniq, known, advance)
         del known
         passage_kinds = self.kind_[self.passage_owner_]
         keyed = list(dict.fromkeys(zip(passage_kinds, self.passage_texts_)))
@@ -283,8 +291,29 @@ class Matcher:
         out.update(zip(self.passage_unique_texts_, self.passage_unique_vecs_))
         return out
 
-    def _encode(self, texts: list[str], known: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """Vectors of catalog texts (role ``passage``); ``known`` ones are taken as they are."""
+    def _progress_counter(self, texts: list[str], known: dict[str, np.ndarray],
+                          on_progress: Callable[[int, int], None]) -> Callable[[int], None]:
+        """Count the ``texts`` that need the model and report 0 of them; returns the per-batch callback.
+
+        Vectors the embedder already holds join ``known`` (so a restart on a full store counts 0)."""
+        cached = getattr(self.embedder, "cached", None)
+        if cached is not None:
+            known.update(cached([t for t in dict.fromkeys(texts) if t not in known], "passage"))
+        total = sum(t not in known for t in texts)
+        done = 0
+
+        def advance(encoded: int) -> None:
+            nonlocal done
+            done += encoded
+            on_progress(done, total)
+
+        on_progress(0, total)
+        return advance
+
+    def _encode(self, texts: list[str], known: dict[str, np.ndarray] | None = None,
+                advance: Callable[[int], None] | None = None) -> np.ndarray:
+        """Vectors of catalog texts (role ``passage``); ``known`` ones are taken as they are.
+        ``advance(n)`` is told after each batch of ``n`` texts encoded."""
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         todo = [i for i, t in enumerate(texts) if not known or t not in known]
         for i in range(len(texts)) if known else ():
@@ -300,6 +329,8 @@ class Matcher:
         for start in chunks:
             rows = todo[start : start + 256]
             out[rows] = self.embedder.encode([texts[i] for i in rows], "passage")
+            if advance is not None:
+                advance(len(rows))
         return out
 
     def _index_places(self, ents: list[Entity]) -> None:
