@@ -1,7 +1,8 @@
 """HTTP service over the matching engine (Flask).
 
 ``create_app(config=None)`` builds the app (Flask's flaskr pattern); the model
-is loaded and the catalog fitted once, in the factory, never at import.
+is loaded and the catalog fitted once per app, never at import: in a thread
+started by the factory (``START_IN_BACKGROUND``, the default), or in the factory.
 ``service/wsgi.py`` holds the one global app, for gunicorn.
 """
 
@@ -22,7 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
 
     Raises:
         StoreError: the database is unreachable or not migrated (run ``matcher db upgrade``).
-        UnknownModelError: the configured model is not available offline.
+        UnknownModelError: the configured model is unknown (or, starting synchronously, not available offline).
     """
     from . import auth, entities, errors, feedback, health, landscape, metrics, recommendations, state
     from . import web
@@ -44,7 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     metrics.init_app(app)          # before auth: refused requests are counted too
     auth.init_app(app)
     ratelimit.init_app(app)        # after auth: the caller's key names the budget
-    state.init_app(app)
+    state.init_app(app)            # the model loads and the catalog is fitted in the background (START_IN_BACKGROUND)
+    health.init_app(app)           # meanwhile: 503 "starting" with the progress where the matcher is needed
     app.config["SCHEMA_HEAD"] = state.get_state_of(app).store.head_revision()
     landscape.init_app(app)
     web.init_app(app)

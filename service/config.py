@@ -20,6 +20,7 @@ def default_config() -> dict[str, Any]:
     return {
         "DATABASE_URL": DEFAULT_DATABASE_URL,   # or postgresql+psycopg://user@host/db for replicas
         "MODEL": DEFAULT_MODEL,                 # embedding model spec (see matcher.embedding)
+        "START_IN_BACKGROUND": True,            # model and fit in a thread, /readyz 503 meanwhile (False: create_app)
         "THREADS": None,                        # inference threads (None: the backend's choice)
         "OPEN_RECOMMENDATIONS": False,          # True: recommendations and catalog reads without a key
         "OPEN_FEEDBACK": False,                 # True: feedback on a recommendation without a key (demo)

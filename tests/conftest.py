@@ -181,9 +181,10 @@ def seed_store(seeded_template):
 def _make_app(url: str, model, **config):
     from service import create_app
 
-    # rate limits off: tests send many requests with one key (tests/test_reliability_access.py checks the limit)
+    # rate limits off: tests send many requests with one key (tests/test_reliability_access.py checks the limit);
+    # started synchronously: the app is ready when made (tests/test_startup.py tests the start in the background)
     return create_app({"TESTING": True, "DATABASE_URL": url, "MODEL": model, "REFIT_WAIT_SECONDS": 60.0,
-                       "RATELIMIT_ENABLED": False, **config})
+                       "RATELIMIT_ENABLED": False, "START_IN_BACKGROUND": False, **config})
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +260,11 @@ def live_server():
 
 
 class ServerProcess:
-    """A real gunicorn server in a subprocess (``service.wsgi:app``)."""
+    """A real gunicorn server in a subprocess (``service.wsgi:app``).
+
+    Its workers start synchronously (``MATCHER_START_IN_BACKGROUND=false``): a worker takes requests only
+    once it is ready, as the tests that kill and replace workers expect; pass
+    ``MATCHER_START_IN_BACKGROUND="true"`` for the deployed behaviour (tests/test_startup.py)."""
 
     def __init__(self, url: str, database_url: str, log_path: Path, workers: int = 1, gunicorn_args: tuple = (),
                  **env: str):
@@ -275,7 +280,7 @@ class ServerProcess:
     def spawn(self) -> "ServerProcess":
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MATCHER_DATABASE_URL": self.database_url,
                "MATCHER_MODEL": "use", "MATCHER_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "MATCHER_RATELIMIT_ENABLED": "false", **self.env}
+               "MATCHER_RATELIMIT_ENABLED": "false", "MATCHER_START_IN_BACKGROUND": "false", **self.env}
         log = open(self.log_path, "ab")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(

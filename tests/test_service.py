@@ -25,7 +25,8 @@ def test_config_order_defaults_instance_file_environment_mapping(tmp_path, seed_
     (instance / "config.py").write_text("MAX_BODY_BYTES = 1000\nREQUEST_CACHE_SIZE = 7\nOPEN_RECOMMENDATIONS = True\n")
     monkeypatch.setenv("MATCHER_MAX_BODY_BYTES", "2000")
     monkeypatch.setenv("MATCHER_REQUEST_CACHE_SIZE", "8")
-    app = create_app({"DATABASE_URL": url, "MODEL": fast_embedder, "REQUEST_CACHE_SIZE": 9},
+    app = create_app({"DATABASE_URL": url, "MODEL": fast_embedder, "REQUEST_CACHE_SIZE": 9,
+                      "START_IN_BACKGROUND": False},
                      instance_path=str(instance))
     assert app.config["OPEN_RECOMMENDATIONS"] is True          # instance file over default
     assert app.config["MAX_CONTENT_LENGTH"] == 2000            # environment over instance file
