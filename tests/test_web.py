@@ -133,3 +133,12 @@ def test_closed_deployment_answers_the_page_with_german_401s(client):
         assert r.status_code == 401
         assert "API-Schlüssel" in r.json["error"]["message"]
     assert client.get("/").status_code == 200      # the page itself stays public
+
+
+def test_page_has_a_status_line_for_a_starting_service_and_marks_the_forms_that_wait_for_it(page):
+    """readiness.js fills the (empty, announced) status line and disables these forms' buttons while starting."""
+    _, parsed = page
+    assert [a for _, a in parsed.tags if a.get("id") == "service-status"] == [
+        {"class": "service-status", "id": "service-status", "role": "status", "aria-live": "polite"}]
+    waiting = {a["id"] for a in parsed.all("form") if "data-needs-matcher" in a}
+    assert waiting == {"advisor-form", "partner-form", "invite-form", "landscape-form"}     # not the key form

@@ -12,10 +12,12 @@ import datetime as dt
 import re
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import requests
 from openpyxl import load_workbook
 
 from conftest import ROOT, ServerProcess, free_port
@@ -314,3 +316,103 @@ def test_page_has_csp_labels_visible_focus_and_passes_axe_wcag_aa(page, web):
     results = Axe().run(page, options=WCAG_AA)
     assert results.violations_count == 0, results.generate_report()
     page.traffic.check()
+
+
+# ------------------------------------------------------------------------------------------ while starting
+STARTING = {"error": {"code": "starting", "message": "Der Dienst startet: Profile werden kodiert: 83 von 170",
+                      "details": [{"stage": "encoding", "done": 83, "total": 170, "seconds": 12.5}]}}
+
+
+def test_page_shows_the_start_with_its_progress_and_the_search_once_ready(browser, tmp_path):
+    """A fresh store (no vectors): gunicorn starts in the background as deployed; the page answers at once
+    with the start's progress (polled), passes axe, and becomes the search page by itself when ready."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from matcher.schema import load_catalog
+    from matcher.store import Store
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    store = Store(url)
+    store.upgrade()
+    store.upsert_entities(load_catalog(ROOT / "fixtures" / "catalog.jsonl"))
+    store.close()
+    server = ServerProcess(f"http://127.0.0.1:{free_port()}", url, tmp_path / "server.log",
+                           MATCHER_START_IN_BACKGROUND="true", MATCHER_OPEN_RECOMMENDATIONS="true").spawn()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{server.url}/healthz"):
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
+            time.sleep(0.05)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and "status of 503" not in m.text and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        response = page.goto(server.url + "/")
+        assert response.status == 503 and "script-src 'self'" in response.headers["content-security-policy"]
+        status = page.get_by_role("status")
+        assert status.inner_text().startswith("Der Dienst startet")
+        # polled every two seconds: the line follows the start into the encoding, with the bar beside it
+        status.filter(has_text=re.compile(r"Profile werden kodiert: \d+ von 1\.\d{3}")).wait_for(timeout=60_000)
+        assert page.locator("#start-progress").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "web-starting.png"))
+        results = Axe().run(page, options=WCAG_AA)
+        assert results.violations_count == 0, results.generate_report()
+
+        # ready: the search page takes its place, the forms usable, no status left
+        button = page.get_by_role("button", name="Beratung suchen")
+        button.wait_for(timeout=120_000)
+        assert button.is_enabled() and page.locator("#service-status").inner_text() == ""
+        cards = search_advisors(page, FRANCOPHONE_NEED, "Dortmund", ["Französisch"])
+        assert cards.count() >= 3
+        assert errors == []
+    finally:
+        context.close()
+        server.kill(signal.SIGTERM)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_page_served_by_a_ready_worker_shows_a_starting_one_and_keeps_search_disabled(page, web):
+    """With several workers the page may come from a ready one while the API call lands on one that is still
+    starting (stood in for by answering /readyz and the search with its 503): the page shows the status line,
+    keeps the search buttons disabled, and clears both once /readyz answers 200."""
+    from playwright.sync_api import expect
+
+    starting = {"n": 2}
+
+    def readyz(route):
+        if starting["n"] > 0:
+            starting["n"] -= 1
+            route.fulfill(status=503, json=STARTING, headers={"Retry-After": "5"})
+        else:
+            route.continue_()
+
+    page.route("**/readyz", readyz)
+    page.goto(web.url + "/")
+    status = page.locator("#service-status")
+    status.filter(has_text="Profile werden kodiert: 83 von 170").wait_for()
+    assert page.get_by_role("status").filter(has_text="Der Dienst startet").count() == 1
+    button = page.get_by_role("button", name="Beratung suchen")
+    assert button.is_disabled()
+    assert page.get_by_role("button", name="Schlüssel verwenden").is_enabled()   # needs no matcher
+    expect(status).to_have_text("", timeout=15_000)
+    expect(button).to_be_enabled()
+
+    # a search answered "starting" (another worker): the same status, the button disabled until ready
+    page.route("**/v1/recommendations/advisors",
+               lambda route: route.fulfill(status=503, json=STARTING, headers={"Retry-After": "5"}))
+    starting["n"] = 1
+    form = page.locator("#advisor-form")
+    form.get_by_label("Ihr Bedarf").fill(FRANCOPHONE_NEED)
+    button.click()
+    form.locator(".form-message").filter(has_text="Der Dienst startet").wait_for()
+    status.filter(has_text="Der Dienst startet").wait_for()
+    expect(button).to_be_disabled()
+    expect(status).to_have_text("", timeout=15_000)
+    expect(button).to_be_enabled()

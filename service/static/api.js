@@ -1,5 +1,7 @@
 // Calls to the JSON API on the same origin, with the staff key (if any) and German error texts.
 
+import { isNotReady } from "./readiness.js";
+
 const KEY_STORAGE = "matcher.apiKey";
 
 /** The API key kept for this browser tab (sessionStorage), or "". */
@@ -41,7 +43,13 @@ export async function callApi(method, path, body) {
   }
   if (response.ok) return { ok: true, status: response.status, data, response };
   const error = (data && data.error) || { code: `http_${response.status}`, message: `Der Dienst antwortete mit Status ${response.status}.`, details: [] };
+  notReady(response.status, error);
   return { ok: false, status: response.status, error, response };
+}
+
+/** The service is starting (another worker than the one that served the page): the page shows it. */
+function notReady(status, error) {
+  if (isNotReady(status, error)) document.dispatchEvent(new CustomEvent("matcher:not-ready"));
 }
 
 /** Fetch a file (export, report) with the key; answers {ok, blob, filename} or {ok: false, error}. */
@@ -55,6 +63,7 @@ export async function fetchFile(path, fallbackName) {
   if (!response.ok) {
     let error = { code: `http_${response.status}`, message: `Der Dienst antwortete mit Status ${response.status}.`, details: [] };
     try { error = (await response.json()).error || error; } catch { /* not JSON */ }
+    notReady(response.status, error);
     return { ok: false, status: response.status, error };
   }
   const disposition = response.headers.get("Content-Disposition") || "";

@@ -5,6 +5,7 @@ import { initInvitations } from "./invitations.js";
 import { initKey } from "./key.js";
 import { initLandscape } from "./landscape.js";
 import { initPartners } from "./partners.js";
+import { initReadiness } from "./readiness.js";
 import { attachCounters } from "./ui.js";
 
 initKey();
@@ -13,3 +14,4 @@ initAdvisors();
 initPartners();
 initInvitations();
 initLandscape();
+initReadiness();

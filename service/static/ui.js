@@ -148,14 +148,15 @@ export function checkedValues(container, name) {
   return [...container.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
 }
 
-/** Mark a results region busy while a request runs, and the submit button disabled. */
+/** Mark a results region busy while a request runs, and the submit button disabled
+ *  (it stays disabled if meanwhile the service turned out to be starting: readiness.js enables it). */
 export async function whileBusy(form, region, work) {
   const button = form.querySelector("button[type='submit']");
   region.setAttribute("aria-busy", "true");
   if (button) button.disabled = true;
   try { return await work(); } finally {
     region.setAttribute("aria-busy", "false");
-    if (button) button.disabled = false;
+    if (button) button.disabled = Boolean(form.dataset.needsMatcher !== undefined && document.body.dataset.notReady);
   }
 }
 
