@@ -21,6 +21,7 @@ from bench.generate_catalog import generate_catalog
 from matcher.advisor_requests import AdvisorRequest
 from matcher.gazetteer import default_gazetteer
 from matcher.schema import load_catalog, parse_entity
+from matcher.settings import package_data
 from matcher.text import split_sentences
 
 __all__ = ["organisation_catalog", "invitation_history", "advisor_instance"]
@@ -71,7 +72,7 @@ def advisor_instance(n_advisors: int, n_requests: int, seed: int = 7, capacity: 
         advisors.append(parse_entity(rec))
     catalog = [*advisors, *(e for e in fixtures if e.kind != "advisor")]
     sentences = [s for e in fixtures if e.kind == "municipality" for s in split_sentences(e.description)]
-    places = json.loads((ROOT / "fixtures" / "nrw_places.json").read_text(encoding="utf-8"))["municipalities"]
+    places = json.loads(package_data("nrw_places.json").read_text(encoding="utf-8"))["municipalities"]
     cities = sorted(places)
     gazetteer = default_gazetteer()
     spoken: dict[str, list[str]] = {}  # city -> languages (besides de/en) of advisors serving it

@@ -16,8 +16,8 @@ kinds of evidence, each shown to the user with the sentence that supports it:
               the profile names a partner country — a migrant organisation
               with projects in Togo works in "Migration und Entwicklung".
 
-The fields live in ``fixtures/fields_of_action.json`` (editable; see
-:func:`load_fields`).
+The fields live in the package's ``data/fields_of_action.json`` (``MATCHER_FIELDS_FILE``
+points to an edited copy; see :func:`load_fields`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .countries import country_name_de
 from .errors import CatalogError, NotFittedError, ValidationError
 from .messages import json_error_reason, quoted
 from .schema import Municipality, Organisation, pydantic_details
+from .settings import fields_file, package_data
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ranking import Matcher
@@ -55,7 +56,7 @@ __all__ = [
     "save_thresholds",
 ]
 
-DEFAULT_FIELDS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "fields_of_action.json"
+DEFAULT_FIELDS_FILE = package_data("fields_of_action.json")
 Source = Literal["topic", "actor", "sentence"]
 # singular, for sentences; the landscape module has the plural column headings
 ACTOR_TYPE_LABELS = {"migrant_organisation": "Migrantenorganisation", "civil_society": "Eine-Welt- oder zivilgesellschaftliche Gruppe",
@@ -150,13 +151,13 @@ class FieldsOfAction:
 
 
 def load_fields(path: str | Path | None = None) -> FieldsOfAction:
-    """Load fields of action from a JSON file (default: ``fixtures/fields_of_action.json``).
+    """Load fields of action from a JSON file (default: ``MATCHER_FIELDS_FILE`` or the package's own).
 
     Raises:
         CatalogError: the file cannot be read, is not valid JSON, or breaks the
             schema (unknown keys, missing label, duplicate id ...); every problem is listed.
     """
-    path = Path(path or DEFAULT_FIELDS_FILE)
+    path = Path(path) if path else fields_file()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

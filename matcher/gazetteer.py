@@ -2,7 +2,7 @@
 
 Two sources:
 
-* ``fixtures/nrw_places.json`` — a curated map of NRW municipalities to their
+* ``matcher/data/nrw_places.json`` (package data; ``MATCHER_PLACES_FILE`` overrides it) — a curated map of NRW municipalities to their
   district (Kreis or kreisfreie Stadt) and of districts to regions
   ("Ruhrgebiet", "Münsterland", ...), with coordinates and aliases. This is what
   advisors' ``regions`` are resolved against.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -27,18 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .settings import package_data
+from .settings import places_file as configured_places_file
+
 __all__ = ["Place", "Gazetteer", "area_keys", "haversine_km", "default_gazetteer", "DEFAULT_PLACES_FILE"]
 
-DEFAULT_PLACES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "nrw_places.json"
+DEFAULT_PLACES_FILE = package_data("nrw_places.json")
 STATE = "NRW"
 EARTH_RADIUS_KM = 6371.0088
-
-# Municipality names that are also ordinary words; they are resolved when asked
 # how alike a misspelling and a known name must be (difflib ratio on folded names) to be suggested:
 # "Dortmnd" → Dortmund (0.93), "Kln" → Köln (0.75); "Berlin" → Brilon (0.67) is not offered
 SUGGEST_CUTOFF = 0.75
 # suggestions after the best one must come this close to it: "Kreis Klev" → Kreis Kleve, not Kreis Olpe
 _SUGGEST_MARGIN = 0.1
+
+# Municipality names that are also ordinary words; they are resolved when asked
 # for directly but never picked out of running text.
 _AMBIGUOUS_IN_TEXT = {"lage", "wetter", "halle", "much", "horn", "ense", "alpen", "hille", "heiden", "senden"}
 # town names that are also lower-case words ("wir essen", "sie kamen"): in a text they count only capitalised
@@ -109,7 +111,7 @@ class Gazetteer:
     """
 
     def __init__(self, places_file: str | Path | None = None, use_geonames: bool = True):
-        path = Path(places_file or os.environ.get("MATCHER_PLACES_FILE") or DEFAULT_PLACES_FILE)
+        path = Path(places_file) if places_file else configured_places_file()
         data = json.loads(path.read_text(encoding="utf-8"))
         self.source = str(path)
         self._places: dict[str, Place] = {}
@@ -186,8 +188,6 @@ class Gazetteer:
             return self._places[base]
         return self._geonames(name) if self._use_geonames else None
 
-    def _geonames(self, name: str) -> Place | None:
-        city = _geonames_index().get(_fold(name))
     def suggest(self, name: str, n: int = 1) -> list[str]:
         """The known place names nearest to a name that did not resolve, best first ("Meinten Sie …?").
 
@@ -216,6 +216,8 @@ class Gazetteer:
                 out.append(display)
         return out[:n]
 
+    def _geonames(self, name: str) -> Place | None:
+        city = _geonames_index().get(_fold(name))
         if city is None:
             return None
         return Place(city["name"], "city", float(city["latitude"]), float(city["longitude"]),

@@ -1,13 +1,26 @@
-"""Library-level defaults read from the environment in one place."""
+"""Library-level settings read from the environment, in one place.
+
+Everything the library reads from the environment or from its own package data
+goes through these functions, so the CLI, the server and batch jobs agree:
+
+``MATCHER_MODEL``         embedding model spec (default :data:`~matcher.embedding.DEFAULT_MODEL`)
+``MATCHER_THREADS``       inference threads per process (default: the backend's choice)
+``MATCHER_DATA_DIR``      where the embedded store lives (default: see :func:`data_dir`)
+``MATCHER_DATABASE_URL``  the store (default: ``sqlite:///<data dir>/matcher.db``)
+``MATCHER_PLACES_FILE``   the curated gazetteer (default: the package's ``data/nrw_places.json``)
+``MATCHER_FIELDS_FILE``   the fields of action (default: the package's ``data/fields_of_action.json``)
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from importlib import resources
 from pathlib import Path
 
 from .embedding import DEFAULT_MODEL
 
-__all__ = ["model_spec", "cache_file", "threads"]
+__all__ = ["model_spec", "threads", "data_dir", "database_url", "package_data", "places_file", "fields_file"]
 
 
 def model_spec() -> str:
@@ -15,12 +28,46 @@ def model_spec() -> str:
     return os.environ.get("MATCHER_MODEL") or DEFAULT_MODEL
 
 
-def cache_file() -> Path:
-    """The CLI's on-disk vector cache: ``MATCHER_CACHE`` or ``var/vectors.sqlite``."""
-    return Path(os.environ.get("MATCHER_CACHE") or "var/vectors.sqlite")
-
-
 def threads() -> int | None:
     """Inference threads per process: ``MATCHER_THREADS`` (default: the backend's own choice)."""
     value = os.environ.get("MATCHER_THREADS")
     return int(value) if value else None
+
+
+def data_dir() -> Path:
+    """The folder of the embedded store: ``MATCHER_DATA_DIR``, else one per installation.
+
+    Inside a virtual environment it is ``<venv>/var/matcher``, so the ``matcher``
+    command and the server of one installation share one store whatever folder
+    they run in (the idea of Jupyter's ``sys.prefix`` paths); outside one it is
+    the user's data folder (``~/.local/share/matcher`` on Linux, via platformdirs).
+    Never the current folder.
+    """
+    configured = os.environ.get("MATCHER_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix).resolve() / "var" / "matcher"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("matcher", appauthor=False))
+
+
+def database_url() -> str:
+    """The store's URL: ``MATCHER_DATABASE_URL``, else the SQLite file ``<data dir>/matcher.db``."""
+    return os.environ.get("MATCHER_DATABASE_URL") or f"sqlite:///{data_dir() / 'matcher.db'}"
+
+
+def package_data(name: str) -> Path:
+    """A reference data file shipped inside the package (``matcher/data/<name>``)."""
+    return Path(str(resources.files("matcher").joinpath("data", name)))
+
+
+def places_file() -> Path:
+    """The curated gazetteer: ``MATCHER_PLACES_FILE`` or the package's ``nrw_places.json``."""
+    return Path(os.environ.get("MATCHER_PLACES_FILE") or package_data("nrw_places.json"))
+
+
+def fields_file() -> Path:
+    """The fields of action: ``MATCHER_FIELDS_FILE`` or the package's ``fields_of_action.json``."""
+    return Path(os.environ.get("MATCHER_FIELDS_FILE") or package_data("fields_of_action.json"))

@@ -1,6 +1,7 @@
 """The persistent store: catalog, vector cache, feedback, API keys, audit log.
 
-SQLAlchemy 2 Core over SQLite (default ``sqlite:///var/matcher.db``, WAL) or
+SQLAlchemy 2 Core over SQLite (default ``<data dir>/matcher.db``, WAL; see
+:mod:`matcher.settings`) or
 PostgreSQL (``postgresql+psycopg://…``, for several replicas on one
 database). No Flask here: the service, the CLI and batch jobs share it.
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -75,10 +75,10 @@ from .embedding import CachedEmbedder
 from .errors import ConflictError, StoreError, UnknownEntityError, ValidationError
 from .messages import alternatives, quoted
 from .schema import Advisor, Event, Municipality, Organisation, parse_entity
+from .settings import database_url
 from .text import passages, profile_text
 
 __all__ = [
-    "DEFAULT_DATABASE_URL",
     "ROLES",
     "OUTCOMES",
     "ApiKey",
@@ -92,16 +92,10 @@ __all__ = [
 
 Entity = Advisor | Organisation | Event | Municipality
 
-DEFAULT_DATABASE_URL = "sqlite:///var/matcher.db"
 ROLES = ("reader", "editor", "admin")          # each role may do everything the ones before it may
 OUTCOMES = ("accepted", "declined", "contacted")
 ERASED_PREFIX = "gelöscht-"
 _CHUNK = 500                                     # ids per IN (...) clause
-
-
-def database_url() -> str:
-    """The store's URL: ``MATCHER_DATABASE_URL`` or ``sqlite:///var/matcher.db``."""
-    return os.environ.get("MATCHER_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 # ----------------------------------------------------------------------------- tables
@@ -414,7 +408,12 @@ class Store:
         self.vectors = StoreVectorCache(self)
 
     def __repr__(self) -> str:
-        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+        return f"Store({self.location!r})"
+
+    @property
+    def location(self) -> str:
+        """The database URL as shown to people (without a password)."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()

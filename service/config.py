@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from matcher.embedding import DEFAULT_MODEL
-from matcher.store import DEFAULT_DATABASE_URL
 
 __all__ = ["default_config"]
 
 
 def default_config() -> dict[str, Any]:
     return {
-        "DATABASE_URL": DEFAULT_DATABASE_URL,   # or postgresql+psycopg://user@host/db for replicas
+        "DATABASE_URL": None,                   # None: MATCHER_DATA_DIR/matcher.db (matcher.settings); or postgresql+psycopg://…
         "MODEL": DEFAULT_MODEL,                 # embedding model spec (see matcher.embedding)
         "START_IN_BACKGROUND": True,            # model and fit in a thread, /readyz 503 meanwhile (False: create_app)
         "THREADS": None,                        # inference threads (None: the backend's choice)
@@ -39,5 +38,5 @@ def default_config() -> dict[str, Any]:
         "JOB_MAX_PENDING": 20,                  # unfinished jobs one process accepts (429 above)
         "JOB_RETENTION_DAYS": 30,               # finished jobs (and their results) are deleted after this
         "MAX_JOB_BYTES": 16 * 1024 * 1024,      # body of POST /v1/jobs/assignments
-        "FIELDS_FILE": None,                    # fields of action (None: fixtures/fields_of_action.json)
+        "FIELDS_FILE": None,                    # fields of action (None: MATCHER_FIELDS_FILE or the package's own)
     }

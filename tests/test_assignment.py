@@ -13,14 +13,17 @@ from click.testing import CliRunner
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 
-from conftest import CACHE_FILE
+from conftest import FIXTURES
 from matcher import InfeasibleError, ValidationError
 from matcher.advisor_requests import AdvisorRequest, load_requests
 from matcher.assignment import assign_advisors
 from matcher.assignment_solver import solve_assignment
-from matcher.batch_cli import EXIT_INFEASIBLE, assign
+from matcher.cli import EXIT_INFEASIBLE
+from matcher.cli.batch import assign
 from matcher.request_scoring import score_requests
 from numerics import assert_scores_close
+
+CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode
 
 AS_OF = dt.date(2026, 11, 22)
 
@@ -327,7 +330,6 @@ def test_an_unreadable_request_csv_names_the_line(tmp_path):
 # ---------------------------------------------------------------- command line (fast model)
 @pytest.fixture()
 def cli_env(monkeypatch):
-    monkeypatch.setenv("MATCHER_CACHE", str(CACHE_FILE))
     monkeypatch.setenv("MATCHER_MODEL", "use")
     return CliRunner()
 
@@ -341,7 +343,7 @@ def test_assign_command_exits_non_zero_naming_the_blocking_constraint(cli_env, t
     _write_jsonl(path, [{"id": f"ti-{k}", "text": "Tigrinya-sprachige Familien erreichen", "city": "Köln",
                          "languages": ["ti"]} for k in range(3)])
     out = tmp_path / "zuordnung.xlsx"
-    res = cli_env.invoke(assign, ["--requests", str(path), "--out", str(out)])
+    res = cli_env.invoke(assign, [*CATALOG, "--requests", str(path), "--out", str(out)])
     assert res.exit_code == EXIT_INFEASIBLE
     assert "Tigrinya" in res.stderr and "ti-" in res.stderr and "Kapazität von" in res.stderr
     assert not out.exists()
@@ -352,6 +354,6 @@ def test_assign_command_writes_a_complete_assignment(cli_env, tmp_path):
     path.write_text("id,text,city,languages\nr1,Faire Beschaffung von Dienstkleidung,Münster,\n"
                     "r2,Frankophone Vereine begleiten,Dortmund,fr\n", encoding="utf-8")
     out = tmp_path / "zuordnung.csv"
-    res = cli_env.invoke(assign, ["--requests", str(path), "--out", str(out), "--delimiter", ";"])
+    res = cli_env.invoke(assign, [*CATALOG, "--requests", str(path), "--out", str(out), "--delimiter", ";"])
     assert res.exit_code == 0, res.output
     assert "2 von 2 Anfragen zugeordnet" in res.stdout and out.read_bytes().startswith(b"\xef\xbb\xbf")

@@ -9,13 +9,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import CACHE_FILE, DEV_SET, FIXTURES
+from conftest import DEV_SET, FIXTURES
 from matcher.cli import cli
 
 
 @pytest.fixture()
-def runner(monkeypatch):
-    monkeypatch.setenv("MATCHER_CACHE", str(CACHE_FILE))
+def runner():
     return CliRunner()
 
 
@@ -44,7 +43,7 @@ def test_evaluate_prints_per_task_and_overall(runner, small_set, tmp_path):
     res = runner.invoke(cli, ["evaluate", "--data", str(small_set), "--run-out", str(run_out)])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert any(line.startswith("advisors") for line in lines) and any(line.startswith("overall") for line in lines)
+    assert any(line.startswith("advisors") for line in lines) and any(line.startswith("insgesamt") for line in lines)
     rows = [line.split("\t") for line in run_out.read_text(encoding="utf-8").splitlines()]
     assert {r[0] for r in rows} == {"a1", "a2", "e1"}
     assert all(len(r) == 4 and r[2].isdigit() and float(r[3]) == float(r[3]) for r in rows)

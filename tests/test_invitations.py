@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import CACHE_FILE
+from conftest import FIXTURES
 from matcher import Query, ValidationError
-from matcher.batch_cli import EXIT_INFEASIBLE, invite
+from matcher.cli import EXIT_INFEASIBLE
+from matcher.cli.batch import invite
 from matcher.invitations import ExposurePolicy, Quota, invitation_list, read_history, replacement_for
 from matcher.selection import UNLIMITED, completion_feasible, select
 from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
+
+CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode
 
 AS_OF = dt.date(2026, 11, 22)
 
@@ -277,14 +280,14 @@ def test_history_file_is_read_from_csv(tmp_path):
 # ---------------------------------------------------------------- command line (fast model)
 @pytest.fixture()
 def cli_env(monkeypatch):
-    monkeypatch.setenv("MATCHER_CACHE", str(CACHE_FILE))
     monkeypatch.setenv("MATCHER_MODEL", "use")
     return CliRunner()
 
 
 def test_invite_command_writes_the_list_and_reports_constraints(cli_env, tmp_path):
     out = tmp_path / "einladung.xlsx"
-    res = cli_env.invoke(invite, ["--event", "evt-113", "--size", "10", "--quota", "migrant_organisation:0.4",
+    res = cli_env.invoke(invite, [*CATALOG, "--event", "evt-113", "--size", "10",
+                                  "--quota", "migrant_organisation:0.4",
                                   "--max-per-city", "2", "--waitlist", "3", "--lambda", "0.7", "--out", str(out),
                                   "--as-of", "2026-11-22"])
     assert res.exit_code == 0, res.output
@@ -292,7 +295,8 @@ def test_invite_command_writes_the_list_and_reports_constraints(cli_env, tmp_pat
 
 
 def test_invite_strict_exits_non_zero_when_a_quota_is_dropped(cli_env):
-    res = cli_env.invoke(invite, ["--event", "evt-113", "--size", "14", "--quota", "institution:12", "--strict",
+    res = cli_env.invoke(invite, [*CATALOG, "--event", "evt-113", "--size", "14", "--quota", "institution:12",
+                                  "--strict",
                                   "--as-of", "2026-11-22"])
     assert res.exit_code == EXIT_INFEASIBLE
     assert "Einrichtungen" in res.stdout and "aufgehoben" in res.stderr

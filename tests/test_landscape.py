@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import CACHE_FILE, ROOT
+from conftest import FIXTURES, ROOT
 from matcher.errors import CatalogError, NotFittedError, ValidationError
 from matcher.field_calibration import best_threshold, calibrate, cross_validate, load_judged_fields, precision_recall
 from matcher.fields_of_action import FieldClassifier, Thresholds, load_fields
 from matcher.landscape import build_landscape
 from matcher.missing_links import LINK_TYPES, LinkWeights, recorded_pairs
 from matcher.landscape_report import render_html, write_report
+
+CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode
 
 JUDGED = ROOT / "tests" / "data" / "fields_judged.csv"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -235,21 +237,20 @@ def test_unknown_place_and_bad_radius_are_errors(matcher, classifier):
 def test_command_writes_html_xlsx_and_json(tmp_path, monkeypatch):
     from openpyxl import load_workbook
 
-    from matcher.landscape_cli import landscape
+    from matcher.cli.landscape import landscape
 
-    monkeypatch.setenv("MATCHER_CACHE", str(CACHE_FILE))
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)  # nothing may depend on the folder it runs in
     runner = CliRunner()
     for suffix in ("html", "xlsx", "json"):
         out = tmp_path / f"report.{suffix}"
-        res = runner.invoke(landscape, ["--city", "Köln", "--radius-km", "30", "--out", str(out)])
+        res = runner.invoke(landscape, [*CATALOG, "--city", "Köln", "--radius-km", "30", "--out", str(out)])
         assert res.exit_code == 0, res.output
         assert "Köln und 30 km Umkreis" in res.output and out.stat().st_size > 1000
     assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["missing_links"]
     wb = load_workbook(tmp_path / "report.xlsx")
     assert wb.sheetnames == ["Abdeckung", "Namen", "Zuordnungen", "Fehlende Verbindungen"]
     assert wb["Abdeckung"]["A3"].value == "Fairer Handel und faire Beschaffung"
-    bad = runner.invoke(landscape, ["--city", "Köln", "--out", str(tmp_path / "report.pdf")])
+    bad = runner.invoke(landscape, [*CATALOG, "--city", "Köln", "--out", str(tmp_path / "report.pdf")])
     assert bad.exit_code == 2 and "--out" in bad.output
 
 

@@ -1,4 +1,4 @@
-"""Access control: every route admits exactly the roles its rule names (and the README says so), keys are
+"""Access control: every route admits exactly the roles its rule names (and docs/access.md says so), keys are
 compared in constant time, recommendations are rate limited per key, contact data never reaches the logs."""
 
 from __future__ import annotations
@@ -33,13 +33,10 @@ def _routes(app) -> list[tuple[str, str, str]]:
 
 
 def _readme_table() -> dict[tuple[str, str], tuple[str, str]]:
-    """The README's access table: (method, path) → (role, anonymous-when switch)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    if "## Access control" not in text:
-        return {}
-    section = text.split("## Access control", 1)[1].split("\n## ", 1)[0]
+    """The access table of docs/access.md: (method, path) → (role, anonymous-when switch)."""
+    text = (ROOT / "docs" / "access.md").read_text(encoding="utf-8")
     rows = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
         if len(cells) >= 4 and cells[0] in {"GET", "POST", "PUT", "DELETE", "PATCH"}:
             rows[(cells[0], cells[1])] = (cells[2], cells[3])
@@ -64,7 +61,7 @@ def _allowed(required: str | None, caller: str) -> bool:
 
 
 def test_every_route_admits_exactly_the_roles_its_rule_names(app, client, api_keys):
-    """Walks the URL map: a route without a rule, a rule the README does not show, or a caller let in
+    """Walks the URL map: a route without a rule, a rule docs/access.md does not show, or a caller let in
     (or kept out) against the rule fails here."""
     routes = _routes(app)
     missing = [f"{m} {p} ({e})" for m, p, e in routes if e not in ACCESS]
@@ -73,7 +70,7 @@ def test_every_route_admits_exactly_the_roles_its_rule_names(app, client, api_ke
     table.update({key: (role, "—") for key, role in VIEW_RULES.items()})
     readme = _readme_table()
     wanted = "\n".join(f"| {m} | `{p}` | {r} | {o} |" for (m, p), (r, o) in sorted(table.items()))
-    assert readme == table, f"README.md's access table differs from service.auth.ACCESS; it should read:\n{wanted}"
+    assert readme == table, f"docs/access.md's access table differs from service.auth.ACCESS; it should read:\n{wanted}"
 
     checked = 0
     for (method, path), (role, _) in sorted(table.items()):

@@ -1,0 +1,5 @@
+"""``python -m matcher.cli`` runs the ``matcher`` command."""
+
+from matcher.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""``matcher rank`` (one query, with reasons) and ``matcher evaluate`` (a judged data set)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from . import german
+from .common import catalog_option, database_option, decimal, fitted_matcher, model_option, require_place
+
+__all__ = ["rank", "evaluate"]
+
+TASKS = ("advisors", "partners", "events", "invitations")
+
+
+@german.command()
+@german.option("--task", required=True, type=german.Choice(TASKS),
+               help="Was gesucht wird: advisors (Beratung), partners (Partner), events (Veranstaltungen), "
+                    "invitations (Einzuladende für eine Veranstaltung).")
+@german.option("--text", default=None, help="Das Anliegen in eigenen Worten.")
+@german.option("--from", "from_", default=None, metavar="ID", help="Id des fragenden Eintrags (z. B. mun-101).")
+@german.option("--city", default=None, metavar="ORT", help="Ort der Anfrage (Stadt, Kreis oder Region in NRW).")
+@german.option("--language", "languages", multiple=True, metavar="SPRACHE",
+               help="Gewünschte Sprache (ISO 639-1, z. B. fr), wiederholbar.")
+@german.option("-k", "k", default=5, show_default=True, type=german.IntRange(1, 100), help="Wie viele Vorschläge.")
+@german.option("--lang", default="de", show_default=True, type=german.Choice(["de", "en"]),
+               help="Sprache der Begründungen.")
+@german.option("--json", "as_json", is_flag=True, help="Ergebnis als JSON ausgeben.")
+@catalog_option
+@database_option
+@model_option
+def rank(task: str, text: str | None, from_: str | None, city: str | None, languages: tuple[str, ...], k: int,
+         lang: str, as_json: bool, catalog_file: str | None, url: str | None, model: str | None) -> None:
+    """Eine Anfrage beantworten: die besten Vorschläge mit Begründung."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from ..errors import ValidationError
+    from ..gazetteer import default_gazetteer
+    from ..messages import validation_details
+    from ..schema import Query
+
+    try:
+        query = Query.model_validate({"task": task, "text": text, "from": from_, "city": city,
+                                      "languages": list(languages)})
+    except PydanticValidationError as exc:
+        raise ValidationError("Ungültige Anfrage; siehe unten", validation_details(exc)) from None
+    if city:
+        require_place(default_gazetteer(), city)  # before the fit: a typo costs no model load
+    m = fitted_matcher(catalog_file, url, model)
+    ranking = m.rank(query, k=k, lang=lang)
+    if as_json:
+        out = [{"rank": r.rank, "id": r.entity_id, "name": r.entity.name, "score": round(r.score, 4),
+                "explanation": r.explanation.as_dict()} for r in ranking.results]
+        click.echo(json.dumps({"model": ranking.model_id, "results": out}, indent=2, ensure_ascii=False, default=str))
+        return
+    if not ranking.results:
+        click.echo("Keine passenden Einträge gefunden.")
+    for r in ranking.results:
+        click.echo(f"{r.rank:>2}. {r.entity.name} ({r.entity_id}, {r.entity.city or '–'})  {decimal(r.score)}")
+        for reason in r.explanation.reasons:
+            click.echo(f"      – {reason}")
+
+
+@german.command()
+@german.option("--data", "data_dir", required=True, type=german.ExistingFolder(), metavar="ORDNER",
+               help="Ordner mit catalog.jsonl, queries.jsonl und qrels.tsv (siehe ../shared/eval/FORMAT.md).")
+@german.option("--run-out", type=german.WritableFile(), metavar="DATEI",
+               help="Die besten 10 je Anfrage als TSV schreiben: query_id, entity_id, rank, score.")
+@german.option("--json", "as_json", is_flag=True, help="Bericht als JSON ausgeben.")
+@german.option("--weights", "weights_file", type=german.ExistingFile(), metavar="DATEI",
+               help="JSON-Datei mit Gewichten der Signale (siehe matcher.ranking.Weights).")
+@german.option("--as-of", type=german.Date(), default=None,
+               help="Stichtag für Veranstaltungen (Standard: das früheste Veranstaltungsdatum des Datensatzes).")
+@german.option("--without", "ablate", default=None, metavar="SIGNAL",
+               help="Ein Signal abschalten (Ablation), z. B. --without lexical.")
+@database_option
+@model_option
+def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: str | None, as_of: dt.date | None,
+             ablate: str | None, url: str | None, model: str | None) -> None:
+    """nDCG@10, MRR@10 und Recall@10 je Aufgabe und insgesamt auf einem beurteilten Datensatz."""
+    from ..evaluation import evaluate as run_evaluation
+    from ..evaluation import load_dataset, matcher_ranker
+
+    ds = load_dataset(data_dir)
+    m = fitted_matcher(None, url, model, catalog=ds.catalog, weights_file=weights_file)
+    if ablate:
+        m.weights_ = m.weights_.without(ablate)
+    ref = as_of or min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
+    report = run_evaluation(matcher_ranker(m, as_of=ref), ds)
+    if run_out:
+        with open(run_out, "w", encoding="utf-8") as fh:
+            for qid, ranked in report.runs.items():
+                for r, (eid, score) in enumerate(ranked, start=1):
+                    fh.write(f"{qid}\t{eid}\t{r}\t{score:.6f}\n")
+    if as_json:
+        click.echo(json.dumps({"model": m.model_id, **report.as_dict()}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Modell: {m.model_id}")
+    click.echo(f"{'Aufgabe':<12} {'Anfragen':>8} {'nDCG@10':>8} {'MRR@10':>8} {'R@10':>8}")
+    for task, row in [*report.per_task.items(), ("insgesamt", report.overall)]:
+        click.echo(f"{task:<12} {row['queries']:>8} {row['ndcg@10']:>8.3f} {row['mrr@10']:>8.3f} "
+                   f"{row['recall@10']:>8.3f}")
