@@ -11,7 +11,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench check-reliability clean
+.PHONY: install run test test-numerics bench check-reliability clean
 
 install: $(STAMP)
 
@@ -37,6 +37,27 @@ run: install
 test: install
 	bash tests/ensure_chromium.sh
 	$(PY) -m pytest
+
+# The numeric tests (pytest -m numerics: scores, rankings, calibration computed with BLAS and the
+# embedding engines) under other OpenBLAS kernels and thread counts, as on other x86-64 CPUs (issue 14).
+# Haswell is what OpenBLAS picks on AVX2 CPUs (it maps Zen to Haswell too); Sandybridge is AVX without
+# FMA, other rounding. SkylakeX/Cooperlake need AVX-512: where it is missing OpenBLAS accepts the
+# override and dies of SIGILL at the first product. tests/numerics.py KERNEL checks with threadpoolctl
+# that the override took effect. Each kernel encodes the vectors afresh in a cache of its own (first
+# with 2 threads, then 1), so the embeddings too are this kernel's. ~4 min on 2 cores.
+NUMERICS_KERNELS ?= Haswell Sandybridge
+NUMERICS_THREADS ?= 2 1
+
+test-numerics: install
+	@cache=$$(mktemp -d); trap 'rm -rf "$$cache"' EXIT; failed=""; \
+	for kernel in $(NUMERICS_KERNELS); do for threads in $(NUMERICS_THREADS); do \
+	  echo "== test-numerics: OPENBLAS_CORETYPE=$$kernel, OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=$$threads"; \
+	  export OPENBLAS_CORETYPE=$$kernel OPENBLAS_NUM_THREADS=$$threads OMP_NUM_THREADS=$$threads \
+	         MATCHER_TEST_CACHE=$$cache/$$kernel.sqlite; \
+	  { $(PY) tests/numerics.py $$kernel && $(PY) -m pytest -m numerics -p no:cacheprovider -q; } \
+	    || failed="$$failed $$kernel/$$threads"; \
+	done; done; \
+	if [ -n "$$failed" ]; then echo "test-numerics failed under (kernel/threads):$$failed"; exit 1; fi
 
 # speed, memory, scaling and the reviewer-paper gold standard: one table, also written to
 # bench/results/latest.json (6-7 min on 2 cores with the caches in var/bench/; a fresh clone fills them first: ~18 min)
