@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     vectors = RecombinedVectors(make_embedder(DEFAULT_MODEL), WORK / "pieces-vectors.sqlite", FIXTURES)
     url = working_copy(bench_store(args.profiles, vectors), f"request-cost-{args.profiles}")
     try:
-        app = create_app({"DATABASE_URL": url, "OPEN_RECOMMENDATIONS": True,
+        app = create_app({"DATABASE_URL": url, "OPEN_RECOMMENDATIONS": True, "START_IN_BACKGROUND": False,
                           "RATE_LIMIT_RECOMMENDATIONS": "1000000 per minute"})
         client = app.test_client()
         bodies = [need(i, "cost") for i in range(args.requests)]

@@ -46,16 +46,21 @@ def _finish(response: Response) -> Response:
 
 
 def metrics_response() -> Response:
-    from .state import get_live
+    """The metrics; while the service starts (or after a failed start) without the catalog gauges."""
+    from .state import ServiceNotReady, get_live
 
     m: ServiceMetrics = current_app.extensions[EXTENSION]
-    live = get_live()
-    version, matcher = live.state_
-    m.catalog_version.set(version)
-    m.entities.set(len(matcher.entities_))
-    m.refits.set(live.refits_)
-    m.fit_seconds.set(live.fit_seconds_)
-    m.encoded.set(live.embedder.encoded)
+    try:
+        live = get_live()
+    except ServiceNotReady:
+        live = None
+    if live is not None:
+        version, matcher = live.state_
+        m.catalog_version.set(version)
+        m.entities.set(len(matcher.entities_))
+        m.refits.set(live.refits_)
+        m.fit_seconds.set(live.fit_seconds_)
+        m.encoded.set(live.embedder.encoded)
     return Response(generate_latest(m.registry), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -147,6 +147,7 @@ def test_while_starting_health_answers_and_matcher_routes_say_how_far_the_start_
     client, startup = app.test_client(), app.extensions["matcher"].startup
 
     assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/metrics").status_code == 200   # process metrics while starting, catalog gauges later
     ready = client.get("/readyz")
     progress = _starting(ready, "model")
     assert (progress["done"], progress["total"]) == (0, 0) and progress["seconds"] >= 0
