@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
+# the command line's store (and its vector cache) for the whole session: never the developer's own data;
+# it lives in var/ so that local re-runs encode nothing twice (CI starts empty and encodes for real)
+os.environ["MATCHER_DATA_DIR"] = str(ROOT / "var" / "test-data")
+os.environ.pop("MATCHER_DATABASE_URL", None)
 FIXTURES = ROOT / "fixtures"
 DEV_SET = ROOT.parent / "shared" / "eval" / "dev"
 # vectors survive between local runs; CI starts with an empty cache and encodes for real.
