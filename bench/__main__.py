@@ -51,7 +51,7 @@ def machine() -> dict:
 
 def bare_model_baseline(model: str) -> dict:
     """Load the bare model in a fresh process and encode one text: the start-up and memory floor."""
-    code = ("import time,re,pathlib;t=time.perf_counter();from matcher.embedding import make_embedder;"
+    code = ("import time,re,pathlib;t=time.perf_counter();from matcher.engine.embedding import make_embedder;"
             f"e=make_embedder({model!r});e.encode(['Migration und Entwicklung'],'query');"
             "s=time.perf_counter()-t;st=pathlib.Path('/proc/self/status').read_text();"
             "print(s, int(re.search(r'VmHWM:\\s+(\\d+)',st)[1])/1024)")
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="embedding model (default: the engine's default, e5+use)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
-    from matcher.embedding import DEFAULT_MODEL, make_embedder
+    from matcher.engine.embedding import DEFAULT_MODEL, make_embedder
 
     cfg = argparse.Namespace(
         model=args.model or DEFAULT_MODEL,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from matcher.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
-from matcher.evaluation import evaluate, load_dataset, matcher_ranker
-from matcher.ranking import SIGNALS, Matcher, Weights
+from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
+from matcher.engine.matcher import SIGNALS, Matcher, Weights
 from matcher.settings import cache_file, model_spec
 
 ROOT = Path(__file__).resolve().parents[1]

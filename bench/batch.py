@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.batch_data import advisor_instance, invitation_history, organisation_catalog
-from matcher.assignment import eligibility
-from matcher.assignment_solver import solve_assignment
-from matcher.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
-from matcher.invitations import ExposurePolicy, invitation_list
-from matcher.ranking import Matcher
-from matcher.request_scoring import score_requests
-from matcher.schema import Query
+from matcher.batch.assignment import eligibility
+from matcher.batch.solver import solve_assignment
+from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+from matcher.batch.invitations import ExposurePolicy, invitation_list
+from matcher.engine.matcher import Matcher
+from matcher.batch.score_matrix import score_requests
+from matcher.domain.schema import Query
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "batch-bench-vectors.sqlite"
@@ -153,8 +153,8 @@ def bench_invitations(embedder, n_orgs: int, size: int, repeat: int) -> None:
 
 def _per_request_costs(matcher: Matcher, queries: list[Query]) -> dict[str, float]:
     """Milliseconds per request of the engine's per-text steps that the score matrix calls."""
-    from matcher.countries import country_mentions
-    from matcher.intent import parse_intent
+    from matcher.text.countries import country_mentions
+    from matcher.text.intent import parse_intent
 
     texts = [q.text for q in queries]
     steps = {

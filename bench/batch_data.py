@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 
 from bench.generate_catalog import generate_catalog
-from matcher.advisor_requests import AdvisorRequest
-from matcher.gazetteer import default_gazetteer
-from matcher.schema import load_catalog, parse_entity
+from matcher.batch.requests import AdvisorRequest
+from matcher.text.gazetteer import default_gazetteer
+from matcher.domain.schema import load_catalog, parse_entity
 from matcher.settings import package_data
-from matcher.text import split_sentences
+from matcher.text.profile import split_sentences
 
 __all__ = ["organisation_catalog", "invitation_history", "advisor_instance"]
 

@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 
 from bench.catalog_vectors import RecombinedVectors
-from matcher.embedding import CachedEmbedder, Embedder, SQLiteVectorCache
-from matcher.text import split_sentences
+from matcher.engine.embedding import CachedEmbedder, Embedder, SQLiteVectorCache
+from matcher.text.profile import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "bench" / "batch-vectors.sqlite"

@@ -24,10 +24,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from matcher.embedding import CachedEmbedder, Embedder, SQLiteVectorCache
-from matcher.ranking import DOMAIN_TEXT
-from matcher.schema import load_catalog
-from matcher.text import passages, profile_text, split_sentences
+from matcher.engine.embedding import CachedEmbedder, Embedder, SQLiteVectorCache
+from matcher.engine.matcher import DOMAIN_TEXT
+from matcher.domain.schema import load_catalog
+from matcher.text.profile import passages, profile_text, split_sentences
 
 __all__ = ["pool_texts", "RecombinedVectors"]
 

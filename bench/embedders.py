@@ -77,11 +77,11 @@ def _cos_rows(a, b) -> np.ndarray:
 
 def measure_one(spec: str) -> dict:
     """All figures for one model, in this process."""
-    from matcher.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
-    from matcher.evaluation import evaluate, load_dataset, matcher_ranker
-    from matcher.metrics import ndcg_at_k
-    from matcher.ranking import TASK_KIND, Matcher
-    from matcher.text import profile_text
+    from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+    from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
+    from matcher.evaluation.metrics import ndcg_at_k
+    from matcher.engine.matcher import TASK_KIND, Matcher
+    from matcher.text.profile import profile_text
 
     de1, de2, gold = _read_sts("stsb-de-test.csv")
     en1, _, _ = _read_sts("stsb-en-test.csv")

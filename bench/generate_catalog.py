@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from matcher.schema import load_catalog
-from matcher.text import split_sentences
+from matcher.domain.schema import load_catalog
+from matcher.text.profile import split_sentences
 
 __all__ = ["generate_catalog"]
 

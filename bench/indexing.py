@@ -19,10 +19,10 @@ import requests
 
 from bench.generate_catalog import generate_catalog
 from bench.latency import need
-from matcher.embedding import CachedEmbedder
-from matcher.schema import parse_entity
+from matcher.engine.embedding import CachedEmbedder
+from matcher.domain.schema import parse_entity
 from matcher.store import Store
-from matcher.text import passages, profile_text
+from matcher.text.profile import passages, profile_text
 
 __all__ = ["new_profiles", "texts_to_encode", "editor_key", "bulk_import"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
-from matcher.evaluation import evaluate, load_dataset, matcher_ranker
-from matcher.ranking import TASK_KIND, Matcher
-from matcher.text import profile_text
+from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
+from matcher.engine.matcher import TASK_KIND, Matcher
+from matcher.text.profile import profile_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "eval" / "dev"

@@ -24,14 +24,14 @@ from bench.latency import need
 # (module, owner, method) wrapped with a timer: the stages of one request
 STAGES = [
     ("service.recommendations", None, "recommend"),
-    ("matcher.ranking", "Matcher", "rank"),
-    ("matcher.ranking", "Matcher", "score"),
-    ("matcher.ranking", "Matcher", "_dense"),
-    ("matcher.lexical", "LexicalIndex", "vectors"),
-    ("matcher.lexical", "LexicalIndex", "similarity"),
-    ("matcher.ranking", "Matcher", "_proximity"),
-    ("matcher.ranking", "Matcher", "_region_served"),
-    ("matcher.ranking", None, "explain"),
+    ("matcher.engine.matcher", "Matcher", "rank"),
+    ("matcher.engine.matcher", "Matcher", "score"),
+    ("matcher.engine.matcher", "Matcher", "_dense"),
+    ("matcher.text.lexical", "LexicalIndex", "vectors"),
+    ("matcher.text.lexical", "LexicalIndex", "similarity"),
+    ("matcher.engine.matcher", "Matcher", "_proximity"),
+    ("matcher.engine.matcher", "Matcher", "_region_served"),
+    ("matcher.engine.matcher", None, "explain"),
     ("matcher.store", "Store", "record_recommendation"),
     ("matcher.store", "Store", "catalog_version"),
 ]
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from bench.catalog_vectors import RecombinedVectors
     from bench.stores import FIXTURES, WORK, bench_store, discard, working_copy
-    from matcher.embedding import DEFAULT_MODEL, make_embedder
+    from matcher.engine.embedding import DEFAULT_MODEL, make_embedder
     from service import create_app
 
     vectors = RecombinedVectors(make_embedder(DEFAULT_MODEL), WORK / "pieces-vectors.sqlite", FIXTURES)

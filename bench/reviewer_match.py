@@ -14,14 +14,14 @@ their own papers (title + ". " + abstract, up to 20), a rated paper is a *need*.
 
 Configuration decided before any loss was computed (the README warns that there is no dev split):
 the **default** row is the engine's own text scoring with its own weights
-(:class:`matcher.ranking.Weights`, tuned on the product's dev set, not here), transcribed:
+(:class:`matcher.engine.matcher.Weights`, tuned on the product's dev set, not here), transcribed:
 
 * dense, per part of the fused ``e5+use`` embedder: ``(1 − passage_share) · cos(paper, profile)
   + passage_share · max_j cos(paper, paper_j)``, where the profile vector is the normalised mean
   of the profile's paper vectors (the engine would encode the whole profile as one text; for 20
   abstracts that is ~25,000 characters, so its mean stands in); z-scored over the reviewer's rated
   papers (the engine z-scores over a query's candidates) and averaged over the parts;
-* lexical: the engine's :class:`~matcher.lexical.LexicalIndex` (char 3–5-grams + stemmed words)
+* lexical: the engine's :class:`~matcher.text.lexical.LexicalIndex` (char 3–5-grams + stemmed words)
   fitted per version on the 58 concatenated profiles, paper against profile, z-scored likewise;
 * fused: ``Weights.dense · dense + Weights.lexical · lexical``.
 
@@ -144,7 +144,7 @@ class Vectors:
     """Paper vectors of the default embedder, encoded once and cached (``var/bench/``)."""
 
     def __init__(self, gold: GoldStandard, model: str):
-        from matcher.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+        from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 
         self.ids = list(gold.papers)
         self.pos = {p: i for i, p in enumerate(self.ids)}
@@ -203,7 +203,7 @@ def engine_dense(vec: Vectors, gold: GoldStandard, passage_share: float) -> Scor
 
 def engine_lexical(gold: GoldStandard) -> Scorer:
     """The engine's LexicalIndex fitted per version on the concatenated profiles."""
-    from matcher.lexical import LexicalIndex
+    from matcher.text.lexical import LexicalIndex
 
     indexes: dict[int, tuple[LexicalIndex, dict[str, int]]] = {}
 
@@ -272,7 +272,7 @@ def _row(label: str, s: Summary, tpms: Summary | None, exploratory: bool) -> dic
 
 def run(model: str = "e5+use") -> dict:
     """Everything row 7 reports, as a JSON-ready dict (``default`` is the pre-registered row)."""
-    from matcher.ranking import Weights
+    from matcher.engine.matcher import Weights
 
     t0 = time.perf_counter()
     gold = load_gold_standard()

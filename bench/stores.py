@@ -19,16 +19,16 @@ import numpy as np
 
 from bench.catalog_vectors import RecombinedVectors
 from bench.generate_catalog import generate_catalog
-from matcher.embedding import CachedEmbedder, Embedder
-from matcher.schema import parse_entity
+from matcher.engine.embedding import CachedEmbedder, Embedder
+from matcher.domain.schema import parse_entity
 from matcher.store import Store
-from matcher.text import passages, profile_text
+from matcher.text.profile import passages, profile_text
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "var" / "bench"
 FIXTURES = ROOT / "fixtures" / "catalog.jsonl"
 # what decides a store's content (the building code below only writes it)
-_KEYED_SOURCES = ["bench/generate_catalog.py", "bench/catalog_vectors.py", "matcher/text.py", "matcher/schema.py",
+_KEYED_SOURCES = ["bench/generate_catalog.py", "bench/catalog_vectors.py", "matcher/text/profile.py", "matcher/domain/schema.py",
                   "fixtures/catalog.jsonl"]
 
 __all__ = ["BenchStore", "bench_store", "working_copy", "discard", "profile_matrix"]

@@ -6,8 +6,8 @@ an organisation, and invitees for an event — with German explanations.
 
 from __future__ import annotations
 
-from .embedding import DEFAULT_MODEL, CachedEmbedder, Embedder, make_embedder
-from .errors import (
+from matcher.engine.embedding import DEFAULT_MODEL, CachedEmbedder, Embedder, make_embedder
+from matcher.errors import (
     CatalogError,
     InfeasibleError,
     MatcherError,
@@ -16,11 +16,11 @@ from .errors import (
     UnknownModelError,
     ValidationError,
 )
-from .evaluation import evaluate, load_dataset
-from .explain import Explanation
-from .gazetteer import Gazetteer, default_gazetteer
-from .ranking import Matcher, Ranking, Result, Weights
-from .schema import Advisor, Event, Municipality, Organisation, Query, load_catalog, parse_entity
+from matcher.evaluation.judged import evaluate, load_dataset
+from matcher.engine.explain import Explanation
+from matcher.text.gazetteer import Gazetteer, default_gazetteer
+from matcher.engine.matcher import Matcher, Ranking, Result, Weights
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation, Query, load_catalog, parse_entity
 
 __all__ = [
     "DEFAULT_MODEL",

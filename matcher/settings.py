@@ -3,7 +3,7 @@
 Everything the library reads from the environment or from its own package data
 goes through these functions, so the CLI, the server and batch jobs agree:
 
-``MATCHER_MODEL``         embedding model spec (default :data:`~matcher.embedding.DEFAULT_MODEL`)
+``MATCHER_MODEL``         embedding model spec (default :data:`DEFAULT_MODEL`)
 ``MATCHER_THREADS``       inference threads per process (default: the backend's choice)
 ``MATCHER_DATA_DIR``      where the embedded store lives (default: see :func:`data_dir`)
 ``MATCHER_DATABASE_URL``  the store (default: ``sqlite:///<data dir>/matcher.db``)
@@ -18,9 +18,10 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from .embedding import DEFAULT_MODEL
 
-__all__ = ["model_spec", "threads", "data_dir", "database_url", "package_data", "places_file", "fields_file"]
+DEFAULT_MODEL = "e5+use"  # multilingual-e5-small (4-bit) and USE multilingual v3, fused (see the model card)
+
+__all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "package_data", "places_file", "fields_file"]
 
 
 def model_spec() -> str:
@@ -59,8 +60,8 @@ def database_url() -> str:
 
 
 def package_data(name: str) -> Path:
-    """A reference data file shipped inside the package (``matcher/data/<name>``)."""
-    return Path(str(resources.files("matcher").joinpath("data", name)))
+    """A reference data file shipped inside the package (``matcher/domain/data/<name>``)."""
+    return Path(str(resources.files("matcher").joinpath("domain", "data", name)))
 
 
 def places_file() -> Path:

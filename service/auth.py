@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from matcher.messages import quoted
+from matcher.domain.messages import quoted
 from matcher.store import ROLES
 
 from .errors import Forbidden, Unauthorized

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from matcher.embedding import DEFAULT_MODEL
+from matcher.engine.embedding import DEFAULT_MODEL
 
 __all__ = ["default_config"]
 
@@ -18,7 +18,7 @@ __all__ = ["default_config"]
 def default_config() -> dict[str, Any]:
     return {
         "DATABASE_URL": None,                   # None: MATCHER_DATA_DIR/matcher.db (matcher.settings); or postgresql+psycopg://…
-        "MODEL": DEFAULT_MODEL,                 # embedding model spec (see matcher.embedding)
+        "MODEL": DEFAULT_MODEL,                 # embedding model spec (see matcher.engine.embedding)
         "START_IN_BACKGROUND": True,            # model and fit in a thread, /readyz 503 meanwhile (False: create_app)
         "THREADS": None,                        # inference threads (None: the backend's choice)
         "OPEN_RECOMMENDATIONS": False,          # True: recommendations and catalog reads without a key
@@ -31,7 +31,7 @@ def default_config() -> dict[str, Any]:
         "RATE_LIMIT_RECOMMENDATIONS": "120 per minute",   # limits notation; None or "": no limit
         "RATELIMIT_ENABLED": True,              # Flask-Limiter's switch (False: no limits at all)
         "RATELIMIT_STORAGE_URI": "matcher-memory://",  # per process (memory:// with one sweeper thread); redis://… for one budget across workers
-        # batch jobs (see matcher/jobs.py for the rule that marks a lost job failed)
+        # batch jobs (see matcher/batch/runner.py for the rule that marks a lost job failed)
         "JOB_WORKERS": 1,                       # jobs run at the same time per process (CPU-bound)
         "JOB_HEARTBEAT_SECONDS": 5.0,           # how often a process signs its unfinished jobs as alive
         "JOB_STALE_SECONDS": 60.0,              # no sign of life for this long: the job is marked failed

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from matcher.catalog_io import parse_catalog
+from matcher.domain.catalog_io import parse_catalog
 from matcher.errors import ValidationError
-from matcher.messages import quoted
+from matcher.domain.messages import quoted
 
 from .auth import can_see_contact, require_role
 from .errors import UnsupportedMediaType

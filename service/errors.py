@@ -28,7 +28,7 @@ from matcher.errors import (
     UnknownModelError,
     ValidationError,
 )
-from matcher.messages import validation_details
+from matcher.domain.messages import validation_details
 
 __all__ = ["error_response", "init_app", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "UnsupportedMediaType"]
 

@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from matcher.errors import ValidationError
-from matcher.messages import quoted
+from matcher.domain.messages import quoted
 
 from .auth import current_caller
 from .job_models import InvitationListQuery, InvitationPage, RecordedInvitationsOut, RecordInvitationsRequest

@@ -1,6 +1,6 @@
 """Request and response models of the batch jobs and the invitation history (pydantic v2).
 
-The defaults are the library's (:mod:`matcher.invitations`, :mod:`matcher.assignment`); requests
+The defaults are the library's (:mod:`matcher.batch.invitations`, :mod:`matcher.batch.assignment`); requests
 reject unknown fields by name, like every request of the API.
 """
 
@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from matcher.advisor_requests import AdvisorRequest
-from matcher.assignment import DEFAULT_ALTERNATES
-from matcher.invitations import DEFAULT_MMR_LAMBDA, ExposurePolicy
-from matcher.schema import EntityId
+from matcher.batch.requests import AdvisorRequest
+from matcher.batch.assignment import DEFAULT_ALTERNATES
+from matcher.batch.invitations import DEFAULT_MMR_LAMBDA, ExposurePolicy
+from matcher.domain.schema import EntityId
 
 from .models import ErrorBody
 

@@ -2,7 +2,7 @@
 
 ``POST`` checks the input at once (unknown ids, bad quotas: 4xx), stores a
 queued job and answers 202 with its id; a thread of this process runs it on
-the live matcher (:class:`matcher.jobs.JobRunner`). ``GET /v1/jobs/<id>``
+the live matcher (:class:`matcher.batch.runner.JobRunner`). ``GET /v1/jobs/<id>``
 answers from the store, so any worker or replica can. Results are stored
 without contact data; editor and admin callers get the catalog's current
 contact data added at read time.
@@ -17,8 +17,8 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
-from matcher.export import entity_ids, render, with_contacts
-from matcher.jobs import Job, JobRunner, JobStore, TooManyJobsError
+from matcher.batch.export import entity_ids, render, with_contacts
+from matcher.batch.runner import Job, JobRunner, JobStore, TooManyJobsError
 
 from .auth import can_see_contact, current_caller
 from .errors import ApiError
@@ -41,7 +41,7 @@ class TooManyJobs(ApiError):
 
 
 def init_app(app: Flask) -> None:
-    """Start the job runner of this app: fails stale jobs of stopped processes (see :mod:`matcher.jobs`)."""
+    """Start the job runner of this app: fails stale jobs of stopped processes (see :mod:`matcher.batch.runner`)."""
     state, cfg = get_state_of(app), app.config
     app.extensions[EXTENSION] = JobRunner(
         JobStore(state.store), state.live, workers=int(cfg["JOB_WORKERS"]),

@@ -17,11 +17,11 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, StringConstraints
 
-from matcher.fields_of_action import FieldClassifier, load_fields
-from matcher.landscape import Landscape, build_landscape, resolve_area
-from matcher.landscape_report import render_html, xlsx_bytes
-from matcher.ranking import Matcher
-from matcher.schema import MAX_SHORT
+from matcher.landscape.fields import FieldClassifier, load_fields
+from matcher.landscape.build import Landscape, build_landscape, resolve_area
+from matcher.landscape.report import render_html, xlsx_bytes
+from matcher.engine.matcher import Matcher
+from matcher.domain.schema import MAX_SHORT
 
 from .models import _Request
 from .openapi import documented

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
-from matcher.schema import (
+from matcher.domain.schema import (
     MAX_LIST,
     MAX_SHORT,
     MAX_TEXT,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from matcher.errors import ValidationError
-from matcher.messages import json_error_reason, quoted, validation_details
+from matcher.domain.messages import json_error_reason, quoted, validation_details
 
 from .errors import BadRequest, UnsupportedMediaType
 

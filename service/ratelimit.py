@@ -35,7 +35,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 from limits.storage import MemoryStorage
 
-from matcher.messages import quoted
+from matcher.domain.messages import quoted
 
 from .auth import current_caller
 from .errors import error_response

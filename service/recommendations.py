@@ -9,9 +9,9 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
 from matcher.errors import ValidationError
-from matcher.messages import did_you_mean, quoted
-from matcher.ranking import Matcher
-from matcher.schema import Query
+from matcher.domain.messages import did_you_mean, quoted
+from matcher.engine.matcher import Matcher
+from matcher.domain.schema import Query
 
 from .auth import can_see_contact, current_caller
 from .models import (

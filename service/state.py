@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from matcher.embedding import make_embedder
+from matcher.engine.embedding import make_embedder
 from matcher.errors import MatcherError
 from matcher.live import LiveMatcher, StoreBackedEmbedder
 from matcher.store import Store

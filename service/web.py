@@ -20,11 +20,11 @@ import pycountry
 from flask import Blueprint, Flask, Response, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from matcher.explain import ORG_TYPE_LABELS
-from matcher.intent import LANGUAGE_NAMES_DE
-from matcher.invitations import GROUP_LABELS
-from matcher.ranking import Matcher
-from matcher.schema import MAX_SHORT, MAX_TEXT
+from matcher.engine.explain import ORG_TYPE_LABELS
+from matcher.text.intent import LANGUAGE_NAMES_DE
+from matcher.batch.invitations import GROUP_LABELS
+from matcher.engine.matcher import Matcher
+from matcher.domain.schema import MAX_SHORT, MAX_TEXT
 
 from .job_models import MAX_LIST_SIZE
 from .models import MAX_K

@@ -26,7 +26,7 @@ CACHE_FILE = Path(os.environ.get("MATCHER_TEST_CACHE") or ROOT / "var" / "test-v
 @pytest.fixture(scope="session")
 def default_embedder():
     """The default (German-capable) embedder, real, behind an on-disk cache."""
-    from matcher.embedding import DEFAULT_MODEL, CachedEmbedder, SQLiteVectorCache, make_embedder
+    from matcher.engine.embedding import DEFAULT_MODEL, CachedEmbedder, SQLiteVectorCache, make_embedder
 
     return CachedEmbedder(make_embedder(DEFAULT_MODEL), SQLiteVectorCache(CACHE_FILE))
 
@@ -35,14 +35,14 @@ def default_embedder():
 def fast_embedder():
     """A real but fast model (USE multilingual, ~200 texts/s) for tests about
     storage and HTTP, where the choice of model is beside the point."""
-    from matcher.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+    from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 
     return CachedEmbedder(make_embedder("use"), SQLiteVectorCache(CACHE_FILE))
 
 
 @pytest.fixture(scope="session")
 def catalog():
-    from matcher.schema import load_catalog
+    from matcher.domain.schema import load_catalog
 
     return load_catalog(FIXTURES / "catalog.jsonl")
 
@@ -50,7 +50,7 @@ def catalog():
 @pytest.fixture(scope="session")
 def matcher(default_embedder, catalog):
     """The engine with its default configuration, fitted on the fixture catalog."""
-    from matcher.ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
     return Matcher(default_embedder).fit(catalog)
 
@@ -143,7 +143,7 @@ def store(any_database_url):
 def seeded_template(tmp_path_factory, fast_embedder):
     """A migrated SQLite store holding the fixture catalog and all its vectors (built once per session)."""
     from matcher.live import LiveMatcher, StoreBackedEmbedder
-    from matcher.schema import load_catalog
+    from matcher.domain.schema import load_catalog
     from matcher.store import Store
 
     path = tmp_path_factory.mktemp("template") / "template.db"
@@ -163,7 +163,7 @@ def seed_store(seeded_template):
     from sqlalchemy import insert, select
 
     from matcher.store import Store, embeddings
-    from matcher.schema import load_catalog
+    from matcher.domain.schema import load_catalog
 
     def seed(url: str) -> None:
         if url.startswith("sqlite:///"):

@@ -136,7 +136,7 @@ def assert_same_ranking(actual: Sequence[tuple[str, float]], desired: Sequence[t
 
 
 def assert_explanations_agree(actual, desired, *, rtol: float = SCORE_RTOL, err_msg: str = "") -> None:
-    """Assert that two :class:`~matcher.explain.Explanation` objects say the same.
+    """Assert that two :class:`~matcher.engine.explain.Explanation` objects say the same.
 
     Words, terms, passages and languages must be equal; the contributions (rounded to 4 decimals
     by the engine) may differ by one step of that rounding plus the score tolerance, since two

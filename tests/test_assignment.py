@@ -15,12 +15,12 @@ from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 
 from conftest import FIXTURES
 from matcher import InfeasibleError, ValidationError
-from matcher.advisor_requests import AdvisorRequest, load_requests
-from matcher.assignment import assign_advisors
-from matcher.assignment_solver import solve_assignment
+from matcher.batch.requests import AdvisorRequest, load_requests
+from matcher.batch.assignment import assign_advisors
+from matcher.batch.solver import solve_assignment
 from matcher.cli import EXIT_INFEASIBLE
 from matcher.cli.batch import assign
-from matcher.request_scoring import score_requests
+from matcher.batch.score_matrix import score_requests
 from numerics import assert_scores_close
 
 CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode
@@ -106,7 +106,7 @@ def test_optimal_total_equals_lsa_and_ilp_references_on_seeded_instances():
 def test_other_solver_paths_reach_the_same_optimum(monkeypatch, path):
     """Above FULL_PAIRS the solver starts from a few columns per request; if the integer min-cost
     flow is refused (rounding), LAPJVsp solves in floating point. Both give the references' total."""
-    import matcher.assignment_solver as solver
+    import matcher.batch.solver as solver
 
     if path == "column generation":
         monkeypatch.setattr(solver, "FULL_PAIRS", 0)
@@ -164,7 +164,7 @@ def test_batched_scores_equal_the_engines_scores_and_explanations(matcher, catal
         assert_scores_close(scores.total[r], total[scores.advisors], err_msg=req.id)
         best = int(np.argmax(total))
         mine = scores.explain(r, int(np.flatnonzero(scores.advisors == best)[0]))
-        from matcher.explain import explain
+        from matcher.engine.explain import explain
 
         theirs = explain(matcher, best, contrib, ctx)
         assert (mine.reasons, mine.best_passage, mine.matched_terms) == (theirs.reasons, theirs.best_passage,
@@ -175,7 +175,7 @@ def test_batched_scores_equal_the_engines_scores_and_explanations(matcher, catal
 def test_forked_workers_give_the_same_matrix(fast_embedder, catalog):
     """Worker processes score blocks of another size than one process does, so OpenBLAS sums in
     another order: the matrices agree to the score tolerance, not bit for bit (3e-6 on ~5 here)."""
-    from matcher.ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
     m = Matcher(fast_embedder).fit(catalog)
     needs = [e.description for e in catalog if e.kind == "municipality"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matcher.embedding import (
+from matcher.engine.embedding import (
     BACKENDS,
     CachedEmbedder,
     FusionEmbedder,
@@ -55,7 +55,7 @@ def test_sentence_transformers_backend_loads_offline_from_package(minilm):
 
 
 def test_sentence_transformers_prefixes_for_e5_style_models(minilm):
-    from matcher.embedding import SentenceTransformerEmbedder, _minilm_path
+    from matcher.engine.embedding import SentenceTransformerEmbedder, _minilm_path
 
     prefixed = SentenceTransformerEmbedder(_minilm_path(), query_prefix="query: ", passage_prefix="passage: ")
     q = prefixed.encode(["Klimapartnerschaft"], "query")

@@ -16,8 +16,8 @@ import pytest
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from matcher.gazetteer import default_gazetteer
-from matcher.messages import GENERIC_MESSAGE, german_message
+from matcher.text.gazetteer import default_gazetteer
+from matcher.domain.messages import GENERIC_MESSAGE, german_message
 
 ROOT = Path(__file__).resolve().parents[1]
 ADVISORS = "/v1/recommendations/advisors"
@@ -139,8 +139,8 @@ def test_gazetteer_suggests_at_most_n_names_each_once():
 # ----------------------------------------------------------------------------- every error a schema can raise
 def _schemas() -> dict[str, tuple[Any, dict[str, Any], list[str]]]:
     """name → (type to validate, a valid base record, the fields to break)."""
-    from matcher.advisor_requests import AdvisorRequest
-    from matcher.schema import Advisor, Contact, Entity, Event, Municipality, Organisation, Query
+    from matcher.batch.requests import AdvisorRequest
+    from matcher.domain.schema import Advisor, Contact, Entity, Event, Municipality, Organisation, Query
     from service import job_models, models
     from service.landscape import LandscapeQuery
 
@@ -188,7 +188,7 @@ def test_every_error_a_schema_raises_has_its_own_german_message(name):
 
 def test_a_catalog_file_with_bad_lines_reports_in_german(tmp_path):
     from matcher.errors import CatalogError
-    from matcher.schema import load_catalog
+    from matcher.domain.schema import load_catalog
 
     path = tmp_path / "katalog.jsonl"
     lines = ['{"id": "a", "kind": "advisor", "name": "A", "languages": ["deutsch"]}', "{id: 1}",
@@ -203,8 +203,8 @@ def test_a_catalog_file_with_bad_lines_reports_in_german(tmp_path):
 
 def test_library_errors_that_reach_the_command_line_are_german(matcher):
     from matcher.errors import UnknownModelError, ValidationError
-    from matcher.embedding import make_embedder
-    from matcher.ranking import Matcher, Weights
+    from matcher.engine.embedding import make_embedder
+    from matcher.engine.matcher import Matcher, Weights
 
     for call, expected in [(lambda: Weights().without("magic"), "Unbekanntes Signal „magic“"),
                            (lambda: Weights.from_mapping({"magic": 1}), "Unbekannte Gewichte „magic“"),
@@ -233,7 +233,7 @@ def test_no_german_message_in_the_source_quotes_a_value_with_repr():
 
 
 def test_json_decoder_reasons_are_translated():
-    from matcher.messages import json_error_reason
+    from matcher.domain.messages import json_error_reason
 
     for text in ['{"a" 1}', '{"a": 1 "b": 2}', "", '"abc', '"a\nb"', '"\\x"', '"\\u12"', "{} x", "{a: 1}"]:
         with pytest.raises(json.JSONDecodeError) as err:

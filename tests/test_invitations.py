@@ -15,8 +15,8 @@ from conftest import FIXTURES
 from matcher import Query, ValidationError
 from matcher.cli import EXIT_INFEASIBLE
 from matcher.cli.batch import invite
-from matcher.invitations import ExposurePolicy, Quota, invitation_list, read_history, replacement_for
-from matcher.selection import UNLIMITED, completion_feasible, select
+from matcher.batch.invitations import ExposurePolicy, Quota, invitation_list, read_history, replacement_for
+from matcher.batch.selection import UNLIMITED, completion_feasible, select
 from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
 
 CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode

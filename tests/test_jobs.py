@@ -12,10 +12,10 @@ from conftest import BACKENDS, _database
 from sqlalchemy import update
 
 from matcher import InfeasibleError, UnknownEntityError, ValidationError
-from matcher.advisor_requests import AdvisorRequest
-from matcher.assignment import assign_advisors
-from matcher.invitations import ExposurePolicy, InvitationRecord, invitation_list
-from matcher.jobs import JobNotDoneError, JobRunner, JobStore, TooManyJobsError
+from matcher.batch.requests import AdvisorRequest
+from matcher.batch.assignment import assign_advisors
+from matcher.batch.invitations import ExposurePolicy, InvitationRecord, invitation_list
+from matcher.batch.runner import JobNotDoneError, JobRunner, JobStore, TooManyJobsError
 from matcher.live import LiveMatcher, StoreBackedEmbedder
 from matcher.store import Store, jobs
 

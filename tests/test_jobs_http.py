@@ -17,8 +17,8 @@ from openapi_schema_validator import OAS31Validator
 from openpyxl import load_workbook
 from test_api import CONTACT_VALUES, assert_no_contact_data
 
-from matcher.export import CONTACT_COLUMNS, INVITATION_HEADER, invitation_table
-from matcher.jobs import JobStore
+from matcher.batch.export import CONTACT_COLUMNS, INVITATION_HEADER, invitation_table
+from matcher.batch.runner import JobStore
 from service.auth import ACCESS
 
 AS_OF = "2026-11-22"

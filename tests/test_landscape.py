@@ -16,11 +16,11 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES, ROOT
 from matcher.errors import CatalogError, NotFittedError, ValidationError
-from matcher.field_calibration import best_threshold, calibrate, cross_validate, load_judged_fields, precision_recall
-from matcher.fields_of_action import FieldClassifier, Thresholds, load_fields
-from matcher.landscape import build_landscape
-from matcher.missing_links import LINK_TYPES, LinkWeights, recorded_pairs
-from matcher.landscape_report import render_html, write_report
+from matcher.landscape.calibration import best_threshold, calibrate, cross_validate, load_judged_fields, precision_recall
+from matcher.landscape.fields import FieldClassifier, Thresholds, load_fields
+from matcher.landscape.build import build_landscape
+from matcher.landscape.links import LINK_TYPES, LinkWeights, recorded_pairs
+from matcher.landscape.report import render_html, write_report
 
 CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode
 
@@ -200,7 +200,7 @@ def test_recorded_partnerships_are_never_missing_links(matcher, classifier, cata
 def test_without_the_record_the_partners_would_have_been_suggested(default_embedder, catalog):
     """Nur (org-112) and Bonn's Amt für Internationales (org-164) are recorded partners; drop the
     record and the pair comes back as a missing link — the exclusion is what keeps it out."""
-    from matcher.ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
     pair = {"org-112", "org-164"}
     edited = [e.model_copy(update={"partners": [p for p in e.partners if {e.id, p} != pair]}) for e in catalog]

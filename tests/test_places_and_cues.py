@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from matcher.countries import country_mentions
-from matcher.gazetteer import default_gazetteer, haversine_km
-from matcher.intent import parse_intent
+from matcher.text.countries import country_mentions
+from matcher.text.gazetteer import default_gazetteer, haversine_km
+from matcher.text.intent import parse_intent
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_coordinates_alone_get_district_and_regions(gaz):
 
 def test_every_world_region_pattern_contains_a_prefilter_hint():
     """country_mentions skips the region patterns for texts without any hint: each alternative must contain one."""
-    from matcher.countries import _REGION_HINTS, WORLD_REGIONS
+    from matcher.text.countries import _REGION_HINTS, WORLD_REGIONS
 
     for pattern in WORLD_REGIONS:
         for alternative in pattern.split("|"):
@@ -182,7 +182,7 @@ def _top_level_alternatives(pattern: str) -> list[str]:
 
 def test_every_actor_type_pattern_alternative_contains_a_prefilter_hint():
     """parse_intent skips a type's pattern for texts without any of its hints: each alternative must contain one."""
-    from matcher.intent import _ORG_TYPE_HINTS, _ORG_TYPE_RES
+    from matcher.text.intent import _ORG_TYPE_HINTS, _ORG_TYPE_RES
 
     for kind, rx in _ORG_TYPE_RES.items():
         for alternative in _top_level_alternatives(rx.pattern):
@@ -190,7 +190,7 @@ def test_every_actor_type_pattern_alternative_contains_a_prefilter_hint():
 
 
 def test_every_nearness_pattern_alternative_contains_a_prefilter_hint():
-    from matcher.intent import _NEAR_HINTS, _NEAR_RE
+    from matcher.text.intent import _NEAR_HINTS, _NEAR_RE
 
     for alternative in _top_level_alternatives(_NEAR_RE.pattern):
         assert any(h in alternative.lower() for h in _NEAR_HINTS), alternative

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from matcher.lexical import LexicalIndex, _stem_analyzer
-from matcher.ranking import Matcher
-from matcher.schema import Query
-from matcher.similarity import zscore
-from matcher.text import profile_text
+from matcher.text.lexical import LexicalIndex, _stem_analyzer
+from matcher.engine.matcher import Matcher
+from matcher.domain.schema import Query
+from matcher.engine.similarity import zscore
+from matcher.text.profile import profile_text
 from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
 
 AS_OF = dt.date(2026, 11, 22)
@@ -52,7 +52,7 @@ def test_lexical_index_equals_scikit_learns_tfidf_vectorizer(catalog):
 def test_memoised_char_analyzer_gives_scikit_learns_tokens(catalog):
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from matcher.lexical import char_wb_analyzer
+    from matcher.text.lexical import char_wb_analyzer
 
     reference = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).build_analyzer()
     for text in [*_texts(catalog), "  Zwei  Leerzeichen\tund\nUmbrüche – ÄÖÜ ß", "a", ""]:

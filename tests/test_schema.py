@@ -7,8 +7,8 @@ import json
 import pytest
 
 from matcher import CatalogError, Query, load_catalog, parse_entity
-from matcher.evaluation import load_dataset
-from matcher.schema import load_qrels, load_queries
+from matcher.evaluation.judged import load_dataset
+from matcher.domain.schema import load_qrels, load_queries
 
 GOOD = {"id": "adv-1", "kind": "advisor", "name": "A", "description": "Beraterin.", "city": "Essen",
         "lat": 51.45, "lon": 7.01, "topics": ["Fairer Handel"], "languages": ["de", "FR"], "regions": ["NRW"], "capacity": 2}

@@ -9,9 +9,9 @@ import pytest
 from conftest import FIXTURES
 from sqlalchemy import select, text
 
-from matcher.embedding import CachedEmbedder
-from matcher.ranking import DOMAIN_TEXT
-from matcher.schema import load_catalog, parse_entity
+from matcher.engine.embedding import CachedEmbedder
+from matcher.engine.matcher import DOMAIN_TEXT
+from matcher.domain.schema import load_catalog, parse_entity
 from matcher.store import Store, entity_text_keys, entity_texts
 
 

@@ -20,10 +20,10 @@ import requests
 
 from conftest import FIXTURES
 from matcher.live import LiveMatcher, StoreBackedEmbedder
-from matcher.ranking import Matcher
-from matcher.schema import load_catalog, parse_entity
+from matcher.engine.matcher import Matcher
+from matcher.domain.schema import load_catalog, parse_entity
 from matcher.store import Store
-from matcher.text import passages, profile_text
+from matcher.text.profile import passages, profile_text
 
 NEED = {"text": "Wir suchen Beratung zu fairer Beschaffung für unser Rathaus", "k": 3}
 CATALOG = load_catalog(FIXTURES / "catalog.jsonl")

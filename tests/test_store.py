@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from matcher.errors import ConflictError, StoreError, UnknownEntityError, ValidationError
-from matcher.schema import parse_entity
+from matcher.domain.schema import parse_entity
 from matcher.store import Store, api_keys, embeddings, entity_text_keys, metadata
 
 

@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import ROOT
-from matcher.schema import MAX_TEXT
+from matcher.domain.schema import MAX_TEXT
 from service.auth import ACCESS, PUBLIC
 
 SERVICE = ROOT / "service"

@@ -328,7 +328,7 @@ def test_page_shows_the_start_with_its_progress_and_the_search_once_ready(browse
     with the start's progress (polled), passes axe, and becomes the search page by itself when ready."""
     from axe_playwright_python.sync_playwright import Axe
 
-    from matcher.schema import load_catalog
+    from matcher.domain.schema import load_catalog
     from matcher.store import Store
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"

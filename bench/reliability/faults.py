@@ -77,7 +77,7 @@ class StoreCheck:
 
 
 def _canonical(record: Mapping[str, Any]) -> dict[str, Any]:
-    from matcher.schema import parse_entity
+    from matcher.domain.schema import parse_entity
 
     return parse_entity(dict(record)).model_dump(mode="json", exclude_none=True)
 

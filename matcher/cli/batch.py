@@ -16,12 +16,12 @@ import sys
 
 import click
 
-from ..assignment import DEFAULT_ALTERNATES
-from ..errors import InfeasibleError, MatcherError
-from ..explain import ORG_TYPE_LABELS
-from ..invitations import ADVISOR_GROUP, DEFAULT_MMR_LAMBDA, ExposurePolicy
-from . import german
-from .common import (
+from matcher.batch.assignment import DEFAULT_ALTERNATES
+from matcher.errors import InfeasibleError, MatcherError
+from matcher.engine.explain import ORG_TYPE_LABELS
+from matcher.batch.invitations import ADVISOR_GROUP, DEFAULT_MMR_LAMBDA, ExposurePolicy
+from matcher.cli import german
+from matcher.cli.common import (
     EXIT_INFEASIBLE, catalog_option, database_option, decimal, fail, fitted_matcher, model_option, open_store,
     progress_bar,
 )
@@ -72,9 +72,9 @@ def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int 
            include_advisors: bool, as_of: dt.date | None, out: str | None, include_contact: bool, delimiter: str,
            strict: bool, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Einladungsliste für eine Veranstaltung: Quoten, Vielfalt, Ausgleich, Warteliste."""
-    from ..export import export
-    from ..invitations import invitation_list, read_history
-    from ..jobs import JobStore
+    from matcher.batch.export import export
+    from matcher.batch.invitations import invitation_list, read_history
+    from matcher.batch.runner import JobStore
 
     exposure = ExposurePolicy(exposure_penalty, exposure_days)
     try:
@@ -136,9 +136,9 @@ def assign(requests_file: str, alternates: int, allow_partial: bool, as_of: dt.d
            include_contact: bool, delimiter: str, workers: int, catalog_file: str | None, url: str | None,
            model: str | None) -> None:
     """Optimale Zuordnung von Beratungsanfragen zu Berater/innen mit Kapazitäten."""
-    from ..advisor_requests import load_requests
-    from ..assignment import assign_advisors
-    from ..export import export
+    from matcher.batch.requests import load_requests
+    from matcher.batch.assignment import assign_advisors
+    from matcher.batch.export import export
 
     try:
         requests = load_requests(requests_file)

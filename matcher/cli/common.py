@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import MatcherError, ValidationError
-from . import german
+from matcher.errors import MatcherError, ValidationError
+from matcher.cli import german
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..gazetteer import Gazetteer, Place
-    from ..ranking import Matcher
-    from ..store import Store
+    from matcher.text.gazetteer import Gazetteer, Place
+    from matcher.engine.matcher import Matcher
+    from matcher.store import Store
 
 __all__ = [
     "EXIT_ERROR", "EXIT_INFEASIBLE", "catalog_option", "database_option", "model_option", "open_store",
@@ -55,7 +55,7 @@ def open_store(url: str | None = None, *, create: bool = False) -> Store:
     Raises:
         StoreError: the database is unreachable or not at the newest revision.
     """
-    from ..store import Store
+    from matcher.store import Store
 
     store = Store(url)
     if create and store.dialect == "sqlite" and store.schema_revision() is None:
@@ -68,9 +68,9 @@ def open_store(url: str | None = None, *, create: bool = False) -> Store:
 def _load_weights(weights_file: str | None) -> Any:
     if not weights_file:
         return None
-    from ..ranking import Weights
+    from matcher.engine.matcher import Weights
 
-    from ..messages import json_error_reason
+    from matcher.domain.messages import json_error_reason
 
     try:
         values = json.loads(Path(weights_file).read_text(encoding="utf-8"))
@@ -92,11 +92,11 @@ def fitted_matcher(catalog_file: str | None, url: str | None, model: str | None,
         StoreError: the store is not set up; ValidationError: the store's catalog is empty.
         CatalogError: the catalog file is bad (every bad line listed).
     """
-    from ..catalog_io import read_catalog_file
-    from ..embedding import make_embedder
-    from ..live import StoreBackedEmbedder
-    from ..ranking import Matcher
-    from ..settings import model_spec, threads
+    from matcher.domain.catalog_io import read_catalog_file
+    from matcher.engine.embedding import make_embedder
+    from matcher.live import StoreBackedEmbedder
+    from matcher.engine.matcher import Matcher
+    from matcher.settings import model_spec, threads
 
     from_file = catalog is not None or catalog_file is not None
     store = open_store(url, create=from_file)
@@ -122,7 +122,7 @@ def require_place(gazetteer: Gazetteer, name: str, option_name: str = "--city") 
     place = gazetteer.resolve(name)
     if place is not None and place.country == "DE":
         return place
-    from ..messages import did_you_mean
+    from matcher.domain.messages import did_you_mean
 
     suggestions = gazetteer.suggest(name)
     hint = did_you_mean(suggestions)

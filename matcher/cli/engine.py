@@ -7,8 +7,8 @@ import json
 
 import click
 
-from . import german
-from .common import catalog_option, database_option, decimal, fitted_matcher, model_option, require_place
+from matcher.cli import german
+from matcher.cli.common import catalog_option, database_option, decimal, fitted_matcher, model_option, require_place
 
 __all__ = ["rank", "evaluate"]
 
@@ -36,10 +36,10 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
     """Eine Anfrage beantworten: die besten Vorschläge mit Begründung."""
     from pydantic import ValidationError as PydanticValidationError
 
-    from ..errors import ValidationError
-    from ..gazetteer import default_gazetteer
-    from ..messages import validation_details
-    from ..schema import Query
+    from matcher.errors import ValidationError
+    from matcher.text.gazetteer import default_gazetteer
+    from matcher.domain.messages import validation_details
+    from matcher.domain.schema import Query
 
     try:
         query = Query.model_validate({"task": task, "text": text, "from": from_, "city": city,
@@ -70,7 +70,7 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
                help="Die besten 10 je Anfrage als TSV schreiben: query_id, entity_id, rank, score.")
 @german.option("--json", "as_json", is_flag=True, help="Bericht als JSON ausgeben.")
 @german.option("--weights", "weights_file", type=german.ExistingFile(), metavar="DATEI",
-               help="JSON-Datei mit Gewichten der Signale (siehe matcher.ranking.Weights).")
+               help="JSON-Datei mit Gewichten der Signale (siehe matcher.engine.matcher.Weights).")
 @german.option("--as-of", type=german.Date(), default=None,
                help="Stichtag für Veranstaltungen (Standard: das früheste Veranstaltungsdatum des Datensatzes).")
 @german.option("--without", "ablate", default=None, metavar="SIGNAL",
@@ -80,8 +80,8 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
 def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: str | None, as_of: dt.date | None,
              ablate: str | None, url: str | None, model: str | None) -> None:
     """nDCG@10, MRR@10 und Recall@10 je Aufgabe und insgesamt auf einem beurteilten Datensatz."""
-    from ..evaluation import evaluate as run_evaluation
-    from ..evaluation import load_dataset, matcher_ranker
+    from matcher.evaluation.judged import evaluate as run_evaluation
+    from matcher.evaluation.judged import load_dataset, matcher_ranker
 
     ds = load_dataset(data_dir)
     m = fitted_matcher(None, url, model, catalog=ds.catalog, weights_file=weights_file)

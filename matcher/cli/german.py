@@ -249,6 +249,8 @@ def _names(param: click.Parameter | None) -> str:
 def usage_message(exc: click.UsageError) -> str:
     """A click usage error as one German message (with where to find help)."""
     ctx = exc.ctx
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and ctx is not None:
+        return ctx.get_help()
     where = f"{ctx.command_path} --help" if ctx is not None else "matcher --help"
     if isinstance(exc, click.MissingParameter):
         what = "Argument" if isinstance(exc.param, click.Argument) else "Angabe"

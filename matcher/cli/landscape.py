@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from . import german
-from .common import catalog_option, database_option, fitted_matcher, model_option
+from matcher.cli import german
+from matcher.cli.common import catalog_option, database_option, fitted_matcher, model_option
 
 __all__ = ["landscape", "landscape_calibrate", "read_contacted"]
 
@@ -30,7 +30,7 @@ def read_contacted(path: str | Path) -> set[tuple[str, str]]:
     Raises:
         ValidationError: a row does not have two ids.
     """
-    from ..errors import ValidationError
+    from matcher.errors import ValidationError
 
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")
@@ -68,10 +68,10 @@ def read_contacted(path: str | Path) -> set[tuple[str, str]]:
 def landscape(city: str, radius_km: float | None, out: str, contacted_file: str | None, limit: int,
               fields_file: str | None, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Landschaftsbericht: wer in welchem Handlungsfeld arbeitet und welche Verbindungen fehlen."""
-    from ..fields_of_action import FieldClassifier, load_fields
-    from ..landscape import build_landscape
-    from ..landscape_report import FORMATS, write_report
-    from .common import open_store
+    from matcher.landscape.fields import FieldClassifier, load_fields
+    from matcher.landscape.build import build_landscape
+    from matcher.landscape.report import FORMATS, write_report
+    from matcher.cli.common import open_store
 
     if Path(out).suffix.lower() not in FORMATS:
         raise click.BadParameter("bitte eine Datei mit .html, .xlsx oder .json angeben", param_hint="„--out“")
@@ -104,9 +104,9 @@ def landscape(city: str, radius_km: float | None, out: str, contacted_file: str 
 def landscape_calibrate(judged: str, folds: int, write: bool, as_json: bool, fields_file: str | None,
                         catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Schwellenwert der Zuordnung kalibrieren; Präzision und Trefferquote per Kreuzvalidierung."""
-    from ..field_calibration import calibrate, load_judged_fields
-    from ..fields_of_action import load_fields, save_thresholds
-    from ..settings import fields_file as configured_fields_file
+    from matcher.landscape.calibration import calibrate, load_judged_fields
+    from matcher.landscape.fields import load_fields, save_thresholds
+    from matcher.settings import fields_file as configured_fields_file
 
     fields = load_fields(fields_file)
     m = fitted_matcher(catalog_file, url, model)

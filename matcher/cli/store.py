@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from . import german
-from .common import database_option, decimal, model_option, open_store
+from matcher.cli import german
+from matcher.cli.common import database_option, decimal, model_option, open_store
 
 __all__ = ["info", "db", "load", "keys", "vectors"]
 
@@ -18,8 +18,8 @@ __all__ = ["info", "db", "load", "keys", "vectors"]
 @database_option
 def info(url: str | None) -> None:
     """Wo die Daten liegen: Datenordner, Datenbank, Modell, Referenzdaten."""
-    from ..settings import data_dir, database_url, fields_file, model_spec, places_file
-    from ..store import Store
+    from matcher.settings import data_dir, database_url, fields_file, model_spec, places_file
+    from matcher.store import Store
 
     store = Store(url or database_url())
     click.echo(f"Datenordner:    {data_dir()}  (MATCHER_DATA_DIR)")
@@ -45,7 +45,7 @@ def db() -> None:
 @german.option("--revision", default="head", show_default=True, help="Ziel-Revision.")
 def db_upgrade(url: str | None, revision: str) -> None:
     """Schema anlegen oder auf den neuesten (oder den angegebenen) Stand bringen."""
-    from ..store import Store
+    from matcher.store import Store
 
     store = Store(url)
     before = store.schema_revision()
@@ -57,7 +57,7 @@ def db_upgrade(url: str | None, revision: str) -> None:
 @database_option
 def db_current(url: str | None) -> None:
     """Stand des Schemas in der Datenbank und neuester Stand."""
-    from ..store import Store
+    from matcher.store import Store
 
     store = Store(url)
     click.echo(f"{store.location}: Stand {store.schema_revision() or 'leer'}, neuester {store.head_revision()}")
@@ -70,7 +70,7 @@ def db_revision(url: str | None, message: str) -> None:
     """(Entwicklung) Neue Migration aus dem Unterschied zwischen den Tabellen in matcher.store und der Datenbank.
 
     Gegen eine Datenbank auf dem neuesten Stand ausführen, dann die erzeugte
-    Datei in matcher/migrations/versions lesen und anpassen, bevor sie eingecheckt wird.
+    Datei in matcher/store/migrations/versions lesen und anpassen, bevor sie eingecheckt wird.
     """
     from alembic import command
 
@@ -92,7 +92,7 @@ def load(url: str | None, if_empty: bool, file: str) -> None:
     Vorhandene Einträge mit derselben id werden ersetzt. Ist eine Zeile
     fehlerhaft, wird nichts geladen und jede fehlerhafte Zeile genannt.
     """
-    from ..catalog_io import read_catalog_file
+    from matcher.domain.catalog_io import read_catalog_file
 
     store = open_store(url)
     if if_empty and store.count_entities() > 0:
@@ -158,11 +158,11 @@ def vectors_import(url: str | None, model: str | None, optional: bool, file: str
     Passen Modell oder Stichproben nicht (anderes Modell, andere Version),
     wird nichts übernommen.
     """
-    from ..embedding import make_embedder
-    from ..errors import ValidationError
-    from ..settings import model_spec, threads
-    from ..vector_artifact import import_vectors
-    from .common import error_text
+    from matcher.engine.embedding import make_embedder
+    from matcher.errors import ValidationError
+    from matcher.settings import model_spec, threads
+    from matcher.live.vector_artifact import import_vectors
+    from matcher.cli.common import error_text
 
     store = open_store(url)
     try:
@@ -189,8 +189,8 @@ def vectors_import(url: str | None, model: str | None, optional: bool, file: str
 @click.argument("file", metavar="DATEI", type=german.WritableFile())
 def vectors_export(url: str | None, model: str | None, catalog_file: str, file: str) -> None:
     """Die Vektoren eines Katalogs in eine Datei schreiben (kodiert, was noch fehlt)."""
-    from ..vector_artifact import export_vectors
-    from .common import fitted_matcher
+    from matcher.live.vector_artifact import export_vectors
+    from matcher.cli.common import fitted_matcher
 
     m = fitted_matcher(catalog_file, url, model)
     report = export_vectors(m, file)

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from .text import split_sentences
+from matcher.text.profile import split_sentences
 
 __all__ = ["Intent", "parse_intent", "asked_types", "LANGUAGE_NAMES_DE"]
 

@@ -9,7 +9,7 @@ kinds of evidence, each shown to the user with the sentence that supports it:
               of the catalog, so that a field whose description happens to sit
               close to everything ("Partnerschaft") does not win by default;
               the threshold is calibrated on judged examples
-              (``tests/data/fields_judged.csv``, :func:`matcher.field_calibration.calibrate`).
+              (``tests/data/fields_judged.csv``, :func:`matcher.landscape.calibration.calibrate`).
 ``topic``     explicit: one of its own topics starts with a word the field
               lists (``topics`` in the fields file: "Weltladen", "Klimaschutz").
 ``actor``     explicit: the field lists the actor's type (``actor_types``) and
@@ -33,14 +33,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
-from .countries import country_name_de
-from .errors import CatalogError, NotFittedError, ValidationError
-from .messages import json_error_reason, quoted
-from .schema import Municipality, Organisation, pydantic_details
-from .settings import fields_file, package_data
+from matcher.text.countries import country_name_de
+from matcher.errors import CatalogError, NotFittedError, ValidationError
+from matcher.domain.messages import json_error_reason, quoted
+from matcher.domain.schema import Municipality, Organisation, pydantic_details
+from matcher.settings import fields_file, package_data
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = [
     "ACTOR_TYPE_LABELS",
@@ -250,7 +250,7 @@ def _shorten(text: str, limit: int = 160) -> str:
 
 
 class FieldClassifier:
-    """Assigns the actors of a fitted :class:`~matcher.ranking.Matcher` to fields of action.
+    """Assigns the actors of a fitted :class:`~matcher.engine.matcher.Matcher` to fields of action.
 
     Follows scikit-learn's contract: ``__init__`` stores the options, ``fit``
     does the work (one batch of field vectors, then matrix products over the

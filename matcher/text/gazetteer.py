@@ -2,7 +2,7 @@
 
 Two sources:
 
-* ``matcher/data/nrw_places.json`` (package data; ``MATCHER_PLACES_FILE`` overrides it) — a curated map of NRW municipalities to their
+* ``matcher/domain/data/nrw_places.json`` (package data; ``MATCHER_PLACES_FILE`` overrides it) — a curated map of NRW municipalities to their
   district (Kreis or kreisfreie Stadt) and of districts to regions
   ("Ruhrgebiet", "Münsterland", ...), with coordinates and aliases. This is what
   advisors' ``regions`` are resolved against.
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .settings import package_data
-from .settings import places_file as configured_places_file
+from matcher.settings import package_data
+from matcher.settings import places_file as configured_places_file
 
 __all__ = ["Place", "Gazetteer", "area_keys", "haversine_km", "default_gazetteer", "DEFAULT_PLACES_FILE"]
 

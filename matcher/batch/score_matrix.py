@@ -16,7 +16,7 @@ thousands of municipality requests needs the same fused score for every
 
 The result equals ``Matcher.score(query)`` restricted to the advisors, up to
 float rounding (tested on the fixtures), and explains any pair with the
-engine's :func:`~matcher.explain.explain`.
+engine's :func:`~matcher.engine.explain.explain`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .explain import Explanation, explain
-from .intent import parse_intent
-from .ranking import SIGNALS
-from .schema import Query
+from matcher.engine.explain import Explanation, explain
+from matcher.text.intent import parse_intent
+from matcher.engine.matcher import SIGNALS
+from matcher.domain.schema import Query
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = ["RequestScores", "score_requests"]
 
@@ -46,7 +46,7 @@ Progress = Callable[[float, str], None]
 
 
 def _zscore_rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Row-wise :func:`~matcher.similarity.zscore` over the masked entries (float32, std 0 → zeros)."""
+    """Row-wise :func:`~matcher.engine.similarity.zscore` over the masked entries (float32, std 0 → zeros)."""
     x = x.astype(np.float32, copy=False)
     out = np.zeros_like(x)
     full = mask.all(axis=1)
@@ -68,7 +68,7 @@ def _zscore_rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 class _RowView:
     """Row ``r`` of a requests × advisors matrix, indexed by catalog index (what
-    :func:`~matcher.explain.explain` reads from the engine's full-length arrays)."""
+    :func:`~matcher.engine.explain.explain` reads from the engine's full-length arrays)."""
 
     def __init__(self, matrix: np.ndarray, r: int, column: dict[int, int]):
         self.matrix, self.r, self.column = matrix, r, column

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embedding import CachedEmbedder, Embedder
-from .errors import ValidationError
+from matcher.engine.embedding import CachedEmbedder, Embedder
+from matcher.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
-    from .store import Store
+    from matcher.engine.matcher import Matcher
+    from matcher.store import Store
 
 __all__ = ["MIN_COSINE", "SAMPLE_SIZE", "ExportReport", "ImportReport", "export_vectors", "import_vectors",
            "read_artifact"]

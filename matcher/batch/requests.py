@@ -22,10 +22,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from .catalog_io import csv_records
-from .errors import CatalogError
-from .messages import json_error_reason, quoted, validation_details
-from .schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, LongText, Longitude, Query
+from matcher.domain.catalog_io import csv_records
+from matcher.errors import CatalogError
+from matcher.domain.messages import json_error_reason, quoted, validation_details
+from matcher.domain.schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, LongText, Longitude, Query
 
 __all__ = ["AdvisorRequest", "load_requests", "REQUEST_COLUMNS"]
 

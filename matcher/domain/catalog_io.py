@@ -29,9 +29,9 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import CatalogError
-from .messages import alternatives, json_error_reason, quoted, validation_details
-from .schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
+from matcher.errors import CatalogError
+from matcher.domain.messages import alternatives, json_error_reason, quoted, validation_details
+from matcher.domain.schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
 
 __all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns", "csv_records"]
 

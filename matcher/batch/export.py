@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .assignment import AssignmentResult
-from .errors import ValidationError
-from .explain import ORG_TYPE_LABELS
-from .invitations import InvitationList
-from .messages import alternatives, quoted
-from .schema import KINDS
+from matcher.batch.assignment import AssignmentResult
+from matcher.errors import ValidationError
+from matcher.engine.explain import ORG_TYPE_LABELS
+from matcher.batch.invitations import InvitationList
+from matcher.domain.messages import alternatives, quoted
+from matcher.domain.schema import KINDS
 
 __all__ = ["EXPORT_FORMATS", "CONTACT_COLUMNS", "export", "render", "invitation_table", "assignment_table",
            "write_table", "without_contact", "with_contacts", "entity_ids"]

@@ -7,12 +7,12 @@ result turns into JSON with :meth:`Landscape.as_dict`.
 Coverage
     Actors are the catalog's organisations and municipalities in the area
     (a municipality counts as a municipal actor). Each is assigned to fields of
-    action by :class:`~matcher.fields_of_action.FieldClassifier`; the matrix is
+    action by :class:`~matcher.landscape.fields.FieldClassifier`; the matrix is
     fields × actor types, each cell with its count and its actors.
 
 Missing links
     Pairs of actors in the area that complement each other and do not know
-    each other yet: :mod:`matcher.missing_links`.
+    each other yet: :mod:`matcher.landscape.links`.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import NotFittedError, ValidationError
-from .fields_of_action import Actor, FieldClassifier
-from .gazetteer import Place, haversine_km
-from .messages import alternatives, did_you_mean, quoted
-from .missing_links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
+from matcher.errors import NotFittedError, ValidationError
+from matcher.landscape.fields import Actor, FieldClassifier
+from matcher.text.gazetteer import Place, haversine_km
+from matcher.domain.messages import alternatives, did_you_mean, quoted
+from matcher.landscape.links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = ["ACTOR_TYPES", "ACTOR_TYPE_PLURALS", "Area", "Landscape", "resolve_area", "build_landscape"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .schema import Advisor, Event, Municipality, Organisation
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation
 
 __all__ = ["profile_text", "passages", "split_sentences"]
 

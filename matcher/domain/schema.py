@@ -30,8 +30,8 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import CatalogError, ValidationError
-from .messages import json_error_reason, quoted, validation_details
+from matcher.errors import CatalogError, ValidationError
+from matcher.domain.messages import json_error_reason, quoted, validation_details
 
 __all__ = [
     "KINDS",
@@ -180,7 +180,7 @@ class Query(_Strict):
 
 def pydantic_details(exc: PydanticValidationError, **where: Any) -> list[dict[str, Any]]:
     """Turn a pydantic error into our ``details`` list: field path and German message
-    (:func:`matcher.messages.validation_details`; ``(Eintrag)`` names the record as a whole)."""
+    (:func:`matcher.domain.messages.validation_details`; ``(Eintrag)`` names the record as a whole)."""
     return validation_details(exc, **where)
 
 

@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 from stop_words import get_stop_words
 
-from .errors import NotFittedError
+from matcher.errors import NotFittedError
 
 __all__ = ["LexicalIndex", "TextCounts", "word_tokens", "stem"]
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CatalogError, ValidationError
-from .fields_of_action import FieldClassifier, FieldsOfAction, Thresholds, load_fields
-from .messages import alternatives, quoted
+from matcher.errors import CatalogError, ValidationError
+from matcher.landscape.fields import FieldClassifier, FieldsOfAction, Thresholds, load_fields
+from matcher.domain.messages import alternatives, quoted
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = ["Calibration", "load_judged_fields", "precision_recall", "best_threshold", "cross_validate", "calibrate"]
 

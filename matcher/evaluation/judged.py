@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CatalogError
-from .messages import alternatives
-from .metrics import mrr_at_k, ndcg_at_k, recall_at_k
-from .schema import TASKS, Query, load_catalog, load_qrels, load_queries
+from matcher.errors import CatalogError
+from matcher.domain.messages import alternatives
+from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from matcher.domain.schema import TASKS, Query, load_catalog, load_qrels, load_queries
 
 __all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport"]
 
@@ -76,7 +76,7 @@ def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset,
 
 
 def matcher_ranker(matcher, as_of: dt.date | None = None, k: int = 10) -> Callable[[Query], list[tuple[str, float]]]:
-    """Adapt a fitted :class:`~matcher.ranking.Matcher` to :func:`evaluate`."""
+    """Adapt a fitted :class:`~matcher.engine.matcher.Matcher` to :func:`evaluate`."""
 
     def rank(q: Query) -> list[tuple[str, float]]:
         return [(r.entity_id, r.score) for r in matcher.rank(q, k=k, as_of=as_of).results]

@@ -19,7 +19,7 @@ Guarantees:
   and replaces its id in the audit log by an anonymous token.
 
 The schema is created and changed only by the alembic migrations in
-``matcher/migrations`` (``matcher db upgrade``); :meth:`Store.check_schema`
+``matcher/store/migrations`` (``matcher db upgrade``); :meth:`Store.check_schema`
 refuses a database that is not at the newest revision.
 """
 
@@ -71,12 +71,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
 
-from .embedding import CachedEmbedder
-from .errors import ConflictError, StoreError, UnknownEntityError, ValidationError
-from .messages import alternatives, quoted
-from .schema import Advisor, Event, Municipality, Organisation, parse_entity
-from .settings import database_url
-from .text import passages, profile_text
+from matcher.engine.embedding import CachedEmbedder
+from matcher.errors import ConflictError, StoreError, UnknownEntityError, ValidationError
+from matcher.domain.messages import alternatives, quoted
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation, parse_entity
+from matcher.settings import database_url
+from matcher.text.profile import passages, profile_text
 
 __all__ = [
     "ROLES",
@@ -189,7 +189,7 @@ jobs = Table(
     Column("key_id", String(16), nullable=True),
     Column("created_at", _TS, nullable=False),
     Column("updated_at", _TS, nullable=False),
-    # --- jobs feature (migration 0002; logic in matcher/jobs.py): which process runs the job, its last sign of life
+    # --- jobs feature (migration 0002; logic in matcher/batch/runner.py): which process runs the job, its last sign of life
     Column("owner", String(64), nullable=True),
     Column("heartbeat_at", _TS, nullable=True),
     Column("stage", String(100), nullable=True),                    # German label of the current step

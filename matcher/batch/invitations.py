@@ -2,7 +2,7 @@
 
 The engine scores every organisation for the event (``Query(task="invitations",
 from=event)``; with ``include_kinds=("organisation", "advisor")`` advisors too,
-scored for the event's announcement). Then :func:`matcher.selection.select`
+scored for the event's announcement). Then :func:`matcher.batch.selection.select`
 picks ``size`` invitees:
 
 * **quotas** per actor type (:class:`Quota`: at least / at most a share or a
@@ -42,14 +42,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import CatalogError, ValidationError
-from .explain import Explanation, explain
-from .messages import KIND_LABELS, alternatives, quoted
-from .schema import ORG_TYPES, Event, Query
-from .selection import UNLIMITED, Pick, completion_feasible, max_flow, select
+from matcher.errors import CatalogError, ValidationError
+from matcher.engine.explain import Explanation, explain
+from matcher.domain.messages import KIND_LABELS, alternatives, quoted
+from matcher.domain.schema import ORG_TYPES, Event, Query
+from matcher.batch.selection import UNLIMITED, Pick, completion_feasible, max_flow, select
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Entity, Matcher
+    from matcher.engine.matcher import Entity, Matcher
 
 __all__ = [
     "DEFAULT_MMR_LAMBDA",
@@ -399,7 +399,7 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     """Choose ``size`` invitees for event ``event_id`` under quotas, diversity and exposure control.
 
     Args:
-        matcher: a fitted :class:`~matcher.ranking.Matcher`.
+        matcher: a fitted :class:`~matcher.engine.matcher.Matcher`.
         event_id: the event's catalog id.
         size: places on the list.
         quotas: :class:`Quota` objects or their text form (``"migrant_organisation:0.4"``).

@@ -15,10 +15,10 @@ import numpy as np
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
-from .errors import ValidationError
-from .messages import quoted
-from .fields_of_action import ACTOR_TYPE_LABELS
-from .landscape import ACTOR_TYPE_PLURALS, ACTOR_TYPES, Landscape
+from matcher.errors import ValidationError
+from matcher.domain.messages import quoted
+from matcher.landscape.fields import ACTOR_TYPE_LABELS
+from matcher.landscape.build import ACTOR_TYPE_PLURALS, ACTOR_TYPES, Landscape
 
 __all__ = ["FORMATS", "heatmap_svg", "render_html", "write_report", "xlsx_bytes"]
 
@@ -233,7 +233,7 @@ def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
 
-    from .export import append_text_row  # names as plain text: no formulas, no characters Excel refuses
+    from matcher.batch.export import append_text_row  # names as plain text: no formulas, no characters Excel refuses
 
     counts = landscape.counts()
     top = int(counts.max()) if counts.size else 0

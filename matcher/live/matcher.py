@@ -1,4 +1,4 @@
-"""A :class:`~matcher.ranking.Matcher` kept in step with the catalog in a :class:`~matcher.store.Store`.
+"""A :class:`~matcher.engine.matcher.Matcher` kept in step with the catalog in a :class:`~matcher.store.Store`.
 
 Used by the HTTP service (and by batch jobs): it fits once at start-up from the
 store, then compares the store's catalog version (one cheap row) before each
@@ -24,11 +24,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .embedding import CachedEmbedder, Embedder, Role
-from .errors import NotFittedError
-from .gazetteer import Gazetteer
-from .ranking import Matcher, Weights
-from .store import Store
+from matcher.engine.embedding import CachedEmbedder, Embedder, Role
+from matcher.errors import NotFittedError
+from matcher.text.gazetteer import Gazetteer
+from matcher.engine.matcher import Matcher, Weights
+from matcher.store import Store
 
 __all__ = ["LRUVectorCache", "StoreBackedEmbedder", "LiveMatcher"]
 

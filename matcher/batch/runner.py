@@ -49,10 +49,10 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy import delete as sa_delete
 
-from .advisor_requests import AdvisorRequest
-from .assignment import DEFAULT_ALTERNATES, assign_advisors, check_assignment_request
-from .errors import ConflictError, InfeasibleError, MatcherError, UnknownEntityError, ValidationError
-from .invitations import (
+from matcher.batch.requests import AdvisorRequest
+from matcher.batch.assignment import DEFAULT_ALTERNATES, assign_advisors, check_assignment_request
+from matcher.errors import ConflictError, InfeasibleError, MatcherError, UnknownEntityError, ValidationError
+from matcher.batch.invitations import (
     DEFAULT_MMR_LAMBDA,
     INVITABLE_KINDS,
     ExposurePolicy,
@@ -60,8 +60,8 @@ from .invitations import (
     check_invitation_request,
     invitation_list,
 )
-from .messages import KIND_LABELS, alternatives, quoted
-from .store import Store, entities, invitations, jobs
+from matcher.domain.messages import KIND_LABELS, alternatives, quoted
+from matcher.store import Store, entities, invitations, jobs
 
 __all__ = [
     "ACTIVE_STATES",
@@ -405,7 +405,7 @@ class _ProgressWriter:
 
 
 def _invitation_args(params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`~matcher.invitations.invitation_list` from a job's parameters."""
+    """Keyword arguments of :func:`~matcher.batch.invitations.invitation_list` from a job's parameters."""
     as_of = params.get("as_of")
     defaults = ExposurePolicy()
     return {"event_id": params["event"], "size": int(params["size"]), "quotas": list(params.get("quotas") or ()),

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .intent import LANGUAGE_NAMES_DE
-from .schema import Advisor, Event, Organisation
+from matcher.text.intent import LANGUAGE_NAMES_DE
+from matcher.domain.schema import Advisor, Event, Organisation
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = ["Explanation", "explain", "ORG_TYPE_LABELS"]
 

@@ -2,14 +2,14 @@
 all requests at once, within capacities and hard constraints.
 
 ``assign_advisors`` scores all (request, advisor) pairs with the engine
-(:mod:`matcher.request_scoring`), forbids pairs that break a hard constraint —
+(:mod:`matcher.batch.score_matrix`), forbids pairs that break a hard constraint —
 
 * **language**: the advisor speaks every language the request requires;
 * **region**: one of the advisor's ``regions`` covers the request's place (an
   advisor without ``regions`` counts as working anywhere);
 * **conflicts**: the advisor is not on the request's conflict list;
 
-— and maximises the total fused score with :func:`~matcher.assignment_solver.solve_assignment`
+— and maximises the total fused score with :func:`~matcher.batch.solver.solve_assignment`
 (exact, with an LP-duality certificate). Each request also gets ``k_alternates``
 further eligible advisors, best first.
 
@@ -31,18 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .advisor_requests import AdvisorRequest
-from .assignment_solver import alternating_reach, max_assignment, solve_assignment, spare_reachable
-from .errors import InfeasibleError, ValidationError
-from .explain import Explanation
-from .gazetteer import Place
-from .intent import LANGUAGE_NAMES_DE
-from .messages import did_you_mean, quoted
-from .request_scoring import score_requests
-from .schema import Advisor
+from matcher.batch.requests import AdvisorRequest
+from matcher.batch.solver import alternating_reach, max_assignment, solve_assignment, spare_reachable
+from matcher.errors import InfeasibleError, ValidationError
+from matcher.engine.explain import Explanation
+from matcher.text.gazetteer import Place
+from matcher.text.intent import LANGUAGE_NAMES_DE
+from matcher.domain.messages import did_you_mean, quoted
+from matcher.batch.score_matrix import score_requests
+from matcher.domain.schema import Advisor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = ["Alternate", "Assignment", "AssignmentResult", "Blockage", "Eligibility", "assign_advisors",
            "check_assignment_request", "eligibility", "DEFAULT_ALTERNATES"]
@@ -285,7 +285,7 @@ def assign_advisors(matcher: Matcher, requests: Sequence[AdvisorRequest], *, k_a
         as_of: reference date for the engine.
         lang: language of the engine's reasons.
         with_explanations: explain each assignment.
-        workers: processes for scoring (see :func:`~matcher.request_scoring.score_requests`).
+        workers: processes for scoring (see :func:`~matcher.batch.score_matrix.score_requests`).
         progress: called with (fraction done, German stage label).
 
     Raises:

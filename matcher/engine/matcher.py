@@ -32,17 +32,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .embedding import Embedder
-from .errors import NotFittedError, UnknownEntityError, ValidationError
-from .explain import Explanation, explain
-from .gazetteer import Gazetteer, Place, area_keys, default_gazetteer, haversine_km
-from .countries import country_mentions
-from .intent import Intent, asked_types, parse_intent
-from .lexical import LexicalIndex
-from .messages import KIND_LABELS, alternatives, quoted
-from .schema import KINDS, Advisor, Event, Municipality, Organisation, Query
-from .similarity import segment_max, top_k, zscore
-from .text import passages, profile_text
+from matcher.engine.embedding import Embedder
+from matcher.errors import NotFittedError, UnknownEntityError, ValidationError
+from matcher.engine.explain import Explanation, explain
+from matcher.text.gazetteer import Gazetteer, Place, area_keys, default_gazetteer, haversine_km
+from matcher.text.countries import country_mentions
+from matcher.text.intent import Intent, asked_types, parse_intent
+from matcher.text.lexical import LexicalIndex
+from matcher.domain.messages import KIND_LABELS, alternatives, quoted
+from matcher.domain.schema import KINDS, Advisor, Event, Municipality, Organisation, Query
+from matcher.engine.similarity import segment_max, top_k, zscore
+from matcher.text.profile import passages, profile_text
 
 __all__ = ["Weights", "Matcher", "Result", "Ranking", "TASK_KIND", "DOMAIN_TEXT", "SIGNALS"]
 

@@ -30,14 +30,14 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .countries import country_name_de
-from .fields_of_action import Actor, FieldAssignment, FieldClassifier, actor_type
-from .gazetteer import haversine_km
-from .intent import asked_types
-from .text import split_sentences
+from matcher.text.countries import country_name_de
+from matcher.landscape.fields import Actor, FieldAssignment, FieldClassifier, actor_type
+from matcher.text.gazetteer import haversine_km
+from matcher.text.intent import asked_types
+from matcher.text.profile import split_sentences
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ranking import Matcher
+    from matcher.engine.matcher import Matcher
 
 __all__ = ["LINK_TYPES", "LinkWeights", "MissingLink", "recorded_pairs", "find_missing_links"]
 

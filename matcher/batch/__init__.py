@@ -1,0 +1,1 @@
+"""Batch problems: invitation lists, advisor assignment, their exports and the job runner."""

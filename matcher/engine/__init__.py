@@ -1,0 +1,1 @@
+"""The matching engine: embedding, the fitted catalog index, signals, fusion, explanations."""

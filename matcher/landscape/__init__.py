@@ -1,0 +1,1 @@
+"""The landscape report: fields of action, who works in them, missing links."""

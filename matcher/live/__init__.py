@@ -1,0 +1,5 @@
+"""The engine kept in step with the store: catalog vectors persist, refits follow catalog versions."""
+
+from matcher.live.matcher import LiveMatcher, LRUVectorCache, StoreBackedEmbedder
+
+__all__ = ["LRUVectorCache", "LiveMatcher", "StoreBackedEmbedder"]
