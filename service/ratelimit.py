@@ -60,6 +60,8 @@ class _Sweeper(threading.Thread):
             storage = self.storage()
             if storage is None:
                 return
+            # MemoryStorage's own clean-up, private to limits (no public method expires entries):
+            # pyproject.toml bounds limits' version and tests/test_private_apis.py pins what it does
             storage._MemoryStorage__expire_events()
             del storage
 

@@ -55,7 +55,9 @@ def test_memoised_char_analyzer_gives_scikit_learns_tokens(catalog):
     from matcher.text.lexical import char_wb_analyzer
 
     reference = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).build_analyzer()
-    for text in [*_texts(catalog), "  Zwei  Leerzeichen\tund\nUmbrüche – ÄÖÜ ß", "a", ""]:
+    varied = ["  Zwei  Leerzeichen\tund\nUmbrüche – ÄÖÜ ß", "a", "", "Fair-Trade-Town Köln e.V. (seit 2019): 12 Partner!",
+              "Climate partnerships & SDG 13 – the city's twinning with Kumasi", "İSTANBUL Straße ΣΊΣΥΦΟΣ ﬁnance"]
+    for text in [*_texts(catalog), *varied]:
         assert char_wb_analyzer(text) == reference(text)
 
 

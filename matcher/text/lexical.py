@@ -152,7 +152,9 @@ class _TfidfView:
         np.log(counts.data, counts.data)
         counts.data += 1.0
         counts.data *= self.tfidf_.idf_[counts.indices]
-        inplace_csr_row_normalize_l2(counts)  # what normalize(norm="l2") runs, after its checks
+        # what normalize(norm="l2") runs after its checks (~2 µs instead of ~170 µs a query). Private to
+        # scikit-learn: pyproject.toml bounds its version and tests/test_private_apis.py pins the result
+        inplace_csr_row_normalize_l2(counts)
         return counts
 
     def get_feature_names_out(self) -> np.ndarray:
@@ -161,11 +163,14 @@ class _TfidfView:
 
 _CHAR_WB = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True)
 _CHAR_WB_PREPROCESS = _CHAR_WB.build_preprocessor()
+_CHAR_WB_WORD = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=False).build_analyzer()
 
 
 @lru_cache(maxsize=500_000)
 def _char_wb_word(word: str) -> tuple[str, ...]:
-    return tuple(_CHAR_WB._char_wb_ngrams(word))
+    # the public analyzer on one word already lower-cased by _CHAR_WB_PREPROCESS; only a word the
+    # cache has not seen pays its call overhead (~0.5 µs of ~5 µs)
+    return tuple(_CHAR_WB_WORD(word))
 
 
 def char_wb_analyzer(text: str) -> list[str]:
