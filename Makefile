@@ -11,7 +11,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-numerics bench check-reliability clean
+.PHONY: install run test test-numerics lint bench check-reliability clean
 
 install: $(STAMP)
 
@@ -58,6 +58,12 @@ test-numerics: install
 	    || failed="$$failed $$kernel/$$threads"; \
 	done; done; \
 	if [ -n "$$failed" ]; then echo "test-numerics failed under (kernel/threads):$$failed"; exit 1; fi
+
+# static checks (issue 15). import-linter: the layer rules in pyproject.toml's [tool.importlinter] (each matcher
+# subpackage imports only those below it, matcher never imports service or Flask, no import cycles inside a
+# package). ruff is to come as the next line of this recipe.
+lint: install
+	$(VENV)/bin/lint-imports
 
 # speed, memory, scaling and the reviewer-paper gold standard: one table, also written to
 # bench/results/latest.json (6-7 min on 2 cores with the caches in var/bench/; a fresh clone fills them first: ~18 min)
