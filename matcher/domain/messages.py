@@ -21,13 +21,12 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from matcher.domain.labels import KIND_LABELS  # defined with the other labels; still importable here
+
 __all__ = ["validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean",
            "json_error_reason", "KIND_LABELS", "GENERIC_MESSAGE"]
 
 _KINDS = ("advisor", "organisation", "event", "municipality")
-# the entity kinds as a person reads them (the codes stay what the API and files use)
-KIND_LABELS = {"advisor": "Beraterin oder Berater", "organisation": "Organisation", "event": "Veranstaltung",
-               "municipality": "Kommune"}
 GENERIC_MESSAGE = "ungültiger Wert"
 
 _SIMPLE = {

@@ -13,49 +13,52 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from matcher.domain.labels import LANGUAGE_NAMES_DE, LANGUAGE_NAMES_EN
 from matcher.text.profile import split_sentences
 
 __all__ = ["Intent", "parse_intent", "asked_types", "LANGUAGE_NAMES_DE"]
 
-# ISO 639-1 code -> (German name, English name, extra regex alternatives)
-_LANGS: dict[str, tuple[str, str, str]] = {
-    "en": ("Englisch", "English", ""),
-    "fr": ("Französisch", "French", r"frankophon\w*|francophone"),
-    "es": ("Spanisch", "Spanish", r"hispanophon\w*"),
-    "pt": ("Portugiesisch", "Portuguese", r"lusophon\w*"),
-    "it": ("Italienisch", "Italian", ""),
-    "tr": ("Türkisch", "Turkish", ""),
-    "ar": ("Arabisch", "Arabic", ""),
-    "fa": ("Persisch", "Persian", r"Farsi|Dari"),
-    "ku": ("Kurdisch", "Kurdish", r"Kurmancî|Kurmanci|Sorani"),
-    "ru": ("Russisch", "Russian", ""),
-    "uk": ("Ukrainisch", "Ukrainian", ""),
-    "pl": ("Polnisch", "Polish", ""),
-    "ro": ("Rumänisch", "Romanian", ""),
-    "bg": ("Bulgarisch", "Bulgarian", ""),
-    "el": ("Griechisch", "Greek", ""),
-    "sq": ("Albanisch", "Albanian", ""),
-    "sr": ("Serbisch", "Serbian", ""),
-    "hr": ("Kroatisch", "Croatian", ""),
-    "bs": ("Bosnisch", "Bosnian", ""),
-    "ti": ("Tigrinya", "Tigrinya", r"Tigrinisch|Tigrigna"),
-    "am": ("Amharisch", "Amharic", ""),
-    "so": ("Somali", "Somali", r"Somalisch"),
-    "sw": ("Swahili", "Swahili", r"Kiswahili|Suaheli"),
-    "tw": ("Twi", "Twi", r"Akan"),
-    "yo": ("Yoruba", "Yoruba", ""),
-    "ig": ("Igbo", "Igbo", ""),
-    "ha": ("Hausa", "Hausa", ""),
-    "ln": ("Lingala", "Lingala", ""),
-    "wo": ("Wolof", "Wolof", ""),
-    "vi": ("Vietnamesisch", "Vietnamese", ""),
-    "zh": ("Chinesisch", "Chinese", r"Mandarin"),
-    "ps": ("Paschtu", "Pashto", r"Paschto|Pashtu"),
-    "ur": ("Urdu", "Urdu", ""),
-    "hi": ("Hindi", "Hindi", ""),
-    "ta": ("Tamil", "Tamil", r"Tamilisch"),
+# the languages a text may ask for: ISO 639-1 code -> regex alternatives besides the German and English
+# names (matcher.domain.labels); German itself is taken for granted, not asked for
+_LANG_ALIASES = {
+    "en": "",
+    "fr": r"frankophon\w*|francophone",
+    "es": r"hispanophon\w*",
+    "pt": r"lusophon\w*",
+    "it": "",
+    "tr": "",
+    "ar": "",
+    "fa": r"Farsi|Dari",
+    "ku": r"Kurmancî|Kurmanci|Sorani",
+    "ru": "",
+    "uk": "",
+    "pl": "",
+    "ro": "",
+    "bg": "",
+    "el": "",
+    "sq": "",
+    "sr": "",
+    "hr": "",
+    "bs": "",
+    "ti": r"Tigrinisch|Tigrigna",
+    "am": "",
+    "so": r"Somalisch",
+    "sw": r"Kiswahili|Suaheli",
+    "tw": r"Akan",
+    "yo": "",
+    "ig": "",
+    "ha": "",
+    "ln": "",
+    "wo": "",
+    "vi": "",
+    "zh": r"Mandarin",
+    "ps": r"Paschto|Pashtu",
+    "ur": "",
+    "hi": "",
+    "ta": r"Tamilisch",
 }
-LANGUAGE_NAMES_DE = {code: de for code, (de, _, _) in _LANGS.items()} | {"de": "Deutsch"}
+_LANGS: dict[str, tuple[str, str, str]] = {code: (LANGUAGE_NAMES_DE[code], LANGUAGE_NAMES_EN[code], extra)
+                                           for code, extra in _LANG_ALIASES.items()}
 
 
 def _lang_pattern(de: str, en: str, extra: str) -> re.Pattern[str]:
