@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from pydantic import ValidationError as PydanticValidationError
 
 from matcher.domain.catalog_io import csv_records
 from matcher.errors import CatalogError
-from matcher.domain.messages import json_error_reason, quoted, validation_details
+from matcher.domain.loading import Record, read_text, validate_records
+from matcher.domain.messages import json_error_reason
 from matcher.domain.schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, LongText, Longitude, Query
 
 __all__ = ["AdvisorRequest", "load_requests", "REQUEST_COLUMNS"]
@@ -79,31 +79,9 @@ def load_requests(path: str | Path) -> list[AdvisorRequest]:
             ``details`` hold ``file``, ``line``, ``field`` and ``message`` per problem.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
-    except UnicodeDecodeError:
-        raise CatalogError(f"Datei {path} ist nicht UTF-8-kodiert; bitte als UTF-8 speichern",
-                           [{"file": str(path), "field": "(Datei)", "message": "kein UTF-8"}]) from None
+    text = read_text(path)
     records = _csv_records(text) if path.suffix.lower() == ".csv" else _json_records(text)
-    requests, details, seen = [], [], {}
-    for lineno, rec, err in records:
-        where = {"file": str(path), "line": lineno}
-        if err:
-            details.append({**where, "field": "(Zeile)", "message": err})
-            continue
-        try:
-            req = AdvisorRequest.model_validate(rec)
-        except PydanticValidationError as exc:
-            details.extend(validation_details(exc, **where))
-            continue
-        if req.id in seen:
-            details.append({**where, "field": "id",
-                            "message": f"doppelte id {quoted(req.id)} (schon in Zeile {seen[req.id]})"})
-            continue
-        seen[req.id] = lineno
-        requests.append(req)
+    requests, details = validate_records(records, AdvisorRequest.model_validate, file=str(path))
     if details:
         raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n); nichts wurde geladen", details)
     if not requests:
@@ -112,7 +90,7 @@ def load_requests(path: str | Path) -> list[AdvisorRequest]:
     return requests
 
 
-def _json_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
+def _json_records(text: str) -> Iterator[Record]:
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
@@ -133,5 +111,5 @@ def _json_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
         yield lineno, rec, None if isinstance(rec, dict) else "jede Zeile muss ein JSON-Objekt {…} sein"
 
 
-def _csv_records(text: str) -> Iterator[tuple[int, Any, str | None]]:
+def _csv_records(text: str) -> Iterator[Record]:
     return csv_records(text, REQUEST_COLUMNS)

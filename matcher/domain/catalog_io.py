@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
 
 from matcher.errors import CatalogError
-from matcher.domain.messages import alternatives, json_error_reason, quoted, validation_details
+from matcher.domain.loading import Record, reject_json_constant, validate_records
+from matcher.domain.messages import alternatives, json_error_reason, quoted
 from matcher.domain.schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
 
 __all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns", "csv_records"]
@@ -78,22 +78,7 @@ def parse_catalog(data: bytes, fmt: Literal["jsonl", "csv"], source: str = "Uplo
         raise CatalogError(f"{source} ist nicht UTF-8-kodiert (Zeile {line}); bitte als UTF-8 speichern",
                            [{"line": line, "field": "(Zeile)", "message": "kein UTF-8"}]) from None
     records = _jsonl_records(text) if fmt == "jsonl" else _csv_records(text)
-    entities, details, seen = [], [], {}
-    for lineno, rec, err in records:
-        if err:
-            details.append({"line": lineno, "field": "(Zeile)", "message": err})
-            continue
-        try:
-            ent = _ADAPTER.validate_python(rec)
-        except PydanticValidationError as exc:
-            details.extend(validation_details(exc, line=lineno))
-            continue
-        if ent.id in seen:
-            details.append({"line": lineno, "field": "id",
-                            "message": f"doppelte id {quoted(ent.id)} (schon in Zeile {seen[ent.id]})"})
-            continue
-        seen[ent.id] = lineno
-        entities.append(ent)
+    entities, details = validate_records(records, _ADAPTER.validate_python)
     if details:
         lines = len({d["line"] for d in details})
         more = f" (die ersten {MAX_REPORTED} Fehler sind aufgeführt)" if len(details) > MAX_REPORTED else ""
@@ -116,16 +101,12 @@ def read_catalog_file(path: str | Path) -> list[Entity]:
     return parse_catalog(data, "csv", source=str(path))
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} ist keine gültige Zahl")
-
-
-def _jsonl_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
+def _jsonl_records(text: str) -> typing.Iterator[Record]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line, parse_constant=_reject_constant)
+            rec = json.loads(line, parse_constant=reject_json_constant)
         except json.JSONDecodeError as exc:
             yield lineno, None, f"ungültiges JSON (Spalte {exc.colno}): {json_error_reason(exc)}"
             continue
@@ -141,12 +122,12 @@ def _jsonl_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
         yield lineno, rec, None
 
 
-def _csv_records(text: str) -> typing.Iterator[tuple[int, Any, str | None]]:
+def _csv_records(text: str) -> typing.Iterator[Record]:
     return csv_records(text, csv_columns(), required=("kind",))
 
 
 def csv_records(text: str, columns: typing.Mapping[str, bool],
-                required: tuple[str, ...] = ()) -> typing.Iterator[tuple[int, Any, str | None]]:
+                required: tuple[str, ...] = ()) -> typing.Iterator[Record]:
     """``(line number, record, problem)`` for each row of a CSV ``text`` whose header names
     ``columns`` (name → whether the cell is a ``|``-separated list). The delimiter is guessed from
     the header (``;``, ``,`` or tab); empty cells are left out, decimal commas in ``lat``/``lon``

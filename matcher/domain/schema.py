@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -31,7 +31,8 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from matcher.errors import CatalogError, ValidationError
-from matcher.domain.messages import json_error_reason, quoted, validation_details
+from matcher.domain.loading import Record, read_text, reject_json_constant, validate_records
+from matcher.domain.messages import json_error_reason, validation_details
 
 __all__ = [
     "KINDS",
@@ -196,19 +197,9 @@ def parse_entity(record: Any) -> Advisor | Organisation | Event | Municipality:
         raise ValidationError("Ungültiger Eintrag", pydantic_details(exc)) from None
 
 
-def _read_records(path: Path) -> Iterable[tuple[int, Any, str | None]]:
-    """Yield (line number, parsed JSON or None, error message or None)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CatalogError(
-            f"Datei {path} ist nicht UTF-8-kodiert", [{"file": str(path), "line": line, "message": "kein UTF-8"}]
-        ) from None
+def _read_records(path: Path) -> Iterator[Record]:
+    """The records of a JSON Lines file or a JSON list, with the problem of each line that is not JSON."""
+    text = read_text(path)
     stripped = text.lstrip()
     if path.suffix.lower() == ".json" or stripped.startswith("["):
         try:
@@ -226,13 +217,9 @@ def _read_records(path: Path) -> Iterable[tuple[int, Any, str | None]]:
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line, parse_constant=_reject_constant), None
+            yield lineno, json.loads(line, parse_constant=reject_json_constant), None
         except (json.JSONDecodeError, ValueError) as exc:
             yield lineno, None, f"ungültiges JSON: {json_error_reason(exc)}"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} ist keine gültige Zahl")
 
 
 def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Municipality]:
@@ -242,22 +229,7 @@ def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Muni
     :class:`CatalogError` lists every bad line with file, line and field.
     """
     path = Path(path)
-    entities, details, seen = [], [], {}
-    for lineno, rec, err in _read_records(path):
-        where = {"file": str(path), "line": lineno}
-        if err:
-            details.append({**where, "field": "(Zeile)", "message": err})
-            continue
-        try:
-            ent = _ENTITY_ADAPTER.validate_python(rec)
-        except PydanticValidationError as exc:
-            details.extend(pydantic_details(exc, **where))
-            continue
-        if ent.id in seen:
-            details.append({**where, "field": "id", "message": f"doppelte id {quoted(ent.id)} (schon in Zeile {seen[ent.id]})"})
-            continue
-        seen[ent.id] = lineno
-        entities.append(ent)
+    entities, details = validate_records(_read_records(path), _ENTITY_ADAPTER.validate_python, file=str(path))
     if details:
         raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n); nichts wurde geladen", details)
     return entities
@@ -266,16 +238,7 @@ def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Muni
 def load_queries(path: str | Path) -> list[Query]:
     """Load queries.jsonl (all or nothing, like :func:`load_catalog`)."""
     path = Path(path)
-    queries, details = [], []
-    for lineno, rec, err in _read_records(path):
-        where = {"file": str(path), "line": lineno}
-        if err:
-            details.append({**where, "field": "(Zeile)", "message": err})
-            continue
-        try:
-            queries.append(Query.model_validate(rec))
-        except PydanticValidationError as exc:
-            details.extend(pydantic_details(exc, **where))
+    queries, details = validate_records(_read_records(path), Query.model_validate, unique_ids=False, file=str(path))
     if details:
         raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n); nichts wurde geladen", details)
     return queries
@@ -286,13 +249,7 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
     details = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
-    except UnicodeDecodeError:
-        raise CatalogError(f"Datei {path} ist nicht UTF-8-kodiert; bitte als UTF-8 speichern",
-                           [{"file": str(path)}]) from None
+    lines = read_text(path).splitlines()
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue

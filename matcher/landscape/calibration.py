@@ -10,6 +10,7 @@ threshold was chosen on. ``matcher landscape-calibrate`` runs it.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from matcher.errors import CatalogError, ValidationError
 from matcher.landscape.fields import FieldClassifier, FieldsOfAction, Thresholds, load_fields
+from matcher.domain.loading import read_text
 from matcher.domain.messages import alternatives, quoted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,24 +33,24 @@ def load_judged_fields(path: str | Path, fields: FieldsOfAction) -> dict[str, fr
     """Read a judged file (CSV: ``id``, ``name``, ``fields`` separated by ``;``, ``note``).
 
     Raises:
-        CatalogError: a row lacks a note, names an unknown field, or repeats an id.
+        CatalogError: the file cannot be read, or a row lacks a note, names an unknown field, or
+            repeats an id (every problem is listed).
     """
     path = Path(path)
     known = set(fields.ids)
     judged: dict[str, frozenset[str]] = {}
     details = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for lineno, row in enumerate(csv.DictReader(fh), start=2):
-            where = {"file": str(path), "line": lineno}
-            labels = frozenset(x.strip() for x in (row.get("fields") or "").split(";") if x.strip())
-            if unknown := sorted(labels - known):
-                details.append({**where, "field": "fields",
-                                "message": f"unbekannte Handlungsfelder {alternatives(unknown, 'und')}"})
-            if not (row.get("note") or "").strip():
-                details.append({**where, "field": "note", "message": "jede Einordnung braucht eine Begründung"})
-            if row["id"] in judged:
-                details.append({**where, "field": "id", "message": f"doppelte id {quoted(row['id'])}"})
-            judged[row["id"]] = labels
+    for lineno, row in enumerate(csv.DictReader(io.StringIO(read_text(path), newline="")), start=2):
+        where = {"file": str(path), "line": lineno}
+        labels = frozenset(x.strip() for x in (row.get("fields") or "").split(";") if x.strip())
+        if unknown := sorted(labels - known):
+            details.append({**where, "field": "fields",
+                            "message": f"unbekannte Handlungsfelder {alternatives(unknown, 'und')}"})
+        if not (row.get("note") or "").strip():
+            details.append({**where, "field": "note", "message": "jede Einordnung braucht eine Begründung"})
+        if row["id"] in judged:
+            details.append({**where, "field": "id", "message": f"doppelte id {quoted(row['id'])}"})
+        judged[row["id"]] = labels
     if details:
         raise CatalogError(f"{path}: {len(details)} fehlerhafte Angabe(n)", details)
     return judged
