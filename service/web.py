@@ -20,9 +20,8 @@ import pycountry
 from flask import Blueprint, Flask, Response, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from matcher.engine.explain import ORG_TYPE_LABELS
-from matcher.text.intent import LANGUAGE_NAMES_DE
-from matcher.batch.invitations import GROUP_LABELS
+from matcher.domain.formatting import thousands
+from matcher.domain.labels import GROUP_LABELS, LANGUAGE_NAMES_DE, ORG_TYPE_LABELS_DE
 from matcher.engine.matcher import Matcher
 from matcher.domain.schema import MAX_SHORT, MAX_TEXT
 
@@ -93,7 +92,7 @@ class _ChoicesCache:
 @bp.app_template_filter("de_number")
 def de_number(value: int) -> str:
     """An integer with German thousands separators: 5000 → "5.000"."""
-    return f"{value:,}".replace(",", ".")
+    return thousands(value)
 
 
 @bp.get("/")
@@ -106,7 +105,7 @@ def index() -> ResponseReturnValue:
     choices = current_app.extensions[EXTENSION].for_matcher(matcher)
     html = render_template(
         "index.html", cities=choices.cities, languages=choices.languages,
-        org_types=ORG_TYPE_LABELS["de"], quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS["de"]},
+        org_types=ORG_TYPE_LABELS_DE, quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS_DE},
         limits={"text": MAX_TEXT, "short": MAX_SHORT, "k": MAX_K, "list": MAX_LIST_SIZE},
         open_recommendations=bool(current_app.config["OPEN_RECOMMENDATIONS"]),
         open_feedback=bool(current_app.config["OPEN_FEEDBACK"]))

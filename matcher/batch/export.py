@@ -32,8 +32,9 @@ from typing import Any
 
 from matcher.batch.assignment import AssignmentResult
 from matcher.errors import ValidationError
-from matcher.engine.explain import ORG_TYPE_LABELS
-from matcher.batch.invitations import InvitationList
+from matcher.batch.invitation_types import InvitationList
+from matcher.domain.formatting import decimal
+from matcher.domain.labels import ADVISOR_GROUP, INVITEE_TYPE_LABELS, UNTYPED_GROUP
 from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import KINDS
 
@@ -49,11 +50,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CONTACT_FIELDS = ("person", "email", "phone", "website", "address")
 
 Result = InvitationList | AssignmentResult | Mapping[str, Any]
-
-
-def _de(x: float) -> str:
-    """A score in running German text (decimal comma)."""
-    return f"{x:.2f}".replace(".", ",")
 
 
 def without_contact(data: Any) -> Any:
@@ -114,9 +110,8 @@ def _contact(entity: Mapping[str, Any] | None) -> list[str]:
 
 def _type_label(entity: Mapping[str, Any]) -> str:
     if entity.get("kind") == "advisor":
-        return "Beratung"
-    org_type = entity.get("org_type")
-    return ORG_TYPE_LABELS["de"].get(org_type, "Organisation") if org_type else "Organisation"
+        return INVITEE_TYPE_LABELS[ADVISOR_GROUP]
+    return INVITEE_TYPE_LABELS.get(entity.get("org_type") or UNTYPED_GROUP, INVITEE_TYPE_LABELS[UNTYPED_GROUP])
 
 
 def _reasons(explanation: Mapping[str, Any] | None) -> str:
@@ -141,7 +136,7 @@ def invitation_table(result: InvitationList | Mapping[str, Any],
 
 def _alternate(alt: Mapping[str, Any]) -> str:
     free = "" if alt.get("free") is None else f", frei: {alt['free']}"
-    return f"{alt['name']} ({alt['id']}, {_de(alt['score'])}{free})"
+    return f"{alt['name']} ({alt['id']}, {decimal(alt['score'])}{free})"
 
 
 def assignment_table(result: AssignmentResult | Mapping[str, Any],
@@ -186,8 +181,7 @@ def _csv_cell(value: Any, decimal_comma: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        text = f"{value:.4f}"
-        return text.replace(".", ",") if decimal_comma else text
+        return decimal(value, 4) if decimal_comma else f"{value:.4f}"
     if isinstance(value, int):
         return str(value)
     text = str(value)

@@ -18,17 +18,15 @@ import click
 
 from matcher.batch.assignment import DEFAULT_ALTERNATES
 from matcher.errors import InfeasibleError, MatcherError
-from matcher.engine.explain import ORG_TYPE_LABELS
-from matcher.batch.invitations import ADVISOR_GROUP, DEFAULT_MMR_LAMBDA, ExposurePolicy
+from matcher.batch.invitation_types import DEFAULT_MMR_LAMBDA, ExposurePolicy
 from matcher.cli import german
 from matcher.cli.common import (
-    EXIT_INFEASIBLE, catalog_option, database_option, decimal, fail, fitted_matcher, model_option, open_store,
-    progress_bar,
+    EXIT_INFEASIBLE, catalog_option, database_option, fail, fitted_matcher, model_option, open_store, progress_bar,
 )
+from matcher.domain.formatting import decimal
+from matcher.domain.labels import INVITEE_TYPE_LABELS, UNTYPED_GROUP
 
 __all__ = ["invite", "assign"]
-
-_GROUP_LABELS = {**ORG_TYPE_LABELS["de"], ADVISOR_GROUP: "Beratung"}
 
 _out_option = german.option("--out", type=german.WritableFile(), metavar="DATEI",
                             help="Datei: .xlsx, .csv oder .json.")
@@ -73,8 +71,8 @@ def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int 
            strict: bool, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Einladungsliste für eine Veranstaltung: Quoten, Vielfalt, Ausgleich, Warteliste."""
     from matcher.batch.export import export
-    from matcher.batch.invitations import invitation_list, read_history
-    from matcher.batch.runner import JobStore
+    from matcher.batch.invitation_history import read_history
+    from matcher.batch.invitations import invitation_list
 
     exposure = ExposurePolicy(exposure_penalty, exposure_days)
     try:
@@ -83,7 +81,7 @@ def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int 
             history = read_history(history_file)
         elif catalog_file is None:  # the store's recorded invitations, as the server's jobs read them
             since = (as_of or dt.date.today()) - dt.timedelta(days=exposure.window_days)
-            history = JobStore(open_store(url)).invitation_history(since=since)
+            history = open_store(url).invitations.history(since=since)
         else:
             history = []
         with progress_bar("Einladungsliste") as progress:
@@ -100,7 +98,7 @@ def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int 
                f"{len(result.invitees)} von {result.candidates} Kandidaten")
     for p in [*result.invitees, *result.waitlist]:
         label = "" if p in result.invitees else "W"
-        group = _GROUP_LABELS.get(p.group, "ohne Typangabe")
+        group = INVITEE_TYPE_LABELS.get(p.group, INVITEE_TYPE_LABELS[UNTYPED_GROUP])
         click.echo(f"{label}{p.rank:>3}. {p.entity.name} ({p.entity.id}, {group}, {p.entity.city or '–'})  "
                    f"{decimal(p.score)}  – {'; '.join(p.why)}")
     click.echo("Vorgaben:")

@@ -20,6 +20,7 @@ import click
 
 from matcher.errors import MatcherError, ValidationError
 from matcher.cli import german
+from matcher.domain.formatting import decimal  # the commands' German numbers, imported from here
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.text.gazetteer import Gazetteer, Place
@@ -170,9 +171,4 @@ def fail(exc: MatcherError, code: int = EXIT_ERROR) -> None:
     """Print a library error as one readable message (no traceback) and exit."""
     click.echo(error_text(exc), err=True)
     sys.exit(code)
-
-
-def decimal(x: float, places: int = 2) -> str:
-    """A number as German text: decimal comma."""
-    return f"{x:.{places}f}".replace(".", ",")
 
