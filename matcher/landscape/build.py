@@ -27,18 +27,20 @@ import numpy as np
 from matcher.errors import NotFittedError, ValidationError
 from matcher.landscape.fields import Actor, FieldClassifier
 from matcher.text.gazetteer import Place, haversine_km
+from matcher.domain.formatting import capitalised, decimal
+from matcher.domain.labels import ORG_TYPE_PLURALS_DE
 from matcher.domain.messages import alternatives, did_you_mean, quoted
+from matcher.domain.schema import ORG_TYPES
 from matcher.landscape.links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
 
-__all__ = ["ACTOR_TYPES", "ACTOR_TYPE_PLURALS", "Area", "Landscape", "resolve_area", "build_landscape"]
+__all__ = ["ACTOR_TYPES", "ACTOR_TYPE_HEADINGS", "Area", "Landscape", "resolve_area", "build_landscape"]
 
-ACTOR_TYPES = ("migrant_organisation", "civil_society", "municipal_office", "institution")
-ACTOR_TYPE_PLURALS = {"migrant_organisation": "Migrantenorganisationen",
-                      "civil_society": "Eine-Welt- und zivilgesellschaftliche Gruppen",
-                      "municipal_office": "Kommunale Stellen", "institution": "Einrichtungen"}
+ACTOR_TYPES = ORG_TYPES  # the landscape's columns: the organisation types (a municipality counts as municipal_office)
+# column headings: the plurals, capitalised
+ACTOR_TYPE_HEADINGS = {t: capitalised(ORG_TYPE_PLURALS_DE[t]) for t in ACTOR_TYPES}
 @dataclass(frozen=True)
 class Area:
     """The area a landscape covers: a municipality, district, region or NRW, optionally with a radius."""
@@ -53,7 +55,7 @@ class Area:
     def title(self) -> str:
         """German title, e.g. "Köln und 30 km Umkreis"."""
         if self.radius_km:
-            return f"{self.name} und {_number(self.radius_km)} km Umkreis"
+            return f"{self.name} und {decimal(self.radius_km, None)} km Umkreis"
         return self.name
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,7 +99,7 @@ class Landscape:
             "generated": self.generated.isoformat(),
             "model": self.model_id,
             "fields": [{"id": fid, "label": label} for fid, label in self.fields],
-            "actor_types": [{"id": t, "label": ACTOR_TYPE_PLURALS[t]} for t in ACTOR_TYPES],
+            "actor_types": [{"id": t, "label": ACTOR_TYPE_HEADINGS[t]} for t in ACTOR_TYPES],
             "coverage": [
                 {"field": fid, "label": label, "total": int(counts[r].sum()),
                  "by_type": {t: {"count": int(counts[r, c]), "actors": [{"id": a.id, "name": a.name} for a in self.cell(fid, t)]}
@@ -111,10 +113,6 @@ class Landscape:
             "excluded_pairs": self.excluded,
             "link_weights": asdict(self.link_weights),
         }
-
-
-def _number(x: float) -> str:
-    return f"{x:g}".replace(".", ",")
 
 
 def resolve_area(matcher: "Matcher", name: str, radius_km: float | None = None) -> Area:

@@ -35,6 +35,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from matcher.text.countries import country_name_de
 from matcher.errors import CatalogError, NotFittedError, ValidationError
+from matcher.domain.formatting import capitalised
+from matcher.domain.labels import ORG_TYPE_LABELS_DE
+from matcher.domain.loading import read_text
 from matcher.domain.messages import json_error_reason, quoted
 from matcher.domain.schema import Municipality, Organisation, pydantic_details
 from matcher.settings import fields_file, package_data
@@ -43,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
 
 __all__ = [
-    "ACTOR_TYPE_LABELS",
     "DEFAULT_FIELDS_FILE",
     "FieldOfAction",
     "FieldsOfAction",
@@ -58,9 +60,6 @@ __all__ = [
 
 DEFAULT_FIELDS_FILE = package_data("fields_of_action.json")
 Source = Literal["topic", "actor", "sentence"]
-# singular, for sentences; the landscape module has the plural column headings
-ACTOR_TYPE_LABELS = {"migrant_organisation": "Migrantenorganisation", "civil_society": "Eine-Welt- oder zivilgesellschaftliche Gruppe",
-                     "municipal_office": "Kommunale Stelle", "institution": "Einrichtung"}
 _SHORT = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -158,12 +157,9 @@ def load_fields(path: str | Path | None = None) -> FieldsOfAction:
             schema (unknown keys, missing label, duplicate id ...); every problem is listed.
     """
     path = Path(path) if path else fields_file()
+    text = read_text(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogError(f"Datei {path} kann nicht gelesen werden: {exc.strerror}", [{"file": str(path)}]) from None
-    except UnicodeDecodeError:
-        raise CatalogError(f"{path}: nicht UTF-8-kodiert; bitte als UTF-8 speichern", [{"file": str(path)}]) from None
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path}: kein gültiges JSON", [{"file": str(path), "line": exc.lineno, "column": exc.colno,
                                                              "message": json_error_reason(exc)}]) from None
@@ -220,7 +216,7 @@ class FieldAssignment:
             return f"Eigenes Thema „{self.topic}“; {quote}"
         if self.source == "actor":
             names = ", ".join(country_name_de(c) for c in self.countries[:3])
-            return f"{ACTOR_TYPE_LABELS.get(self.actor_type or '', 'Akteur')} mit Bezug zu {names}; {quote}"
+            return f"{capitalised(ORG_TYPE_LABELS_DE.get(self.actor_type or '', 'Akteur'))} mit Bezug zu {names}; {quote}"
         return quote
 
     def as_dict(self) -> dict[str, Any]:
@@ -240,7 +236,7 @@ class Actor:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "kind": self.kind, "actor_type": self.actor_type,
-                "actor_type_label": ACTOR_TYPE_LABELS[self.actor_type], "city": self.city,
+                "actor_type_label": capitalised(ORG_TYPE_LABELS_DE[self.actor_type]), "city": self.city,
                 "fields": [a.as_dict() for a in self.fields]}
 
 

@@ -30,11 +30,12 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from matcher.domain.formatting import capitalised, decimal
+from matcher.domain.labels import ORG_TYPE_LABELS_DE, ORG_TYPE_PLURALS_DATIVE_DE
 from matcher.text.countries import country_name_de
 from matcher.landscape.fields import Actor, FieldAssignment, FieldClassifier, actor_type
 from matcher.text.gazetteer import haversine_km
 from matcher.text.intent import asked_types
-from matcher.text.profile import split_sentences
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
@@ -42,8 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LINK_TYPES", "LinkWeights", "MissingLink", "recorded_pairs", "find_missing_links"]
 
 LINK_TYPES = ("migrant_organisation", "civil_society", "municipal_office")
-_WITH_PLURALS = {"migrant_organisation": "Migrantenorganisationen", "civil_society": "Eine-Welt-Gruppen",
-                 "municipal_office": "kommunalen Stellen", "institution": "Einrichtungen"}  # dative, after "mit"
 # words of a name that say what kind of body it is, not which one
 _GENERIC_NAME_WORDS = {
     "verein", "vereins", "stadt", "kreis", "kreises", "initiative", "netzwerk", "forum", "gemeinde", "freundeskreis",
@@ -204,21 +203,12 @@ class _PairScorer:
         if countries:
             reasons.append("Gemeinsamer Länderbezug: " + ", ".join(country_name_de(c) for c in countries[:3]))
         for who, kind, sentence in asks[:1]:
-            reasons.append(f"{who.name} sucht die Zusammenarbeit mit {_WITH_PLURALS[kind]}: „{_short(sentence)}“")
-        pair = f"{_TYPE_SINGULAR[ti]} und {_TYPE_SINGULAR[tj]} ergänzen sich"
-        reasons.append(pair[0].upper() + pair[1:])
+            reasons.append(f"{who.name} sucht die Zusammenarbeit mit {ORG_TYPE_PLURALS_DATIVE_DE[kind]}: „{_short(sentence)}“")
+        reasons.append(capitalised(f"{ORG_TYPE_LABELS_DE[ti]} und {ORG_TYPE_LABELS_DE[tj]} ergänzen sich"))
         if km is not None:
-            reasons.append(f"Beide in {ei.city}" if km < 3 and ei.city == ej.city else f"{_number(round(km))} km voneinander entfernt")
+            reasons.append(f"Beide in {ei.city}" if km < 3 and ei.city == ej.city else f"{decimal(round(km), None)} km voneinander entfernt")
         return MissingLink(self.fc.actor(ei.id), self.fc.actor(ej.id), total, km, [a.label for a in shared],
                            [country_name_de(c) for c in countries], reasons, contributions)
-
-
-_TYPE_SINGULAR = {"migrant_organisation": "Migrantenorganisation", "civil_society": "Eine-Welt-Gruppe",
-                  "municipal_office": "kommunale Stelle", "institution": "Einrichtung"}
-
-
-def _number(x: float) -> str:
-    return f"{x:g}".replace(".", ",")
 
 
 def _short(text: str, limit: int = 120) -> str:

@@ -16,17 +16,17 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
 from matcher.errors import ValidationError
+from matcher.domain.formatting import capitalised, decimal, german_date
+from matcher.domain.labels import ORG_TYPE_HEADING_LINES_DE, ORG_TYPE_LABELS_DE
 from matcher.domain.messages import quoted
-from matcher.landscape.fields import ACTOR_TYPE_LABELS
-from matcher.landscape.build import ACTOR_TYPE_PLURALS, ACTOR_TYPES, Landscape
+from matcher.landscape.build import ACTOR_TYPE_HEADINGS, ACTOR_TYPES, Landscape
 
 __all__ = ["FORMATS", "heatmap_svg", "render_html", "write_report", "xlsx_bytes"]
 
 FORMATS = (".html", ".xlsx", ".json")
 _SOURCE_LABELS = {"topic": "eigenes Thema", "actor": "Akteurstyp und Partnerländer", "sentence": "Satz im Profil"}
-# column headings of the heatmap, broken by hand (SVG text does not wrap)
-_HEAD_LINES = {"migrant_organisation": ["Migranten-", "organisationen"], "civil_society": ["Eine-Welt- und", "zivilgesellschaftl.", "Gruppen"],
-               "municipal_office": ["Kommunale", "Stellen"], "institution": ["Einrichtungen"]}
+# an actor's type in a table cell
+_TYPE_CELLS = {t: capitalised(ORG_TYPE_LABELS_DE[t]) for t in ACTOR_TYPES}
 _LOW, _HIGH, _EMPTY = (0xD8, 0xEE, 0xF0), (0x0B, 0x4F, 0x5C), "#F3F4F6"
 
 
@@ -55,7 +55,7 @@ def heatmap_svg(landscape: Landscape) -> Markup:
            f'Handlungsfelder nach Akteurstyp in {escape(landscape.area.title)}</title>']
     for c, kind in enumerate(ACTOR_TYPES):
         x = label_w + c * cell_w + cell_w / 2
-        lines = _HEAD_LINES[kind]
+        lines = ORG_TYPE_HEADING_LINES_DE[kind]
         y0 = head_h - 8 - 15 * (len(lines) - 1)
         tspans = "".join(f'<tspan x="{x}" y="{y0 + 15 * k}">{escape(line)}</tspan>' for k, line in enumerate(lines))
         out.append(f'<text class="col" text-anchor="middle">{tspans}</text>')
@@ -69,7 +69,7 @@ def heatmap_svg(landscape: Landscape) -> Markup:
             colour = _colour(value, top)
             names = ", ".join(a.name for a in landscape.cell(field_id, kind)) or "niemand"
             x = label_w + c * cell_w
-            out.append(f'<g><title>{escape(label)} · {escape(ACTOR_TYPE_PLURALS[kind])}: {escape(names)}</title>'
+            out.append(f'<g><title>{escape(label)} · {escape(ACTOR_TYPE_HEADINGS[kind])}: {escape(names)}</title>'
                        f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="3" fill="{colour}"/>'
                        f'<text x="{x + cell_w / 2}" y="{y + cell_h / 2 + 5}" text-anchor="middle" '
                        f'class="{"num light" if _is_dark(colour) else "num"}">{value if value else "–"}</text></g>')
@@ -136,7 +136,7 @@ _TEMPLATE = """<!doctype html>
 <main>
 <header>
   <h1>Wer arbeitet woran – und wer kennt sich noch nicht?</h1>
-  <p class="sub">Landschaftsbericht für <strong>{{ ls.area.title }}</strong> · Stand {{ ls.generated.strftime("%d.%m.%Y") }}</p>
+  <p class="sub">Landschaftsbericht für <strong>{{ ls.area.title }}</strong> · Stand {{ ls.generated|german_date }}</p>
   <div class="facts">
     <div class="fact"><b>{{ ls.actors|length }}</b>Akteure</div>
     {% for kind in types %}<div class="fact"><b>{{ type_counts[kind] }}</b>{{ plurals[kind] }}</div>{% endfor %}
@@ -163,7 +163,7 @@ _TEMPLATE = """<!doctype html>
   <ol class="links">
   {% for link in ls.links %}
     <li>
-      <span class="score" title="Passung (Summe der gewichteten Gründe)">Passung {{ "%.1f"|format(link.score)|replace(".", ",") }}</span>
+      <span class="score" title="Passung (Summe der gewichteten Gründe)">Passung {{ link.score|decimal(1) }}</span>
       <span class="pair">{{ link.a.name }}</span> <span class="type">({{ singular[link.a.actor_type] }}, {{ link.a.city }})</span>
       ↔ <span class="pair">{{ link.b.name }}</span> <span class="type">({{ singular[link.b.actor_type] }}, {{ link.b.city }})</span>
       <ul class="reasons">{% for reason in link.reasons %}<li>{{ reason }}</li>{% endfor %}</ul>
@@ -219,14 +219,15 @@ _TEMPLATE = """<!doctype html>
 """
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True, lstrip_blocks=True)
+_ENV.filters.update(decimal=decimal, german_date=german_date)
 
 
 def render_html(landscape: Landscape) -> str:
     """The report as one self-contained HTML page (German)."""
     type_counts = {t: sum(a.actor_type == t for a in landscape.actors) for t in ACTOR_TYPES}
     return _ENV.from_string(_TEMPLATE).render(
-        ls=landscape, svg=heatmap_svg(landscape), types=ACTOR_TYPES, plurals=ACTOR_TYPE_PLURALS,
-        singular=ACTOR_TYPE_LABELS, sources=_SOURCE_LABELS, type_counts=type_counts)
+        ls=landscape, svg=heatmap_svg(landscape), types=ACTOR_TYPES, plurals=ACTOR_TYPE_HEADINGS,
+        singular=_TYPE_CELLS, sources=_SOURCE_LABELS, type_counts=type_counts)
 
 
 def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
@@ -241,8 +242,8 @@ def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
     wb = Workbook()
     ws = wb.active
     ws.title = "Abdeckung"
-    append_text_row(ws, [f"Landschaftsbericht {landscape.area.title}", f"Stand {landscape.generated:%d.%m.%Y}"])
-    append_text_row(ws, ["Handlungsfeld", *[ACTOR_TYPE_PLURALS[t] for t in ACTOR_TYPES], "Summe"])
+    append_text_row(ws, [f"Landschaftsbericht {landscape.area.title}", f"Stand {german_date(landscape.generated)}"])
+    append_text_row(ws, ["Handlungsfeld", *[ACTOR_TYPE_HEADINGS[t] for t in ACTOR_TYPES], "Summe"])
     for r, (_, label) in enumerate(landscape.fields):
         append_text_row(ws, [label, *[int(v) for v in counts[r]], int(counts[r].sum())])
         for c in range(len(ACTOR_TYPES)):
@@ -251,20 +252,20 @@ def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
             cell.fill = PatternFill("solid", fgColor=colour[1:])
             cell.font = Font(bold=True, color="FFFFFF" if _is_dark(colour) else "1F2933")
     names = wb.create_sheet("Namen")
-    append_text_row(names, ["Handlungsfeld", *[ACTOR_TYPE_PLURALS[t] for t in ACTOR_TYPES]])
+    append_text_row(names, ["Handlungsfeld", *[ACTOR_TYPE_HEADINGS[t] for t in ACTOR_TYPES]])
     for fid, label in landscape.fields:
         append_text_row(names, [label, *["\n".join(a.name for a in landscape.cell(fid, t)) for t in ACTOR_TYPES]])
     fields = wb.create_sheet("Zuordnungen")
     append_text_row(fields, ["ID", "Akteur", "Typ", "Ort", "Handlungsfeld", "Beleg", "Begründung", "Ähnlichkeit"])
     for a in landscape.actors:
         for f in a.fields:
-            append_text_row(fields, [a.id, a.name, ACTOR_TYPE_LABELS[a.actor_type], a.city, f.label,
+            append_text_row(fields, [a.id, a.name, _TYPE_CELLS[a.actor_type], a.city, f.label,
                                      _SOURCE_LABELS[f.source], f.reason, round(f.score, 3)])
     links = wb.create_sheet("Fehlende Verbindungen")
     append_text_row(links, ["Rang", "Akteur A", "Typ A", "Akteur B", "Typ B", "Entfernung (km)", "Passung", "Gründe"])
     for rank, link in enumerate(landscape.links, start=1):
-        append_text_row(links, [rank, link.a.name, ACTOR_TYPE_LABELS[link.a.actor_type], link.b.name,
-                                ACTOR_TYPE_LABELS[link.b.actor_type],
+        append_text_row(links, [rank, link.a.name, _TYPE_CELLS[link.a.actor_type], link.b.name,
+                                _TYPE_CELLS[link.b.actor_type],
                                 None if link.distance_km is None else round(link.distance_km, 1),
                                 round(link.score, 2), "\n".join(link.reasons)])
     for sheet, widths in ((ws, [44, 22, 22, 22, 22, 10]), (names, [44, 34, 34, 34, 34]),
