@@ -124,7 +124,7 @@ def bench_invitations(embedder, n_orgs: int, size: int, repeat: int) -> None:
     print(f"\n## Invitation list over {n_orgs:,} generated organisations (+ the fixture catalog)")
     catalog, t_gen, _ = _timed(lambda: organisation_catalog(n_orgs))
     matcher, t_fit, loaded = _fitted(embedder, catalog, f"orgs{n_orgs}")
-    orgs = int((matcher.kind_ == "organisation").sum())
+    orgs = int((matcher.index_.kind == "organisation").sum())
     print(f"catalog {len(catalog):,} entities ({orgs:,} organisations); generated in {t_gen:.1f} s; "
           f"{'fitted index loaded' if loaded else 'fit (TF-IDF, places, countries; vectors cached)'} in {t_fit:.1f} s; "
           f"texts encoded now: {embedder.encoded}")
@@ -161,8 +161,8 @@ def _per_request_costs(matcher: Matcher, queries: list[Query]) -> dict[str, floa
         "parse_intent": lambda: [parse_intent(t, AS_OF) for t in texts],
         "country_mentions": lambda: [country_mentions(t) for t in texts],
         "gazetteer.mentions": lambda: [matcher.gazetteer_.mentions(t) for t in texts],
-        "TF-IDF char": lambda: matcher.lexical_.char_.transform(texts),
-        "TF-IDF words (stemming)": lambda: matcher.lexical_.word_.transform(texts),
+        "TF-IDF char": lambda: matcher.index_.lexical.char_.transform(texts),
+        "TF-IDF words (stemming)": lambda: matcher.index_.lexical.word_.transform(texts),
     }
     return {name: _timed(fn)[1] * 1000 / len(texts) for name, fn in steps.items()}
 

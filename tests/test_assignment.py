@@ -160,13 +160,14 @@ def test_batched_scores_equal_the_engines_scores_and_explanations(matcher, catal
                  AdvisorRequest(id="r-own", municipality="mun-103")]
     scores = score_requests(matcher, [r.query() for r in requests], as_of=AS_OF)
     for r, req in enumerate(requests):
-        total, contrib, ctx = matcher.score(req.query(), as_of=AS_OF)
-        assert_scores_close(scores.total[r], total[scores.advisors], err_msg=req.id)
-        best = int(np.argmax(total))
+        alone = matcher.score(req.query(), as_of=AS_OF)
+        assert alone.block == scores.block
+        assert_scores_close(scores.total[r], alone.total, err_msg=req.id)
+        best = int(alone.rows[np.argmax(alone.total)])
         mine = scores.explain(r, int(np.flatnonzero(scores.advisors == best)[0]))
         from matcher.engine.explain import explain
 
-        theirs = explain(matcher, best, contrib, ctx)
+        theirs = explain(matcher.index_, best, alone.at(best), alone.context)
         assert (mine.reasons, mine.best_passage, mine.matched_terms) == (theirs.reasons, theirs.best_passage,
                                                                          theirs.matched_terms)
 
@@ -185,7 +186,7 @@ def test_forked_workers_give_the_same_matrix(fast_embedder, catalog):
     one = score_requests(m, queries, as_of=AS_OF)
     two = score_requests(m, queries, as_of=AS_OF, workers=2)
     assert_scores_close(two.total, one.total)
-    assert [c["need"] for c in one.contexts] == [c["need"] for c in two.contexts]
+    assert [c.need for c in one.contexts] == [c.need for c in two.contexts]
     assert two.explain(599, 0).reasons == one.explain(599, 0).reasons
 
 
@@ -214,7 +215,7 @@ def test_assignment_on_the_fixtures_is_optimal_and_keeps_every_constraint(matche
     for a in result.assignments:
         adv, req = a.advisor, a.request
         assert set(req.languages) <= set(adv.languages)
-        place = gz.locate(req.city, req.lat, req.lon) or matcher.places_[matcher.index_[req.municipality]]
+        place = gz.locate(req.city, req.lat, req.lon) or matcher.index_.places[matcher.index_.row[req.municipality]]
         assert not adv.regions or any(gz.covers(area, place) for area in adv.regions)
         assert adv.id not in req.conflicts
         assert a.explanation is not None and a.explanation.reasons
@@ -232,7 +233,7 @@ def test_assignment_on_the_fixtures_is_optimal_and_keeps_every_constraint(matche
     capacity = np.array([len(requests) if matcher.entities_[i].capacity is None else matcher.entities_[i].capacity
                          for i in scores.advisors])
     for r, req in enumerate(requests):  # region and conflicts as in the library
-        place = gz.locate(req.city, req.lat, req.lon) or matcher.places_[matcher.index_[req.municipality]]
+        place = gz.locate(req.city, req.lat, req.lon) or matcher.index_.places[matcher.index_.row[req.municipality]]
         for j, i in enumerate(scores.advisors):
             adv = matcher.entities_[i]
             if (adv.regions and not any(gz.covers(area, place) for area in adv.regions)) or adv.id in req.conflicts:

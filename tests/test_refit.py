@@ -78,9 +78,9 @@ def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embed
     reused = Matcher(fast_embedder).fit(changed, reuse=serving)
     scratch = Matcher(fast_embedder).fit(changed)
     q = Query.model_validate(query)
-    got, _, _ = reused.score(q, as_of=AS_OF)
-    want, _, _ = scratch.score(q, as_of=AS_OF)
-    assert_scores_close(got, want)
+    got, want = reused.score(q, as_of=AS_OF), scratch.score(q, as_of=AS_OF)
+    assert [reused.entities_[i].id for i in got.rows] == [scratch.entities_[i].id for i in want.rows]
+    assert_scores_close(got.total, want.total)
     top_reused, top_scratch = (m.rank(q, k=5, as_of=AS_OF).results for m in (reused, scratch))
     assert_same_ranking([(r.entity_id, r.score) for r in top_reused], [(r.entity_id, r.score) for r in top_scratch])
     why = {r.entity_id: r.explanation for r in top_scratch}
@@ -120,18 +120,21 @@ def test_scores_do_not_depend_on_the_order_of_the_catalog(fast_embedder, catalog
     for m in fitted:
         assert [e.kind for e in m.entities_] == sorted((e.kind for e in m.entities_),
                                                        key=["advisor", "organisation", "event", "municipality"].index)
-        scores, _, ctx = m.score(q, as_of=AS_OF)
-        by_id.append({e.id: float(s) for e, s in zip(m.entities_, scores)})
+        scores = m.score(q, as_of=AS_OF)
+        by_id.append({m.entities_[i].id: float(s) for i, s in zip(scores.rows, scores.total)})
         # the dense signal against the whole-catalog computation
-        v = ctx["main_vec"] if not (q.text and q.from_) else None
+        index = m.index_
+        v = scores.context.main_vector(index) if not (q.text and q.from_) else None
         if v is not None:
-            prof = m.profile_vecs_ @ v
-            ends = np.append(m.passage_starts_[1:], len(m.passage_texts_))
-            best = np.array([(m.passage_unique_vecs_[m.passage_map_[a:b]] @ v).max()
-                             for a, b in zip(m.passage_starts_, ends)])
+            prof = index.profile_vecs @ v
+            ends = np.append(index.passage_starts[1:], len(index.passage_texts))
+            best = np.array([(index.passage_unique_vecs[index.passage_map[a:b]] @ v).max()
+                             for a, b in zip(index.passage_starts, ends)])
             w = m.weights_.passage_share
-            want = zscore((1 - w) * prof + w * best, ctx["mask"])
-            assert_scores_close(ctx["raw"]["dense"][ctx["mask"]], want[ctx["mask"]])
+            mask = np.zeros(len(index), dtype=bool)
+            mask[scores.candidates] = True
+            want = zscore((1 - w) * prof + w * best, mask)
+            assert_scores_close(scores.raw["dense"][scores.mask], want[mask])
     assert by_id[0].keys() == by_id[1].keys()
     ids = sorted(by_id[0])
     assert_scores_close([by_id[1][i] for i in ids], [by_id[0][i] for i in ids])

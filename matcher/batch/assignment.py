@@ -172,7 +172,7 @@ def _locate(matcher: Matcher, requests: Sequence[AdvisorRequest], advisors: list
                                  "message": f"unbekannte Kommune {quoted(req.municipality)}"})
                 asker = None
             if asker is not None and place is None:
-                place = matcher.places_[matcher.index_[asker.id]]
+                place = matcher.index_.places[matcher.index_.row[asker.id]]
         if place is None and req.city:
             suggestions = gz.suggest(req.city, n=3)
             problems.append({"request": req.id, "field": "city", "value": req.city, "suggestions": suggestions,
@@ -241,7 +241,7 @@ def _check_input(matcher: Matcher, requests: list[AdvisorRequest], k_alternates:
     if k_alternates < 0:
         raise ValidationError("k_alternates darf nicht negativ sein", [{"field": "k_alternates"}])
     matcher._check()
-    advisors: list[Advisor] = [matcher.entities_[i] for i in np.flatnonzero(matcher.kind_ == "advisor")]
+    advisors: list[Advisor] = [matcher.entities_[i] for i in np.flatnonzero(matcher.index_.kind == "advisor")]
     unknown = sorted(set(capacities or {}) - {a.id for a in advisors})
     if unknown:
         raise ValidationError(f"Kapazität für unbekannte Berater/innen: {_ids(unknown)}",

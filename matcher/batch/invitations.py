@@ -35,7 +35,6 @@ This module builds the list; the parts live beside it:
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -44,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from matcher.errors import ValidationError
-from matcher.engine.explain import explain
+from matcher.engine.explain import explain, topic_similarities
+from matcher.engine.index import CatalogIndex
 from matcher.batch.invitation_constraints import final_counts, fit_constraints, place_bounds
 from matcher.batch.invitation_history import read_history, recent_invitations
 from matcher.batch.invitation_reasons import WhyContext, waitlist_why
@@ -58,7 +58,7 @@ from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import ORG_TYPES, Event, Query
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matcher.engine.matcher import Matcher
+    from matcher.engine.matcher import Matcher, QueryScores
 
 # the entry point of invitation lists; it also offers the value types and the history reader
 # its callers pass in, so that one import serves a caller
@@ -105,8 +105,8 @@ def _check_arguments(size: int, waitlist: int, mmr_lambda: float, max_per_city: 
 
 
 def _score_candidates(matcher: Matcher, event: Event, include_kinds: Sequence[str],
-                      as_of: dt.date | None) -> tuple[np.ndarray, np.ndarray, list[tuple[dict, dict]], np.ndarray]:
-    """(candidate catalog indices ascending, their scores, the (contrib, ctx) pairs, context index per candidate)."""
+                      as_of: dt.date | None) -> tuple[np.ndarray, np.ndarray, list[QueryScores], np.ndarray]:
+    """(candidate catalog rows ascending, their scores, the scores of each query asked, query per candidate)."""
     parts = []
     if "organisation" in include_kinds:
         parts.append(matcher.score(Query.model_validate({"task": "invitations", "from": event.id}), as_of=as_of))
@@ -117,32 +117,29 @@ def _score_candidates(matcher: Matcher, event: Event, include_kinds: Sequence[st
         parts.append(matcher.score(q, as_of=as_of))
     total = np.full(len(matcher.entities_), -np.inf)
     which = np.full(len(matcher.entities_), -1, dtype=np.int64)
-    for k, (scores, _, ctx) in enumerate(parts):
-        total = np.where(ctx["mask"], scores, total)
-        which[ctx["mask"]] = k
+    for k, part in enumerate(parts):
+        rows = part.block.rows
+        total[rows] = np.where(part.mask, part.total, total[rows])
+        which[part.candidates] = k
     cand = np.flatnonzero(which >= 0)
-    return cand, total[cand], [(contrib, ctx) for _, contrib, ctx in parts], which[cand]
-
-
-# per fitted catalog (the matcher), its entities' group and city codes: see _catalog_columns
-_COLUMNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    return cand, total[cand], parts, which[cand]
 
 
 def _catalog_columns(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per catalog entity its group (index into ``GROUPS``) and city (index into the sorted city
-    list, -1 for none); computed once per fitted catalog, not per list."""
-    cached = _COLUMNS.get(matcher)
-    if cached is None or cached[0] is not matcher.entities_:
-        ents = matcher.entities_
+    list, -1 for none); computed once per fitted catalog (kept on its index), not per list."""
+
+    def build(index: CatalogIndex) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        ents = index.entities
         position = {g: k for k, g in enumerate(GROUPS)}
         groups = np.array([position[ADVISOR_GROUP if e.kind == "advisor" else getattr(e, "org_type", None)
                                     or UNTYPED_GROUP] for e in ents], dtype=np.int64)
         city_list = sorted({e.city for e in ents if e.city})
         city_pos = {c: k for k, c in enumerate(city_list)}
         cities = np.array([city_pos[e.city] if e.city else -1 for e in ents], dtype=np.int64)
-        cached = (ents, groups, cities, city_list)
-        _COLUMNS[matcher] = cached
-    return cached[1], cached[2], cached[3]
+        return groups, cities, city_list
+
+    return matcher.index_.derived("invitation_columns", build)
 
 
 def check_invitation_request(matcher: Matcher, event_id: str, size: int, *, quotas: Sequence[Quota | str] = (),
@@ -214,8 +211,8 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     counts = recent_invitations(history, event.id, ref_date, exposure.window_days)
     recent_all = np.zeros(len(matcher.entities_), dtype=np.int64)
     for entity_id, k in counts.items():
-        if entity_id in matcher.index_:
-            recent_all[matcher.index_[entity_id]] = k
+        if entity_id in matcher.index_.row:
+            recent_all[matcher.index_.row[entity_id]] = k
     recent = recent_all[cand]
     penalty = exposure.penalty * recent
     relevance = scores - penalty
@@ -229,7 +226,7 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     report(0.3, "Auswahl")
     size_eff = min(size, int(cand.size))
     active, reports = fit_constraints(quotas, max_per_city, size, size_eff, groups, cities, group_list, len(city_list))
-    vectors = {"vectors": matcher.profile_vecs_, "vector_rows": cand, "mmr_lambda": mmr_lambda}
+    vectors = {"vectors": matcher.index_.profile_vecs, "vector_rows": cand, "mmr_lambda": mmr_lambda}
     lower, upper = place_bounds(active["quotas"], group_list, size_eff)
     chosen = select(relevance, size_eff, groups=groups, cities=cities, lower=lower, upper=upper,
                     city_cap=active["max_per_city"], progress=lambda f: report(0.3 + 0.5 * f, "Auswahl"), **vectors)
@@ -258,14 +255,16 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     context = WhyContext(group_list, groups, city_list, cities, active["max_per_city"], active["quotas"], size_eff,
                           scores, relevance, recent, exposure, mmr_lambda)
     taken = np.zeros(cand.size, dtype=bool)
+    topic_sims = [topic_similarities(matcher.index_, part.context) for part in parts]  # once per query asked
     people = []
     for rank, pick in enumerate([*chosen, *more], start=1):
         listed = rank <= len(chosen)
         i = int(cand[pick.index])
-        contrib, ctx = parts[int(part_of[pick.index])]
+        k = int(part_of[pick.index])
+        part = parts[k]
         people.append(Invitee(
             rank=rank if listed else rank - len(chosen), entity=matcher.entities_[i], score=float(scores[pick.index]),
-            explanation=explain(matcher, i, contrib, ctx, lang=lang),
+            explanation=explain(matcher.index_, i, part.at(i), part.context, lang=lang, topic_sims=topic_sims[k]),
             why=context.why(pick, taken) if listed else waitlist_why(rank - len(chosen), pick, context),
             group=group_names[pick.index], relevance_rank=int(relevance_rank[pick.index]),
             recent_invitations=int(recent[pick.index]), exposure_penalty=float(penalty[pick.index]),

@@ -4,17 +4,31 @@ German sentences (English on request)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from matcher.text.intent import LANGUAGE_NAMES_DE
 from matcher.domain.schema import Advisor, Event, Organisation
+from matcher.engine.context import QueryContext
+from matcher.engine.index import CatalogIndex
+from matcher.engine.scoring import ScoreRow
+from matcher.text.intent import LANGUAGE_NAMES_DE
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matcher.engine.matcher import Matcher
+__all__ = ["ORG_TYPE_LABELS", "THRESHOLDS", "Explanation", "ExplanationThresholds", "explain", "topic_similarities"]
 
-__all__ = ["Explanation", "explain", "ORG_TYPE_LABELS"]
+
+@dataclass(frozen=True)
+class ExplanationThresholds:
+    """When a reason is worth saying."""
+
+    strong_dense: float = 0.5        # dense contribution from which a passage "fits" (clearly above the average)
+    topic_similarity: float = 0.12   # n-gram similarity from which one of the entity's topics matches the need
+    near_proximity: float = 0.2      # proximity from which the distance is a reason
+    here_km: float = 3.0             # closer than this is "Vor Ort in …"
+    far_km: float = 120.0            # farther than this is not worth mentioning
+
+
+THRESHOLDS = ExplanationThresholds()
 
 ORG_TYPE_LABELS = {
     "de": {"migrant_organisation": "Migrantenorganisation", "civil_society": "zivilgesellschaftliche Gruppe",
@@ -104,57 +118,69 @@ def _join(items: list[str], lang: str) -> str:
     return ", ".join(items[:-1]) + _TEXT[lang]["and"] + items[-1]
 
 
-def _best_topics(matcher: "Matcher", i: int, ctx: dict) -> list[str]:
+def topic_similarities(index: CatalogIndex, ctx: QueryContext) -> np.ndarray | None:
+    """Every catalog topic's character n-gram similarity to the need (computed once per query, for all of
+    its explanations); ``None`` without a need or topics."""
+    if ctx.need_vectors is None or index.topic_vecs is None:
+        return None
+    return np.asarray((index.topic_vecs @ ctx.need_vectors.char_row().T).todense()).ravel()
+
+
+def _best_topics(index: CatalogIndex, i: int, sims: np.ndarray | None, threshold: float) -> list[str]:
     """The entity's topics that best match the need, by character n-gram similarity."""
-    rows = matcher.topic_rows_[i]
-    if not rows:
+    rows = index.topic_rows[i]
+    if not rows or sims is None:
         return []
-    if "topic_sims" not in ctx:  # every topic of the catalog against the need, once per query
-        ctx["topic_sims"] = np.asarray((matcher.topic_vecs_ @ ctx["need_vectors"][0].T).todense()).ravel()
-    sims = ctx["topic_sims"][rows]
-    topics = matcher.entities_[i].topics
-    return [topics[j] for j in np.argsort(-sims, kind="stable") if sims[j] >= 0.12][:2]
+    mine = sims[rows]
+    topics = index.entities[i].topics
+    return [topics[j] for j in np.argsort(-mine, kind="stable") if mine[j] >= threshold][:2]
 
 
-def explain(matcher: "Matcher", i: int, contrib: dict[str, np.ndarray], ctx: dict, lang: str = "de") -> Explanation:
-    """Build the explanation of entity ``i`` from the signals of one query."""
+def explain(index: CatalogIndex, i: int, scores: ScoreRow, ctx: QueryContext, lang: str = "de",
+            topic_sims: np.ndarray | None = None, thresholds: ExplanationThresholds = THRESHOLDS) -> Explanation:
+    """Why catalog row ``i`` was suggested for the query ``ctx``, from its ``scores``.
+
+    ``topic_sims``: :func:`topic_similarities` of the query, when several results of one query are
+    explained (computed here otherwise). Reads the context; changes nothing.
+    """
     lang = lang if lang in _TEXT else "de"
     T = _TEXT[lang]
-    e = matcher.entities_[i]
-    query, asker = ctx["query"], ctx["asker"]
-    need = ctx["need"]
-    contributions = {s: round(float(v[i]), 4) for s, v in contrib.items() if float(v[i]) != 0.0}
-    passage = matcher.passage_texts_[matcher.best_passage(i, ctx["main_vec"])] if matcher.passage_texts_ else None
-    if need:
-        terms = matcher.lexical_.matched_terms(need, i, query_vec=ctx["need_vectors"][1])
-        topics = _best_topics(matcher, i, ctx)
+    t = thresholds
+    e = index.entities[i]
+    query, asker, need = ctx.query, ctx.asker, ctx.need
+    contributions = {s: round(v, 4) for s, v in scores.contributions.items() if v != 0.0}
+    passage = index.passage_texts[index.best_passage(i, ctx.main_vector(index))] if index.passage_texts else None
+    if need and ctx.need_vectors is not None:
+        terms = index.lexical.matched_terms(need, i, query_vec=ctx.need_vectors.word_row())
+        topics = _best_topics(index, i, topic_sims if topic_sims is not None else topic_similarities(index, ctx),
+                              t.topic_similarity)
     else:
         terms, topics = [], []
-    shared = [c for c in ctx["languages"] if c in matcher.languages_[i]]
-    dist = ctx["distance_km"][i]
-    dist = None if np.isnan(dist) else round(float(dist), 1)
+    shared = [c for c in ctx.languages if c in index.languages[i]]
+    dist = None if np.isnan(scores.distance_km) else round(scores.distance_km, 1)
 
     reasons: list[str] = []
-    kind_key = {"advisor": "topic_advisor", "organisation": "topic_organisation", "event": "topic_event"}.get(e.kind, "topic_other")
+    kind_key = {"advisor": "topic_advisor", "organisation": "topic_organisation", "event": "topic_event"}.get(
+        e.kind, "topic_other")
     if topics:
         reasons.append(T[kind_key].format(t=topics[0]))
     elif passage:
-        strong = contributions.get("dense", 0.0) >= 0.5  # clearly above the average candidate
+        strong = contributions.get("dense", 0.0) >= t.strong_dense
         reasons.append(T["passage" if strong else "passage_weak"].format(p=_shorten(passage)))
     if shared:
         reasons.append(T["speaks"].format(langs=_join([_lang_name(c, lang) for c in shared], lang)))
-    raw = ctx["raw"]
-    if isinstance(e, Advisor) and raw["region"][i] > 0:
-        places = [p for p in [ctx["origin"], *ctx["mentioned"]] if p is not None]
-        area = next((a for a in e.regions for p in places if matcher.gazetteer_.covers(a, p)), None)
+    raw = scores.raw
+    if isinstance(e, Advisor) and raw["region"] > 0:
+        places = [p for p in [ctx.origin, *ctx.mentioned] if p is not None]
+        area = next((a for a in e.regions for p in places if index.gazetteer.covers(a, p)), None)
         if area:
             reasons.append(T["region"].format(area=area))
-    elif dist is not None and (raw["proximity"][i] > 0.2 or ctx["intent"].near):
-        if dist < 3:
+    elif dist is not None and (raw["proximity"] > t.near_proximity or ctx.intent.near):
+        if dist < t.here_km:
             reasons.append(T["here"].format(city=e.city or ""))
-        elif dist <= 120:
+        elif dist <= t.far_km:
             reasons.append(T["km"].format(km=int(round(dist))))
-    if raw["type_fit"][i] > 0:
+    if raw["type_fit"] > 0:
         if isinstance(e, Event) and e.target_groups:
             groups = [_ORG_TYPE_PLURAL_DE[g] if lang == "de" else ORG_TYPE_LABELS["en"][g] + "s" for g in e.target_groups]
             reasons.append(T["event_for"].format(groups=_join(groups, lang)))
@@ -162,7 +188,7 @@ def explain(matcher: "Matcher", i: int, contrib: dict[str, np.ndarray], ctx: dic
             label = ORG_TYPE_LABELS[lang][e.org_type]
             key = "in_group" if query.task == "invitations" and isinstance(asker, Event) else "type"
             reasons.append(T[key].format(label=label[0].upper() + label[1:]))
-    if raw["time_fit"][i] > 0 and isinstance(e, Event) and e.date:
+    if raw["time_fit"] > 0 and isinstance(e, Event) and e.date:
         reasons.append(T["when"].format(date=e.date.strftime("%d.%m.%Y")))
     if not reasons:
         reasons.append(T["passage"].format(p=_shorten(passage or e.description or e.name)))

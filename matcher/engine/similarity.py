@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["top_k", "zscore", "segment_max"]
+__all__ = ["top_k", "zscore", "zscore_rows", "segment_max"]
 
 
 def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -38,6 +38,24 @@ def zscore(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     if sd < 1e-9:
         return np.zeros_like(x)
     return (x - mu) / sd
+
+
+def zscore_rows(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`zscore`: each row standardised by its own masked entries (float32; std 0 → zeros)."""
+    x = np.asarray(x, dtype=np.float32)
+    out = np.zeros(x.shape, dtype=np.float32)
+    if x.shape[0] == 0:
+        return out
+    full = mask.all(axis=1)
+    if full.any():  # the usual case in a batch: every candidate counts
+        mu = x[full].mean(axis=1, keepdims=True)
+        sd = x[full].std(axis=1, keepdims=True)
+        ok = sd[:, 0] >= 1e-9
+        rows = np.flatnonzero(full)[ok]
+        out[rows] = (x[rows] - mu[ok]) / sd[ok]
+    for r in np.flatnonzero(~full):
+        out[r] = zscore(x[r], mask[r])
+    return out
 
 
 def segment_max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

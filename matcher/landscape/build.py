@@ -147,7 +147,7 @@ def _inside(area: Area, place: Place | None) -> bool:
 def _members(matcher: "Matcher", classifier: FieldClassifier, area: Area) -> list[int]:
     out = []
     for i in classifier.actors_:
-        place = matcher.places_[i]
+        place = matcher.index_.places[i]
         inside = _inside(area, place)
         if not inside and area.radius_km and area.lat is not None and place is not None and place.lat is not None:
             inside = float(haversine_km(area.lat, area.lon, place.lat, place.lon)) <= area.radius_km

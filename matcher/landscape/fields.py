@@ -292,15 +292,15 @@ class FieldClassifier:
     def _sentence_scores(self, matcher: "Matcher") -> tuple[np.ndarray, np.ndarray]:
         """Centred similarity of each entity's best sentence to each field, and that sentence's index."""
         field_vecs = matcher.embedder.encode([f.text for f in self.fields_.fields], "query")
-        sims = (matcher.passage_unique_vecs_ @ field_vecs.T)[matcher.passage_map_]  # (passages, fields)
+        sims = (matcher.index_.passage_unique_vecs @ field_vecs.T)[matcher.index_.passage_map]  # (passages, fields)
         sentence = self._sentence_mask(matcher)
         centre = sims[sentence].mean(axis=0) if sentence.any() else np.zeros(sims.shape[1])
         sims = np.where(sentence[:, None], sims - centre, -np.inf)
         n, k = len(matcher.entities_), sims.shape[1]
         scores = np.full((n, k), -np.inf)
         best = np.zeros((n, k), dtype=np.int64)
-        ends = np.append(matcher.passage_starts_[1:], sims.shape[0])
-        for i, (start, end) in enumerate(zip(matcher.passage_starts_, ends)):
+        ends = np.append(matcher.index_.passage_starts[1:], sims.shape[0])
+        for i, (start, end) in enumerate(zip(matcher.index_.passage_starts, ends)):
             block = sims[start:end]
             arg = block.argmax(axis=0)
             scores[i] = block[arg, np.arange(k)]
@@ -311,9 +311,9 @@ class FieldClassifier:
     def _sentence_mask(matcher: "Matcher") -> np.ndarray:
         """Passages that are sentences: every passage except the topic list (topics are matched explicitly).
         An entity with nothing but topics keeps its topic list so that it has a sentence to show."""
-        mask = np.ones(len(matcher.passage_texts_), dtype=bool)
-        ends = np.append(matcher.passage_starts_[1:], len(mask))
-        for e, start, end in zip(matcher.entities_, matcher.passage_starts_, ends):
+        mask = np.ones(len(matcher.index_.passage_texts), dtype=bool)
+        ends = np.append(matcher.index_.passage_starts[1:], len(mask))
+        for e, start, end in zip(matcher.entities_, matcher.index_.passage_starts, ends):
             if e.topics and end - start > 1:
                 mask[end - 1] = False
         return mask
@@ -333,14 +333,14 @@ class FieldClassifier:
     def _actor_hits(self, matcher: "Matcher") -> list[dict[str, tuple[str, ...]]]:
         hits: list[dict[str, tuple[str, ...]]] = []
         for i, e in enumerate(matcher.entities_):
-            countries = tuple(sorted(matcher.countries_[i][0]))
+            countries = tuple(sorted(matcher.index_.countries[i][0]))
             kind = actor_type(e)
             hits.append({f.id: countries for f in self.fields_.fields if countries and kind in f.actor_types})
         return hits
 
     def _assign(self, i: int) -> list[FieldAssignment]:
         out = []
-        texts = self.matcher_.passage_texts_
+        texts = self.matcher_.index_.passage_texts
         threshold = self.thresholds_.for_entity(self.matcher_.entities_[i])
         for j, f in enumerate(self.fields_.fields):
             score = float(self.scores_[i, j])
@@ -380,11 +380,11 @@ class FieldClassifier:
     def explicit_matrix(self, entity_ids: Sequence[str], topics: bool = True) -> np.ndarray:
         """Boolean (entities × fields): assigned by topic (unless ``topics=False``) or actor type, whatever the threshold."""
         self._check()
-        rows = [self.matcher_.index_[i] for i in entity_ids]
+        rows = [self.matcher_.index_.row[i] for i in entity_ids]
         return np.array([[(topics and f.id in self.topic_hits_[r]) or f.id in self.actor_hits_[r] for f in self.fields_.fields]
                          for r in rows], dtype=bool).reshape(len(rows), len(self.fields_.fields))
 
     def score_matrix(self, entity_ids: Sequence[str]) -> np.ndarray:
         """Centred sentence similarities (entities × fields)."""
         self._check()
-        return self.scores_[[self.matcher_.index_[i] for i in entity_ids]]
+        return self.scores_[[self.matcher_.index_.row[i] for i in entity_ids]]

@@ -150,7 +150,7 @@ class _PairScorer:
 
     def __init__(self, matcher: "Matcher", classifier: FieldClassifier, weights: LinkWeights):
         self.m, self.fc, self.w = matcher, classifier, weights
-        vecs = matcher.profile_vecs_[classifier.actors_]
+        vecs = matcher.index_.profile_vecs[classifier.actors_]
         mean = vecs.mean(axis=0)
         self.baseline = float(mean @ mean)  # mean cosine over all ordered actor pairs (self-pairs included)
         self._wishes: dict[str, dict[str, str]] = {}
@@ -172,7 +172,7 @@ class _PairScorer:
     def score(self, i: int, j: int, fields_i: list[FieldAssignment], fields_j: list[FieldAssignment]) -> MissingLink | None:
         m, w = self.m, self.w
         ei, ej = m.entities_[i], m.entities_[j]
-        pi, pj = m.places_[i], m.places_[j]
+        pi, pj = m.index_.places[i], m.index_.places[j]
         km = None
         if pi is not None and pj is not None and None not in (pi.lat, pj.lat):
             km = float(haversine_km(pi.lat, pi.lon, pj.lat, pj.lon))
@@ -180,10 +180,10 @@ class _PairScorer:
                 return None
         labels_j = {a.field_id for a in fields_j}
         shared = [a for a in fields_i if a.field_id in labels_j]
-        countries = sorted(m.countries_[i][0] & m.countries_[j][0])
+        countries = sorted(m.index_.countries[i][0] & m.index_.countries[j][0])
         ti, tj = actor_type(ei), actor_type(ej)
         asks = self._asks(ei, ej) + self._asks(ej, ei)
-        cos = float(m.profile_vecs_[i] @ m.profile_vecs_[j])
+        cos = float(m.index_.profile_vecs[i] @ m.index_.profile_vecs[j])
         similarity = (cos - self.baseline) / (1 - self.baseline)
         if not shared and not countries and not (asks and similarity >= w.min_similarity_wish_only):
             return None  # nothing in common to build on

@@ -73,9 +73,9 @@ def export_vectors(matcher: Matcher, path: str | Path) -> ExportReport:
     texts in key order, so it does not change when unrelated texts are added.
     """
     texts: dict[str, tuple[str, str, np.ndarray]] = {}
-    for text, vec in zip(matcher.profile_texts_, matcher.profile_vecs_):
+    for text, vec in zip(matcher.index_.profile_texts, matcher.index_.profile_vecs):
         texts[CachedEmbedder.key(text, "passage")] = (text, "passage", vec)
-    for text, vec in zip(matcher.passage_unique_texts_, matcher.passage_unique_vecs_):
+    for text, vec in zip(matcher.index_.passage_unique_texts, matcher.index_.passage_unique_vecs):
         texts[CachedEmbedder.key(text, "passage")] = (text, "passage", vec)
     domain = matcher.domain_text
     texts[CachedEmbedder.key(domain, "query")] = (domain, "query", matcher.embedder.encode([domain], "query")[0])

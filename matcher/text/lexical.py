@@ -280,6 +280,31 @@ class LexicalIndex:
             sim = sim[rows.start - offset : rows.stop - offset]
         return sim.astype(np.float32)
 
+    def similarity_matrix(self, char: sparse.csr_matrix, word: sparse.csr_matrix | None,
+                          rows: slice) -> np.ndarray:
+        """Cosine similarity of several texts' vectors (rows of ``char``/``word``, from
+        :meth:`vectors` or the views' ``transform``) to the fitted texts ``rows``: (texts, rows).
+
+        One text reads only its own n-grams' columns (:meth:`similarity`); several are one
+        sparse product with the block's columns."""
+        self._check()
+        if char.shape[0] == 1:
+            return self.similarity("", (char, word), rows=rows)[None, :]
+        wanted = [k for k, s in enumerate(self.blocks_) if s.start < rows.stop and rows.start < s.stop]
+
+        def product(blocks: list, vecs) -> np.ndarray:
+            # a CSC block transposed is CSR (terms × rows) without a copy
+            return np.hstack([(vecs @ blocks[k].T).toarray() for k in wanted]) if wanted \
+                else np.zeros((vecs.shape[0], 0), np.float32)
+
+        sim = self.char_weight * product(self.char_csc_, char)
+        if word is not None:
+            sim += (1 - self.char_weight) * product(self.word_csc_, word)
+        if wanted:
+            offset = self.blocks_[wanted[0]].start
+            sim = sim[:, rows.start - offset : rows.stop - offset]
+        return sim.astype(np.float32)
+
     def _surface_forms(self, row: int) -> dict[str, str]:
         """Stem → the word as fitted text ``row`` writes it most often (what an explanation shows).
         Kept per row: the same profiles are explained again and again."""
