@@ -46,10 +46,15 @@ class NeedVectors:
         self.char, self.word, self.row = char, word, row
 
     def char_row(self) -> sparse.csr_matrix:
-        return self.char[self.row]
+        return _row(self.char, self.row)
 
     def word_row(self) -> sparse.csr_matrix | None:
-        return None if self.word is None else self.word[self.row]
+        return None if self.word is None else _row(self.word, self.row)
+
+
+def _row(matrix: sparse.csr_matrix, row: int) -> sparse.csr_matrix:
+    """Row ``row`` as a one-row matrix (the matrix itself when it is that row: one query online)."""
+    return matrix if matrix.shape[0] == 1 else matrix[row]
 
 
 @dataclass(frozen=True, eq=False)

@@ -122,6 +122,8 @@ def lexical(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBl
 def _stacked(vectors: list[Any]) -> tuple[sparse.csr_matrix, sparse.csr_matrix | None]:
     """The needs' (character, word) rows as two matrices (one slice when they share a batch)."""
     first = vectors[0]
+    if len(vectors) == 1:
+        return first.char_row(), first.word_row()
     if all(v.char is first.char for v in vectors):
         picks = [v.row for v in vectors]
         return first.char[picks], (first.word[picks] if first.word is not None else None)
