@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matcher.domain.spreadsheets import append_text_row
 from matcher.batch.assignment import AssignmentResult
 from matcher.errors import ValidationError
 from matcher.batch.invitation_types import InvitationList
@@ -221,21 +222,6 @@ def write_table(header: Sequence[str], rows: Sequence[Sequence[Any]], path: str 
     raise ValidationError(f"Unbekanntes Format {quoted(suffix) if suffix else '(ohne Endung)'}: "
                           "„.csv“ oder „.xlsx“ angeben",
                           [{"field": "out", "value": str(path)}])
-
-
-def append_text_row(ws: Any, values: Sequence[Any]) -> None:
-    """Append a row to an openpyxl sheet with every string kept as plain text.
-
-    Control characters that a worksheet cannot hold (openpyxl refuses them:
-    a name with a bell or escape character would break the whole export) are
-    dropped, and no string becomes a formula, whatever it starts with.
-    """
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    ws.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values])
-    for cell in ws[ws.max_row]:
-        if isinstance(cell.value, str):
-            cell.data_type = "s"  # never a formula
 
 
 def _write_xlsx(target: Any, sheets: list[tuple[str, list[str], list[list[Any]]]]) -> None:

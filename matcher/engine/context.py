@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import sparse
 
-from matcher.domain.messages import KIND_LABELS
+from matcher.domain.labels import KIND_LABELS
 from matcher.domain.messages import quoted
 from matcher.domain.schema import Event, Query
 from matcher.engine.embedding import Embedder

@@ -8,13 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from matcher.domain.formatting import capitalised, german_date
+from matcher.domain.labels import (
+    LANGUAGE_NAMES_DE, LANGUAGE_NAMES_EN, ORG_TYPE_LABELS_DE, ORG_TYPE_LABELS_EN, ORG_TYPE_PLURALS_DE,
+    ORG_TYPE_PLURALS_EN,
+)
 from matcher.domain.schema import Advisor, Event, Organisation
 from matcher.engine.context import QueryContext
 from matcher.engine.index import CatalogIndex
 from matcher.engine.scoring import ScoreRow
-from matcher.text.intent import LANGUAGE_NAMES_DE
 
-__all__ = ["ORG_TYPE_LABELS", "THRESHOLDS", "Explanation", "ExplanationThresholds", "explain", "topic_similarities"]
+__all__ = ["THRESHOLDS", "Explanation", "ExplanationThresholds", "explain", "topic_similarities"]
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,9 @@ class ExplanationThresholds:
 
 THRESHOLDS = ExplanationThresholds()
 
-ORG_TYPE_LABELS = {
-    "de": {"migrant_organisation": "Migrantenorganisation", "civil_society": "zivilgesellschaftliche Gruppe",
-           "municipal_office": "kommunale Stelle", "institution": "Einrichtung"},
-    "en": {"migrant_organisation": "migrant organisation", "civil_society": "civil-society group",
-           "municipal_office": "municipal office", "institution": "institution"},
-}
-_ORG_TYPE_PLURAL_DE = {"migrant_organisation": "Migrantenorganisationen", "civil_society": "zivilgesellschaftliche Gruppen",
-                       "municipal_office": "kommunale Stellen", "institution": "Einrichtungen"}
-_LANG_EN = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "tr": "Turkish", "ar": "Arabic",
-            "pt": "Portuguese", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish", "fa": "Persian", "ku": "Kurdish"}
+_ORG_TYPE_LABELS = {"de": ORG_TYPE_LABELS_DE, "en": ORG_TYPE_LABELS_EN}
+_ORG_TYPE_PLURALS = {"de": ORG_TYPE_PLURALS_DE, "en": ORG_TYPE_PLURALS_EN}
+_LANGUAGE_NAMES = {"de": LANGUAGE_NAMES_DE, "en": LANGUAGE_NAMES_EN}
 
 _TEXT = {
     "de": {
@@ -107,9 +104,7 @@ def _shorten(text: str, limit: int = 110) -> str:
 
 
 def _lang_name(code: str, lang: str) -> str:
-    if lang == "en":
-        return _LANG_EN.get(code, code)
-    return LANGUAGE_NAMES_DE.get(code, code)
+    return _LANGUAGE_NAMES[lang].get(code, code)
 
 
 def _join(items: list[str], lang: str) -> str:
@@ -182,14 +177,13 @@ def explain(index: CatalogIndex, i: int, scores: ScoreRow, ctx: QueryContext, la
             reasons.append(T["km"].format(km=int(round(dist))))
     if raw["type_fit"] > 0:
         if isinstance(e, Event) and e.target_groups:
-            groups = [_ORG_TYPE_PLURAL_DE[g] if lang == "de" else ORG_TYPE_LABELS["en"][g] + "s" for g in e.target_groups]
+            groups = [_ORG_TYPE_PLURALS[lang][g] for g in e.target_groups]
             reasons.append(T["event_for"].format(groups=_join(groups, lang)))
         elif isinstance(e, Organisation) and e.org_type:
-            label = ORG_TYPE_LABELS[lang][e.org_type]
             key = "in_group" if query.task == "invitations" and isinstance(asker, Event) else "type"
-            reasons.append(T[key].format(label=label[0].upper() + label[1:]))
+            reasons.append(T[key].format(label=capitalised(_ORG_TYPE_LABELS[lang][e.org_type])))
     if raw["time_fit"] > 0 and isinstance(e, Event) and e.date:
-        reasons.append(T["when"].format(date=e.date.strftime("%d.%m.%Y")))
+        reasons.append(T["when"].format(date=german_date(e.date)))
     if not reasons:
         reasons.append(T["passage"].format(p=_shorten(passage or e.description or e.name)))
     return Explanation(

@@ -234,7 +234,7 @@ def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
 
-    from matcher.batch.export import append_text_row  # names as plain text: no formulas, no characters Excel refuses
+    from matcher.domain.spreadsheets import append_text_row  # names as plain text: no formulas, nothing Excel refuses
 
     counts = landscape.counts()
     top = int(counts.max()) if counts.size else 0
