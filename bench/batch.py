@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.batch_data import advisor_instance, invitation_history, organisation_catalog
-from matcher.batch.assignment import eligibility
+from matcher.batch.eligibility import eligibility
 from matcher.batch.solver import solve_assignment
 from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 from matcher.batch.invitations import ExposurePolicy, invitation_list

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from matcher.domain.spreadsheets import append_text_row
-from matcher.batch.assignment import AssignmentResult
+from matcher.batch.assignment_types import AssignmentResult
 from matcher.errors import ValidationError
 from matcher.batch.invitation_types import InvitationList
 from matcher.domain.formatting import decimal

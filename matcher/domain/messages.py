@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
 from matcher.domain.labels import KIND_LABELS  # defined with the other labels; still importable here
 
-__all__ = ["validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean",
+__all__ = ["validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean", "listed",
            "json_error_reason", "KIND_LABELS", "GENERIC_MESSAGE"]
 
 _KINDS = ("advisor", "organisation", "event", "municipality")
@@ -68,6 +68,12 @@ def alternatives(values: Iterable[Any], conjunction: str = "oder") -> str:
     if len(items) < 2:
         return "".join(items)
     return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def listed(items: Sequence[str], limit: int = 8) -> str:
+    """At most ``limit`` items, comma-separated, then how many more: ``a, b, c und 4 weitere``."""
+    more = f" und {len(items) - limit} weitere" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def did_you_mean(names: Iterable[str]) -> str:
