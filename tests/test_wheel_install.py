@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,8 +34,14 @@ NEED = "Die Feuerwehr soll fair produzierte Einsatzkleidung bekommen."
 def installed(tmp_path_factory):
     """(bin folder of a fresh venv holding the built wheel, a working folder outside the repo, its env)."""
     base = tmp_path_factory.mktemp("wheel")
+    source = base / "source"   # built from a copy: setuptools leaves build/ and *.egg-info beside the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("matcher", "service"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(base / "dist"), str(ROOT)], check=True, capture_output=True, cwd=base)
+                    "-w", str(base / "dist"), str(source)], check=True, capture_output=True, cwd=base)
     wheel = next((base / "dist").glob("matcher-*.whl"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
