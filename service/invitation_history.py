@@ -39,7 +39,7 @@ def record_invitations() -> ResponseReturnValue:
             raise ValidationError(f"Der Auftrag {job.id} gilt der Veranstaltung {quoted(result['event']['id'])}, "
                                   f"nicht {quoted(event)}", [{"field": "event", "value": event}])
         event, ids = result["event"]["id"], [p["id"] for p in result["invitees"]]
-    report = runner.jobs.record_invitations(event, ids, date=req.date, key_id=current_caller().key_id, job_id=req.job)
+    report = runner.store.invitations.record(event, ids, date=req.date, key_id=current_caller().key_id, job_id=req.job)
     return jsonify(RecordedInvitationsOut(**report).model_dump(mode="json")), 201
 
 
@@ -48,5 +48,5 @@ def record_invitations() -> ResponseReturnValue:
             responses={200: InvitationPage})
 def list_invitations() -> ResponseReturnValue:
     q = parse_args(InvitationListQuery)
-    items, total = get_runner().jobs.list_invitations(q.event, q.entity, q.since, limit=q.limit, offset=q.offset)
+    items, total = get_runner().store.invitations.page(q.event, q.entity, q.since, limit=q.limit, offset=q.offset)
     return jsonify(InvitationPage(items=items, total=total, limit=q.limit, offset=q.offset).model_dump(mode="json"))

@@ -18,7 +18,8 @@ from flask import Blueprint, Flask, current_app, jsonify, request, send_file, ur
 from flask.typing import ResponseReturnValue
 
 from matcher.batch.export import entity_ids, render, with_contacts
-from matcher.batch.runner import Job, JobRunner, JobStore, TooManyJobsError
+from matcher.batch.runner import JobRunner, TooManyJobsError
+from matcher.store import Job
 
 from .auth import can_see_contact, current_caller
 from .errors import ApiError
@@ -44,7 +45,7 @@ def init_app(app: Flask) -> None:
     """Start the job runner of this app: fails stale jobs of stopped processes (see :mod:`matcher.batch.runner`)."""
     state, cfg = get_state_of(app), app.config
     app.extensions[EXTENSION] = JobRunner(
-        JobStore(state.store), state.live, workers=int(cfg["JOB_WORKERS"]),
+        state.store, state.live, workers=int(cfg["JOB_WORKERS"]),
         heartbeat_seconds=float(cfg["JOB_HEARTBEAT_SECONDS"]), stale_seconds=float(cfg["JOB_STALE_SECONDS"]),
         max_pending=int(cfg["JOB_MAX_PENDING"]), retention_days=float(cfg["JOB_RETENTION_DAYS"])).start()
 
@@ -57,7 +58,7 @@ def job_result(job: Job) -> dict[str, Any]:
     """The job's result for the current caller (raises if there is none): contact data for staff only."""
     result = job.require_result()
     if can_see_contact():
-        return with_contacts(result, get_runner().jobs.contacts(entity_ids(result)))
+        return with_contacts(result, get_runner().store.catalog.contacts(entity_ids(result)))
     return result
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import update
 from matcher import InfeasibleError, UnknownEntityError, ValidationError
 from matcher.batch.requests import AdvisorRequest
 from matcher.batch.assignment import assign_advisors
-from matcher.batch.invitations import ExposurePolicy, InvitationRecord, invitation_list
-from matcher.batch.runner import JobNotDoneError, JobRunner, JobStore, TooManyJobsError
+from matcher.batch.invitations import ExposurePolicy, invitation_list
+from matcher.batch.runner import JobNotDoneError, JobRunner, TooManyJobsError
 from matcher.live import LiveMatcher, StoreBackedEmbedder
 from matcher.store import Store, jobs
 
@@ -42,7 +42,7 @@ def live(seeded, fast_embedder):
 
 @pytest.fixture
 def runner(seeded, live):
-    return JobRunner(JobStore(seeded), live, heartbeat_seconds=0.2, stale_seconds=60.0).start()
+    return JobRunner(seeded, live, heartbeat_seconds=0.2, stale_seconds=60.0).start()
 
 
 def wait_finished(runner: JobRunner, job_id: str, timeout: float = 60.0):
@@ -64,7 +64,7 @@ def _age(store: Store, job_id: str, seconds: float) -> None:
 
 # ---------------------------------------------------------------- states and ownership
 def test_a_job_changes_state_only_through_its_owner(seeded):
-    js = JobStore(seeded)
+    js = seeded.jobs
     job = js.create("invitations", {"event": "evt-113", "size": 3}, owner="host:1:aa", key_id="k1")
     assert (job.state, job.progress, job.owner, job.key_id) == ("queued", 0.0, "host:1:aa", "k1")
     assert job.id.startswith("job_") and job.heartbeat is not None
@@ -83,7 +83,7 @@ def test_a_job_changes_state_only_through_its_owner(seeded):
 
 
 def test_a_job_failed_meanwhile_is_not_resurrected_by_its_owner(seeded):
-    js = JobStore(seeded)
+    js = seeded.jobs
     job = js.create("assignments", {"requests": 1}, owner="host:1:aa")
     js.start(job.id, "host:1:aa")
     _age(seeded, job.id, 120)
@@ -95,7 +95,7 @@ def test_a_job_failed_meanwhile_is_not_resurrected_by_its_owner(seeded):
 
 
 def test_starting_a_process_fails_only_the_jobs_of_stopped_processes(seeded, live):
-    js = JobStore(seeded)
+    js = seeded.jobs
     alive = js.create("invitations", {"event": "evt-113", "size": 3}, owner="replica-a:7:aa")
     js.start(alive.id, "replica-a:7:aa")
     lost_running = js.create("invitations", {"event": "evt-113", "size": 3}, owner="replica-b:7:bb")
@@ -104,7 +104,7 @@ def test_starting_a_process_fails_only_the_jobs_of_stopped_processes(seeded, liv
     _age(seeded, lost_running.id, 61)
     _age(seeded, lost_queued.id, 300)
 
-    JobRunner(js, live, stale_seconds=60.0).start()               # a process starting on the same database
+    JobRunner(seeded, live, stale_seconds=60.0).start()           # a process starting on the same database
 
     assert js.get(alive.id).state == "running"                    # replica a is alive: its heartbeat is fresh
     for job_id in (lost_running.id, lost_queued.id):
@@ -114,8 +114,8 @@ def test_starting_a_process_fails_only_the_jobs_of_stopped_processes(seeded, liv
 
 
 def test_a_read_fails_a_job_whose_process_stopped_since(seeded, live):
-    js = JobStore(seeded)
-    runner = JobRunner(js, live, heartbeat_seconds=1.0, stale_seconds=5.0).start()
+    js = seeded.jobs
+    runner = JobRunner(seeded, live, heartbeat_seconds=1.0, stale_seconds=5.0).start()
     job = js.create("invitations", {"event": "evt-113", "size": 3}, owner="gone:9:cc")
     assert runner.get(job.id).state == "queued"
     _age(seeded, job.id, 6)
@@ -124,13 +124,13 @@ def test_a_read_fails_a_job_whose_process_stopped_since(seeded, live):
 
 def test_settings_that_could_fail_live_jobs_are_refused(seeded, live):
     with pytest.raises(ValidationError, match="Einstellungen") as exc:
-        JobRunner(JobStore(seeded), live, heartbeat_seconds=5.0, stale_seconds=10.0).start()
+        JobRunner(seeded, live, heartbeat_seconds=5.0, stale_seconds=10.0).start()
     assert exc.value.details[0]["field"] == "JOB_STALE_SECONDS"
 
 
 def test_a_stopping_process_fails_its_own_unfinished_jobs_at_once(seeded, live):
-    js = JobStore(seeded)
-    runner = JobRunner(js, live, heartbeat_seconds=0.2, stale_seconds=60.0).start()
+    js = seeded.jobs
+    runner = JobRunner(seeded, live, heartbeat_seconds=0.2, stale_seconds=60.0).start()
     other = js.create("invitations", {"event": "evt-113", "size": 3}, owner="replica-a:7:aa")
     mine = js.create("invitations", {"event": "evt-113", "size": 3}, owner=runner.owner)
     runner._active[mine.id] = "invitations"  # what submit() records, without a thread taking the job
@@ -140,7 +140,7 @@ def test_a_stopping_process_fails_its_own_unfinished_jobs_at_once(seeded, live):
 
 
 def test_a_process_accepts_only_so_many_unfinished_jobs(seeded, live):
-    runner = JobRunner(JobStore(seeded), live, max_pending=1).start()
+    runner = JobRunner(seeded, live, max_pending=1).start()
     assert runner.owner                                 # this process's threads are up
     runner._active["job_" + "1" * 32] = "invitations"  # what submit() records for a job still running
     with pytest.raises(TooManyJobsError, match="warten"):
@@ -150,41 +150,48 @@ def test_a_process_accepts_only_so_many_unfinished_jobs(seeded, live):
 
 # ---------------------------------------------------------------- invitation history
 def test_invitations_are_recorded_once_and_read_back_as_history(seeded):
-    js = JobStore(seeded)
-    report = js.record_invitations("evt-101", ["org-101", "org-102"], key_id="k1")
+    history = seeded.invitations
+    report = history.record("evt-101", ["org-101", "org-102"], key_id="k1")
     event_date = seeded.get_entity("evt-101").date
     assert report == {"event": "evt-101", "date": event_date, "recorded": ["org-101", "org-102"],
                       "already_recorded": []}
-    again = js.record_invitations("evt-101", ["org-102", "org-103"], date=dt.date(2026, 1, 5))
+    again = history.record("evt-101", ["org-102", "org-103"], date=dt.date(2026, 1, 5))
     assert again["recorded"] == ["org-103"] and again["already_recorded"] == ["org-102"]
-    history = js.invitation_history()
-    assert InvitationRecord("org-101", "evt-101", event_date) in history
-    assert InvitationRecord("org-103", "evt-101", dt.date(2026, 1, 5)) in history
-    assert all(r.date >= dt.date(2026, 2, 1) for r in js.invitation_history(since=dt.date(2026, 2, 1)))
-    items, total = js.list_invitations(event_id="evt-101")
+    recorded = history.history()
+    assert ("org-101", "evt-101", event_date) in recorded                 # (entity_id, event_id, date)
+    assert ("org-103", "evt-101", dt.date(2026, 1, 5)) in recorded
+    assert all(r.date >= dt.date(2026, 2, 1) for r in history.history(since=dt.date(2026, 2, 1)))
+    items, total = history.page(event_id="evt-101")
     assert total == 3 and {i["entity_id"] for i in items} == {"org-101", "org-102", "org-103"}
 
 
 def test_recording_an_unknown_or_uninvitable_id_records_nothing(seeded):
-    js = JobStore(seeded)
-    before = js.list_invitations(event_id="evt-102")[1]
+    history = seeded.invitations
+    before = history.page(event_id="evt-102")[1]
     with pytest.raises(ValidationError, match="nichts wurde gespeichert") as exc:
-        js.record_invitations("evt-102", ["org-104", "org-999", "mun-101"])
+        history.record("evt-102", ["org-104", "org-999", "mun-101"])
     assert {(d["value"], d["message"]) for d in exc.value.details} == {
         ("org-999", "nicht im Katalog"), ("mun-101", "kann nicht eingeladen werden (Art: Kommune)")}
-    assert js.list_invitations(event_id="evt-102")[1] == before
+    assert history.page(event_id="evt-102")[1] == before
     with pytest.raises(UnknownEntityError):
-        js.record_invitations("evt-999", ["org-104"])
+        history.record("evt-999", ["org-104"])
     with pytest.raises(ValidationError, match="keine Veranstaltung"):
-        js.record_invitations("org-101", ["org-104"])
+        history.record("org-101", ["org-104"])
+
+
+def test_the_store_records_invitations_of_the_kinds_an_invitation_list_invites():
+    from matcher.batch import invitations as lists
+    from matcher.store import invitation_history as stored
+
+    assert stored.INVITABLE_KINDS == lists.INVITABLE_KINDS
 
 
 def test_erasing_an_entity_removes_it_from_the_invitation_history(seeded):
-    js = JobStore(seeded)
-    js.record_invitations("evt-103", ["org-140"])
+    history = seeded.invitations
+    history.record("evt-103", ["org-140"])
     report = seeded.delete_entity("org-140", erase=True)
     assert report["invitations"] == 1
-    assert not js.list_invitations(entity_id="org-140")[1]
+    assert not history.page(entity_id="org-140")[1]
 
 
 # ---------------------------------------------------------------- the runner
@@ -192,8 +199,8 @@ def test_an_invitation_job_reads_the_stored_history_for_exposure_control(seeded,
     version, matcher = live.current()
     plain = invitation_list(matcher, "evt-113", 6, as_of=AS_OF)
     favourite = plain.invitees[0].entity_id
-    runner.jobs.record_invitations("evt-105", [favourite], date=AS_OF - dt.timedelta(days=30))
-    runner.jobs.record_invitations("evt-106", [favourite], date=AS_OF - dt.timedelta(days=10))
+    runner.store.invitations.record("evt-105", [favourite], date=AS_OF - dt.timedelta(days=30))
+    runner.store.invitations.record("evt-106", [favourite], date=AS_OF - dt.timedelta(days=10))
 
     job = runner.submit("invitations", {"event": "evt-113", "size": 6, "as_of": AS_OF.isoformat(),
                                         "exposure_penalty": 5.0, "exposure_days": 365})
@@ -201,7 +208,7 @@ def test_an_invitation_job_reads_the_stored_history_for_exposure_control(seeded,
 
     assert done.state == "done" and done.progress == 100.0, done.error
     expected = invitation_list(matcher, "evt-113", 6, as_of=AS_OF, exposure=ExposurePolicy(5.0, 365),
-                               history=runner.jobs.invitation_history()).as_dict()
+                               history=runner.store.invitations.history()).as_dict()
     assert done.result == expected
     assert favourite not in [p["id"] for p in done.result["invitees"]]   # invited twice lately: it gives way
     assert done.result["settings"]["history_entries"] >= 2

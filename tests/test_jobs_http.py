@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from test_api import CONTACT_VALUES, assert_no_contact_data
 
 from matcher.batch.export import CONTACT_COLUMNS, INVITATION_HEADER, invitation_table
-from matcher.batch.runner import JobStore
+from matcher.store import JobStore
 from service.auth import ACCESS
 
 AS_OF = "2026-11-22"
@@ -128,7 +128,7 @@ def test_contact_data_only_for_editor_keys(app, client, api_keys, invitation_job
     ws = xlsx["Einladungen"]
     assert [c.value for c in ws[1]] == INVITATION_HEADER + CONTACT_COLUMNS
     assert emails[0] in [c for row in ws.iter_rows(min_row=2, values_only=True) for c in row]
-    stored = app.extensions["matcher_jobs"].jobs.get(job_id).result
+    stored = app.extensions["matcher_jobs"].store.jobs.get(job_id).result
     assert "contact" not in json.dumps(stored)                     # the store keeps no contact data
 
 
@@ -159,7 +159,7 @@ def test_a_partial_assignment_is_done_and_exports_the_blocked_request(client, ap
 
 
 def test_the_export_of_an_unfinished_job_is_a_409(app, client, api_keys):
-    js: JobStore = app.extensions["matcher_jobs"].jobs
+    js: JobStore = app.extensions["matcher_jobs"].store.jobs
     job = js.create("invitations", {"event": "evt-113", "size": 3}, owner="other-replica:1:aa")  # alive: fresh
     r = client.get(f"/v1/jobs/{job.id}/export.csv", headers=auth(api_keys, "reader"))
     assert r.status_code == 409 and r.json["error"]["code"] == "job_not_done" and "später" in r.json["error"]["message"]
@@ -300,7 +300,7 @@ def test_a_job_is_polled_to_completion_and_a_stopped_or_killed_servers_job_is_fa
     stopped.wait_ready()
     _, submit, wait_running = _server_client(killed.url, key)
     get_elsewhere, submit_elsewhere, wait_running_elsewhere = _server_client(stopped.url, key)
-    js = JobStore(store)
+    js = store.jobs
 
     # polled through its progress to completion (through another process: jobs live in the store)
     job, seen = poll(get_elsewhere, submit(200, "a"))

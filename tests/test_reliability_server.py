@@ -230,9 +230,7 @@ def _start_long_job(served: Served, tag: str) -> str:
 
 
 def _job(served: Served, job_id: str) -> dict:
-    from matcher.batch.runner import JobStore
-
-    job = JobStore(served.store).get(job_id)
+    job = served.store.jobs.get(job_id)
     return {"state": job.state, "error": job.error, "heartbeat": job.heartbeat}
 
 

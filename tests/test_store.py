@@ -8,7 +8,16 @@ from sqlalchemy import select, text
 
 from matcher.errors import ConflictError, StoreError, UnknownEntityError, ValidationError
 from matcher.domain.schema import parse_entity
-from matcher.store import Store, api_keys, embeddings, entity_text_keys, metadata
+from matcher.store import (
+    Catalog,
+    InvitationHistory,
+    Store,
+    api_keys,
+    embeddings,
+    entities,
+    entity_text_keys,
+    metadata,
+)
 
 
 def advisor(id: str = "adv-t1", **fields):
@@ -81,7 +90,7 @@ def test_bulk_write_is_all_or_nothing_when_it_fails_after_writing_rows(store, mo
     def fail(conn):  # the last step of the transaction: every row is written by now
         raise RuntimeError("Stromausfall")
 
-    monkeypatch.setattr(Store, "_bump_version", staticmethod(fail))
+    monkeypatch.setattr(Catalog, "bump_version", staticmethod(fail))
     with pytest.raises(RuntimeError):
         store.upsert_entities([advisor("adv-a", name="Neu"), advisor("adv-new1"), organisation("org-new2")])
     monkeypatch.undo()
@@ -211,6 +220,43 @@ def test_plain_delete_keeps_feedback_and_audit_but_drops_vectors(store):
     assert store.vectors.count() == 0
     assert len(store.feedback_for("adv-a")) == 1
     assert store.audit_entries()[0]["shown"] == ["adv-a"]
+
+
+def test_erasure_is_one_transaction_across_the_repositories(store, monkeypatch):
+    a = advisor("adv-a")
+    store.create_entity(a)
+    store.vectors.put_many("m", {h: np.ones(4, dtype=np.float32) for h in entity_text_keys(a)})
+    rec = store.record_recommendation(task="advisors", query={}, shown=["adv-a"], model_id="m",
+                                      catalog_version=1, role="reader", asker_id="adv-a")
+    store.add_feedback(rec, "adv-a", "contacted")
+    version = store.catalog_version()
+
+    def fail(conn, entity_id):  # the invitations go last: catalog, vectors, feedback and audit are changed by now
+        raise RuntimeError("Stromausfall")
+
+    monkeypatch.setattr(InvitationHistory, "delete_entity", staticmethod(fail))
+    with pytest.raises(RuntimeError):
+        store.delete_entity("adv-a", erase=True)
+    monkeypatch.undo()
+    assert store.catalog_version() == version and store.get_entity("adv-a") == a
+    assert store.vectors.count() == len(entity_text_keys(a))
+    assert len(store.feedback_for("adv-a")) == 1 and store.audit_entries()[0]["asker_id"] == "adv-a"
+
+
+def test_a_transaction_of_ones_own_commits_at_its_end_and_rolls_back_as_a_whole(store):
+    with store.db.write() as conn:
+        store.catalog.insert(conn, [advisor("adv-a"), advisor("adv-b")], created={})
+        store.catalog.bump_version(conn)
+    assert store.count_entities() == 2 and store.catalog_version() == 1
+    with pytest.raises(RuntimeError), store.db.write() as conn:
+        store.catalog.delete_rows(conn, ["adv-a"])
+        store.catalog.bump_version(conn)
+        raise RuntimeError("Stromausfall")
+    assert store.count_entities() == 2 and store.catalog_version() == 1
+    with pytest.raises(ConflictError), store.db.write() as conn:   # translated like every store call
+        store.catalog.insert(conn, [advisor("adv-b")], created={})
+    with store.db.read() as conn:
+        assert conn.execute(select(entities.c.id).order_by(entities.c.id)).scalars().all() == ["adv-a", "adv-b"]
 
 
 def test_unreachable_database_raises_store_error_not_a_driver_error(tmp_path):

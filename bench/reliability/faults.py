@@ -88,7 +88,8 @@ def store_matches(store: Any, acknowledged: Mapping[str, dict[str, Any]], *, ref
     """Compare ``store`` with what clients were told; ``version_before`` is accepted for the caller's own check."""
     from sqlalchemy import select
 
-    from matcher.store import _fold, entities, entity_topics
+    from matcher.store import entities, entity_topics
+    from matcher.store.catalog import fold
 
     uncertain = dict(uncertain or {})
     ids = sorted({*acknowledged, *refused, *uncertain})
@@ -106,7 +107,7 @@ def store_matches(store: Any, acknowledged: Mapping[str, dict[str, Any]], *, ref
     def whole(entity_id: str, sent: Mapping[str, Any]) -> bool:
         record = stored[entity_id]
         want = _canonical(sent)
-        return record == want and topics.get(entity_id, set()) == {_fold(t)[:200] for t in want.get("topics", [])}
+        return record == want and topics.get(entity_id, set()) == {fold(t)[:200] for t in want.get("topics", [])}
 
     def as_one_of(entity_id: str) -> bool:
         # a write without an answer may or may not have committed: the stored record is either it or the

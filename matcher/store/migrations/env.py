@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from matcher.store import metadata
+from matcher.store.tables import metadata
 
 config = context.config
 

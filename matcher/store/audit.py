@@ -1,0 +1,112 @@
+"""The audit log of recommendations served, and the feedback on them.
+
+Each recommendation served is one audit entry (what was asked, as a summary
+without free text, and which entity ids were shown); feedback names an entity
+that entry showed. Erasure (GDPR art. 17) deletes an entity's feedback and
+replaces its id in the audit log by an anonymous token (:meth:`AuditLog.pseudonymise`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Text, cast, delete, insert, or_, select, update
+
+from matcher.domain.messages import alternatives, quoted
+from matcher.errors import UnknownEntityError, ValidationError
+from matcher.store.db import Database, now, utc
+from matcher.store.tables import audit_log, feedback
+
+__all__ = ["ERASED_PREFIX", "OUTCOMES", "AuditLog"]
+
+OUTCOMES = ("accepted", "declined", "contacted")
+ERASED_PREFIX = "gelöscht-"
+
+
+class AuditLog:
+    """Audit entries, feedback and who has contacted whom (one transaction a call)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- audit
+    def record(self, *, task: str, query: dict[str, Any], shown: Sequence[str], model_id: str,
+               catalog_version: int, role: str, key_id: str | None = None,
+               asker_id: str | None = None, recommendation_id: str | None = None) -> str:
+        """Write one audit entry for a recommendation served; return its id (for feedback)."""
+        rec_id = recommendation_id or f"rec_{uuid.uuid4().hex}"
+        with self.db.write() as conn:
+            conn.execute(insert(audit_log).values(
+                recommendation_id=rec_id, created_at=now(), key_id=key_id, role=role, task=task,
+                asker_id=asker_id, query=query, shown=list(shown), model_id=model_id,
+                catalog_version=catalog_version))
+        return rec_id
+
+    def entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest audit entries (for staff and tests)."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).mappings().all()
+        return [{**r, "created_at": utc(r["created_at"])} for r in rows]
+
+    # -- feedback
+    def add_feedback(self, recommendation_id: str, entity_id: str, outcome: str, key_id: str | None = None) -> int:
+        """Record what became of one recommended entity; return the feedback id.
+
+        Raises :class:`UnknownEntityError` for an unknown recommendation and
+        :class:`ValidationError` when the entity was not part of it.
+        """
+        if outcome not in OUTCOMES:
+            raise ValidationError(f"Unbekanntes Ergebnis {quoted(outcome)}; erlaubt: {alternatives(OUTCOMES)}",
+                                  [{"field": "outcome", "value": outcome}])
+        with self.db.write() as conn:
+            shown = conn.scalar(select(audit_log.c.shown).where(audit_log.c.recommendation_id == recommendation_id))
+            if shown is None:
+                raise UnknownEntityError(f"Unbekannte Empfehlung {quoted(recommendation_id)}",
+                                         [{"field": "recommendation_id", "value": recommendation_id}])
+            if entity_id not in shown:
+                raise ValidationError(f"{quoted(entity_id)} war nicht Teil der Empfehlung {quoted(recommendation_id)}",
+                                      [{"field": "entity_id", "value": entity_id}])
+            result = conn.execute(insert(feedback).values(recommendation_id=recommendation_id, entity_id=entity_id,
+                                                          outcome=outcome, key_id=key_id, created_at=now()))
+            return int(result.inserted_primary_key[0])
+
+    def contacted_pairs(self) -> set[tuple[str, str]]:
+        """(asker, entity) pairs with "contacted" feedback: they know each other already."""
+        q = (select(audit_log.c.asker_id, feedback.c.entity_id)
+             .join(audit_log, audit_log.c.recommendation_id == feedback.c.recommendation_id)
+             .where(feedback.c.outcome == "contacted", audit_log.c.asker_id.is_not(None)).distinct())
+        with self.db.read() as conn:
+            return {(a, b) for a, b in conn.execute(q)}
+
+    def feedback_for(self, entity_id: str) -> list[dict[str, Any]]:
+        """Every feedback row on ``entity_id``."""
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(select(feedback).where(feedback.c.entity_id == entity_id)).mappings()]
+
+    # -- erasure, in a transaction the caller holds
+    @staticmethod
+    def delete_feedback(conn: Connection, entity_id: str) -> int:
+        """Delete the feedback on ``entity_id``; return how many rows went."""
+        return conn.execute(delete(feedback).where(feedback.c.entity_id == entity_id)).rowcount
+
+    @staticmethod
+    def pseudonymise(conn: Connection, entity_id: str) -> int:
+        """Replace ``entity_id`` in the audit log (asker, shown, query) by one random token; return
+        how many entries changed."""
+        token = ERASED_PREFIX + secrets.token_hex(4)   # random: cannot be traced back to the id
+        rows = conn.execute(select(audit_log.c.id, audit_log.c.asker_id, audit_log.c.query, audit_log.c.shown).where(
+            or_(audit_log.c.asker_id == entity_id, cast(audit_log.c.shown, Text).like(f'%"{entity_id}"%'),
+                cast(audit_log.c.query, Text).like(f'%"{entity_id}"%')))).all()
+        changed = 0
+        for row_id, asker, query, shown in rows:
+            new_shown = [token if s == entity_id else s for s in shown]
+            new_query = {k: (token if v == entity_id else v) for k, v in (query or {}).items()}
+            if new_shown == shown and new_query == query and asker != entity_id:
+                continue  # the LIKE pattern ('_' is a wildcard) matched another id
+            conn.execute(update(audit_log).where(audit_log.c.id == row_id).values(
+                shown=new_shown, query=new_query, asker_id=token if asker == entity_id else asker))
+            changed += 1
+        return changed
