@@ -46,7 +46,6 @@ def _named(doc: str, module: str) -> bool:
     return any(re.search(rf"(?<![\w/.-]){re.escape(form)}(?!\w)", doc) for form in forms)
 
 
-@pytest.mark.xfail(strict=True, reason="docs/architecture.md is rewritten at the end of the redesign")
 def test_architecture_doc_names_every_module():
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     missing = [module for module in _modules() if not _named(doc, module)]
