@@ -5,7 +5,7 @@ gold standard — one table, and ``bench/results/latest.json``.
     python -m bench --quick         # small sizes, for trying the code (figures mean nothing)
     python -m bench --only latency reviewer_match
 
-Rows (the README's "Benchmarks" section explains each):
+Rows (bench/README.md explains each):
 
 1. ``latency``        advisors endpoint over HTTP at 1,000 / 10,000 / 100,000 profiles vs the floor
 2. ``concurrency``    1, 4, 8 concurrent clients at 10,000
@@ -77,9 +77,9 @@ def serving_rows(cfg: argparse.Namespace, only: set[str], embedder, vectors, log
         if not (only & {"latency", "naive_peer"} or (is_main and only & {"concurrency", "indexing", "startup"})):
             continue
         store = bench_store(n, vectors, log=log)
+        build_seconds = None if store.build_seconds is None else round(store.build_seconds, 1)
         out["stores"][str(n)] = {"file": store.path.name, "built_now": store.build_seconds is not None,
-                                 "build_seconds": None if store.build_seconds is None else round(store.build_seconds, 1),
-                                 **store.vector_counts}
+                                 "build_seconds": build_seconds, **store.vector_counts}
         url = working_copy(store, f"serve-{n}")
         entities, profiles, stored, advisors = profile_matrix(url, embedder)
         log(f"serving {n:,} profiles ({stored.shape[0]:,} × {stored.shape[1]} stored vectors)")
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         results["naive_peer"] = dev_quality(cfg.model)
         phases["naive_peer_dev"] = time.perf_counter() - t
-        log(f"dev set: ours {results['naive_peer']['ours']['ndcg@10']}, naive {results['naive_peer']['naive']['ndcg@10']}")
+        log(f"dev set: ours {results['naive_peer']['ours']['ndcg@10']}, "
+            f"naive {results['naive_peer']['naive']['ndcg@10']}")
     if "batch" in only:
         from bench.batch_rows import run_batch
 
