@@ -59,10 +59,12 @@ test-numerics: install
 	done; done; \
 	if [ -n "$$failed" ]; then echo "test-numerics failed under (kernel/threads):$$failed"; exit 1; fi
 
-# static checks (issue 15). import-linter: the layer rules in pyproject.toml's [tool.importlinter] (each matcher
-# subpackage imports only those below it, matcher never imports service or Flask, no import cycles inside a
-# package). ruff is to come as the next line of this recipe.
+# static checks (issue 15). ruff: the rules in pyproject.toml's [tool.ruff] (pycodestyle, pyflakes, import order,
+# bugbear, pyupgrade, stale noqa comments; lines up to 120 characters). import-linter: the layer rules in
+# [tool.importlinter] (each matcher subpackage imports only those below it, matcher never imports service or Flask,
+# no import cycles inside a package).
 lint: install
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
 # speed, memory, scaling and the reviewer-paper gold standard: one table, also written to

@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
-from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
 from matcher.engine.matcher import SIGNALS, Matcher, Weights
+from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
 from matcher.settings import cache_file, model_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,12 +38,12 @@ import numpy as np
 
 from bench.batch_data import advisor_instance, invitation_history, organisation_catalog
 from matcher.batch.eligibility import eligibility
-from matcher.batch.solver import solve_assignment
-from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 from matcher.batch.invitations import ExposurePolicy, invitation_list
-from matcher.engine.matcher import Matcher
 from matcher.batch.score_matrix import score_requests
+from matcher.batch.solver import solve_assignment
 from matcher.domain.schema import Query
+from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+from matcher.engine.matcher import Matcher
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "batch-bench-vectors.sqlite"

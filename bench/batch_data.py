@@ -19,9 +19,9 @@ from pathlib import Path
 
 from bench.generate_catalog import generate_catalog
 from matcher.batch.requests import AdvisorRequest
-from matcher.text.gazetteer import default_gazetteer
 from matcher.domain.schema import load_catalog, parse_entity
 from matcher.settings import package_data
+from matcher.text.gazetteer import default_gazetteer
 from matcher.text.profile import split_sentences
 
 __all__ = ["organisation_catalog", "invitation_history", "advisor_instance"]

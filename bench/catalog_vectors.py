@@ -24,9 +24,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from matcher.domain.schema import load_catalog
 from matcher.engine.embedding import CachedEmbedder, Embedder, SQLiteVectorCache
 from matcher.engine.matcher import DOMAIN_TEXT
-from matcher.domain.schema import load_catalog
 from matcher.text.profile import passages, profile_text, split_sentences
 
 __all__ = ["pool_texts", "RecombinedVectors"]

@@ -78,9 +78,9 @@ def _cos_rows(a, b) -> np.ndarray:
 def measure_one(spec: str) -> dict:
     """All figures for one model, in this process."""
     from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
+    from matcher.engine.matcher import TASK_KIND, Matcher
     from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
     from matcher.evaluation.metrics import ndcg_at_k
-    from matcher.engine.matcher import TASK_KIND, Matcher
     from matcher.text.profile import profile_text
 
     de1, de2, gold = _read_sts("stsb-de-test.csv")
@@ -106,7 +106,8 @@ def measure_one(spec: str) -> dict:
     model.encode(paragraphs[:64], "passage")
     per_s = len(paragraphs[:64]) / (time.perf_counter() - t)
 
-    cached = model if spec == "tfidf" else CachedEmbedder(model, SQLiteVectorCache(ROOT / "var" / "bench-vectors.sqlite"))
+    cached = model if spec == "tfidf" else CachedEmbedder(model,
+                                                          SQLiteVectorCache(ROOT / "var" / "bench-vectors.sqlite"))
     sts_de = _spearman(_cos_rows(cached.encode(de1, "query"), cached.encode(de2, "query")), gold)
     sts_x = _spearman(_cos_rows(cached.encode(en1, "query"), cached.encode(de2, "query")), gold)
 
@@ -130,9 +131,11 @@ def measure_one(spec: str) -> dict:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "model": spec, "model_id": model.model_id, "sts_de": round(sts_de, 1), "sts_en_de": round(sts_x, 1),
-        "dev_ndcg_naive": round(float(np.mean(naive)), 3), "dev_ndcg_hybrid": None if hybrid is None else round(hybrid, 3),
+        "dev_ndcg_naive": round(float(np.mean(naive)), 3),
+        "dev_ndcg_hybrid": None if hybrid is None else round(hybrid, 3),
         "query_ms_p50": round(statistics.median(lat), 1), "paragraphs_per_s": round(per_s, 1),
-        "load_s": round(load_s, 2), "peak_rss_mb": round(rss_mb), "threads": os.environ.get("MATCHER_THREADS", "default"),
+        "load_s": round(load_s, 2), "peak_rss_mb": round(rss_mb),
+        "threads": os.environ.get("MATCHER_THREADS", "default"),
     }
 
 
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    head = "| model | STS de | STS en→de | dev nDCG@10 naive | dev nDCG@10 hybrid | query ms (p50) | paragraphs/s | peak RSS MB |"
+    head = ("| model | STS de | STS en→de | dev nDCG@10 naive | dev nDCG@10 hybrid | query ms (p50) | paragraphs/s "
+            "| peak RSS MB |")
     print(head)
     print("|" + "---|" * 8)
     for r in rows:

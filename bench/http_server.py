@@ -111,7 +111,8 @@ class BenchServer:
     def memory_mb(self) -> dict[str, float]:
         """The worker's resident memory now and its peak (VmHWM) so far, in MB."""
         pid = self.worker_pid()
-        return {"rss_mb": round(_status_kb(pid, "VmRSS") / 1024, 1), "peak_rss_mb": round(_status_kb(pid, "VmHWM") / 1024, 1)}
+        return {"rss_mb": round(_status_kb(pid, "VmRSS") / 1024, 1),
+                "peak_rss_mb": round(_status_kb(pid, "VmHWM") / 1024, 1)}
 
     def metric(self, name: str) -> float:
         text = requests.get(f"{self.base}/metrics", timeout=30).text

@@ -19,8 +19,8 @@ import requests
 
 from bench.generate_catalog import generate_catalog
 from bench.latency import need
-from matcher.engine.embedding import CachedEmbedder
 from matcher.domain.schema import parse_entity
+from matcher.engine.embedding import CachedEmbedder
 from matcher.store import Store
 from matcher.text.profile import passages, profile_text
 
@@ -70,7 +70,8 @@ def bulk_import(base_url: str, records: list[dict], texts: list[str], embedder, 
     r.raise_for_status()
     version = r.json()["catalog_version"]
     t_import = time.perf_counter() - t0
-    session.post(f"{base_url}/v1/recommendations/advisors", json=need(0, "import-trigger"), timeout=600).raise_for_status()
+    session.post(f"{base_url}/v1/recommendations/advisors", json=need(0, "import-trigger"),
+                 timeout=600).raise_for_status()
     while True:
         ready = session.get(f"{base_url}/readyz", timeout=60).json()
         if ready["catalog_version"] >= version:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
-from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
 from matcher.engine.matcher import TASK_KIND, Matcher
+from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
 from matcher.text.profile import profile_text
 
 ROOT = Path(__file__).resolve().parents[1]

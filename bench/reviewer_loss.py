@@ -109,7 +109,7 @@ class Summary:
         lo, hi = np.percentile(values, [2.5, 97.5])
         return float(lo), float(hi)
 
-    def delta(self, other: "Summary") -> tuple[float, float, float]:
+    def delta(self, other: Summary) -> tuple[float, float, float]:
         """``self − other`` in loss with the paired 95 % bootstrap interval."""
         diff = self.loss_samples - other.loss_samples
         lo, hi = np.percentile(diff, [2.5, 97.5])

@@ -283,8 +283,8 @@ def run(model: str = "e5+use") -> dict:
     w = Weights()
     dense, lexical = engine_dense(vec, gold, w.passage_share), engine_lexical(gold)   # each fits once per version
     default = fused([(dense, w.dense), (lexical, w.lexical)])
-    rows = {"default": _row(f"ours: engine dense ({model}) + lexical, engine weights", evaluate_scorer(gold, default, counts),
-                            tpms, exploratory=False)}
+    rows = {"default": _row(f"ours: engine dense ({model}) + lexical, engine weights",
+                            evaluate_scorer(gold, default, counts), tpms, exploratory=False)}
     explore: dict[str, tuple[str, Scorer]] = {
         "engine_dense": (f"engine dense only ({model})", dense),
         "engine_lexical": ("engine lexical only (LexicalIndex)", lexical),
@@ -324,7 +324,7 @@ def print_table(result: dict) -> None:
         label = f"**{r['label']}**" if key == "default" else r["label"] + " (exploratory)"
         print(f"| {label} | {r['loss']:.3f} [{r['ci95'][0]:.2f}; {r['ci95'][1]:.2f}] | {r['easy_accuracy']:.2f} | "
               f"{r['hard_accuracy']:.2f} | {delta} |")
-    for name, r in result["references"].items():
+    for r in result["references"].values():
         print(f"| {r['label']} | {r['loss']:.3f} [{r['ci95'][0]:.2f}; {r['ci95'][1]:.2f}] | {r['easy_accuracy']:.2f} | "
               f"{r['hard_accuracy']:.2f} | README: {r['readme_recomputed']:.3f} |")
     print("published: " + ", ".join(f"{k} {v:.2f}" for k, v in result["published"].items()))

@@ -19,8 +19,8 @@ import numpy as np
 
 from bench.catalog_vectors import RecombinedVectors
 from bench.generate_catalog import generate_catalog
-from matcher.engine.embedding import CachedEmbedder, Embedder
 from matcher.domain.schema import parse_entity
+from matcher.engine.embedding import CachedEmbedder, Embedder
 from matcher.store import Store
 from matcher.text.profile import passages, profile_text
 
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "var" / "bench"
 FIXTURES = ROOT / "fixtures" / "catalog.jsonl"
 # what decides a store's content (the building code below only writes it)
-_KEYED_SOURCES = ["bench/generate_catalog.py", "bench/catalog_vectors.py", "matcher/text/profile.py", "matcher/domain/schema.py",
-                  "fixtures/catalog.jsonl"]
+_KEYED_SOURCES = ["bench/generate_catalog.py", "bench/catalog_vectors.py", "matcher/text/profile.py",
+                  "matcher/domain/schema.py", "fixtures/catalog.jsonl"]
 
 __all__ = ["BenchStore", "bench_store", "working_copy", "discard", "profile_matrix"]
 
@@ -96,7 +96,8 @@ def discard(url: str) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def profile_matrix(url: str, embedder: Embedder, kind: str = "advisor") -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+def profile_matrix(url: str, embedder: Embedder,
+                   kind: str = "advisor") -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """(entities, their whole-profile vectors, every stored catalog vector: the whole-profile
     vectors and the unique passage vectors — what the floor multiplies with —, and the stored
     vectors of ``kind``'s entities only: what the engine reads for a search of that kind)."""

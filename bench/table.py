@@ -66,8 +66,9 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                      f"{s['startup_seconds']:.1f} s, {s['texts_encoded_at_startup']} texts encoded",
                      f"bare model load + 1 encode {bare['spawn_to_encoded_seconds']:.1f} s",
                      _ratio(s["startup_seconds"] / bare["spawn_to_encoded_seconds"])))
-        rows.append(("6", f"peak RSS while serving {s['profiles']:,} (gunicorn worker)", f"{s['peak_rss_mb_serving']:.0f} MB",
-                     f"bare model {bare['peak_rss_mb']:.0f} MB", _ratio(s["peak_rss_mb_serving"] / bare["peak_rss_mb"])))
+        rows.append(("6", f"peak RSS while serving {s['profiles']:,} (gunicorn worker)",
+                     f"{s['peak_rss_mb_serving']:.0f} MB", f"bare model {bare['peak_rss_mb']:.0f} MB",
+                     _ratio(s["peak_rss_mb_serving"] / bare["peak_rss_mb"])))
     m = r.get("reviewer_match")
     if m:
         refs = m["references"]

@@ -6,7 +6,10 @@ an organisation, and invitees for an event — with German explanations.
 
 from __future__ import annotations
 
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation, Query, load_catalog, parse_entity
 from matcher.engine.embedding import DEFAULT_MODEL, CachedEmbedder, Embedder, make_embedder
+from matcher.engine.explain import Explanation
+from matcher.engine.matcher import Matcher, Ranking, Result, Weights
 from matcher.errors import (
     CatalogError,
     InfeasibleError,
@@ -17,10 +20,7 @@ from matcher.errors import (
     ValidationError,
 )
 from matcher.evaluation.judged import evaluate, load_dataset
-from matcher.engine.explain import Explanation
 from matcher.text.gazetteer import Gazetteer, default_gazetteer
-from matcher.engine.matcher import Matcher, Ranking, Result, Weights
-from matcher.domain.schema import Advisor, Event, Municipality, Organisation, Query, load_catalog, parse_entity
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -18,10 +18,10 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-
 DEFAULT_MODEL = "e5+use"  # multilingual-e5-small (4-bit) and USE multilingual v3, fused (see the model card)
 
-__all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "package_data", "places_file", "fields_file"]
+__all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "package_data", "places_file",
+           "fields_file"]
 
 
 def model_spec() -> str:

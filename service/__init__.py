@@ -25,10 +25,21 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         StoreError: the database is unreachable or not migrated (run ``matcher db upgrade``).
         UnknownModelError: the configured model is unknown (or, starting synchronously, not available offline).
     """
-    from . import auth, entities, errors, feedback, health, landscape, metrics, recommendations, state
-    from . import web
-    from . import invitation_history, jobs
-    from . import ratelimit
+    from . import (
+        auth,
+        entities,
+        errors,
+        feedback,
+        health,
+        invitation_history,
+        jobs,
+        landscape,
+        metrics,
+        ratelimit,
+        recommendations,
+        state,
+        web,
+    )
     from .config import default_config
 
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)

@@ -30,7 +30,8 @@ def default_config() -> dict[str, Any]:
         # rate limit of /v1/recommendations/* per key (per address without one); see service/ratelimit.py
         "RATE_LIMIT_RECOMMENDATIONS": "120 per minute",   # limits notation; None or "": no limit
         "RATELIMIT_ENABLED": True,              # Flask-Limiter's switch (False: no limits at all)
-        "RATELIMIT_STORAGE_URI": "matcher-memory://",  # per process (memory:// with one sweeper thread); redis://… for one budget across workers
+        "RATELIMIT_STORAGE_URI": "matcher-memory://",  # per process (memory:// with one sweeper thread);
+                                                       # redis://… for one budget across workers
         # batch jobs (see matcher/batch/runner.py for the rule that marks a lost job failed)
         "JOB_WORKERS": 1,                       # jobs run at the same time per process (CPU-bound)
         "JOB_HEARTBEAT_SECONDS": 5.0,           # how often a process signs its unfinished jobs as alive

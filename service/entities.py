@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from matcher.domain.catalog_io import parse_catalog
-from matcher.errors import ValidationError
 from matcher.domain.messages import quoted
+from matcher.errors import ValidationError
 
 from .auth import can_see_contact, require_role
 from .errors import UnsupportedMediaType

@@ -17,6 +17,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError as PydanticValidationError
 from werkzeug.exceptions import HTTPException
 
+from matcher.domain.messages import validation_details
 from matcher.errors import (
     CatalogError,
     ConflictError,
@@ -28,7 +29,6 @@ from matcher.errors import (
     UnknownModelError,
     ValidationError,
 )
-from matcher.domain.messages import validation_details
 
 __all__ = ["error_response", "init_app", "ApiError", "BadRequest", "Unauthorized", "Forbidden", "UnsupportedMediaType"]
 

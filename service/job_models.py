@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from matcher.batch.requests import AdvisorRequest
 from matcher.batch.assignment import DEFAULT_ALTERNATES
 from matcher.batch.invitations import DEFAULT_MMR_LAMBDA, ExposurePolicy
+from matcher.batch.requests import AdvisorRequest
 from matcher.domain.schema import EntityId
 
 from .models import ErrorBody

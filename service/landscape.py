@@ -17,11 +17,11 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, StringConstraints
 
-from matcher.landscape.fields import FieldClassifier, load_fields
-from matcher.landscape.build import Landscape, build_landscape, resolve_area
-from matcher.landscape.report import render_html, xlsx_bytes
-from matcher.engine.matcher import Matcher
 from matcher.domain.schema import MAX_SHORT
+from matcher.engine.matcher import Matcher
+from matcher.landscape.build import Landscape, build_landscape, resolve_area
+from matcher.landscape.fields import FieldClassifier, load_fields
+from matcher.landscape.report import render_html, xlsx_bytes
 
 from .models import _Request
 from .openapi import documented
@@ -33,7 +33,8 @@ bp = Blueprint("landscape", __name__, url_prefix="/v1/landscape")
 EXTENSION = "matcher_landscape"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # the report is one self-contained page: inline styles and an inline SVG, nothing else
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+              "frame-ancestors 'self'")
 
 
 class LandscapeQuery(_Request):

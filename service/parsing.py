@@ -9,8 +9,8 @@ from flask import request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from matcher.errors import ValidationError
 from matcher.domain.messages import json_error_reason, quoted, validation_details
+from matcher.errors import ValidationError
 
 from .errors import BadRequest, UnsupportedMediaType
 

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
-from matcher.errors import ValidationError
 from matcher.domain.messages import did_you_mean, quoted
-from matcher.engine.matcher import Matcher
 from matcher.domain.schema import Query
+from matcher.engine.matcher import Matcher
+from matcher.errors import ValidationError
 
 from .auth import can_see_contact, current_caller
 from .models import (

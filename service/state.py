@@ -186,7 +186,7 @@ def _start(state: ServiceState, model: Any) -> None:
 def _start_in_background(state: ServiceState, model: Any) -> None:
     try:
         _start(state, model)
-    except Exception as exc:  # noqa: BLE001 - the start's end, whatever it is, is what /readyz reports
+    except Exception as exc:  # the start's end, whatever it is, is what /readyz reports
         reason = exc.message.rstrip(".") if isinstance(exc, MatcherError) else \
             f"unerwarteter Fehler ({type(exc).__name__})"
         log.exception("start failed at stage %s: the service will not become ready",

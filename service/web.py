@@ -14,7 +14,6 @@ import gettext
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 import pycountry
 from flask import Blueprint, Flask, Response, current_app, render_template
@@ -22,8 +21,8 @@ from flask.typing import ResponseReturnValue
 
 from matcher.domain.formatting import thousands
 from matcher.domain.labels import GROUP_LABELS, LANGUAGE_NAMES_DE, ORG_TYPE_LABELS_DE
-from matcher.engine.matcher import Matcher
 from matcher.domain.schema import MAX_SHORT, MAX_TEXT
+from matcher.engine.matcher import Matcher
 
 from .job_models import MAX_LIST_SIZE
 from .models import MAX_K

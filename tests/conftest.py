@@ -86,7 +86,7 @@ def _postgres_admin():
     try:
         with engine.connect():
             pass
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         engine.dispose()
         pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required for the store tests and is unreachable: {exc}")
     return engine
@@ -142,8 +142,8 @@ def store(any_database_url):
 @pytest.fixture(scope="session")
 def seeded_template(tmp_path_factory, fast_embedder):
     """A migrated SQLite store holding the fixture catalog and all its vectors (built once per session)."""
-    from matcher.live import LiveMatcher, StoreBackedEmbedder
     from matcher.domain.schema import load_catalog
+    from matcher.live import LiveMatcher, StoreBackedEmbedder
     from matcher.store import Store
 
     path = tmp_path_factory.mktemp("template") / "template.db"
@@ -162,8 +162,8 @@ def seed_store(seeded_template):
     """Make the database at a URL a copy of the seeded template (catalog + vectors), on either backend."""
     from sqlalchemy import insert, select
 
-    from matcher.store import Store, embeddings
     from matcher.domain.schema import load_catalog
+    from matcher.store import Store, embeddings
 
     def seed(url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -281,7 +281,7 @@ class ServerProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
 
-    def spawn(self) -> "ServerProcess":
+    def spawn(self) -> ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MATCHER_DATABASE_URL": self.database_url,
                "MATCHER_MODEL": "use", "MATCHER_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "MATCHER_RATELIMIT_ENABLED": "false", "MATCHER_START_IN_BACKGROUND": "false", **self.env}
@@ -294,7 +294,7 @@ class ServerProcess:
         log.close()
         return self
 
-    def wait_ready(self, timeout: float = 120.0) -> "ServerProcess":
+    def wait_ready(self, timeout: float = 120.0) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -309,7 +309,7 @@ class ServerProcess:
         self.kill()
         raise AssertionError(f"server not ready after {timeout} s:\n{self.log()}")
 
-    def start(self, timeout: float = 120.0) -> "ServerProcess":
+    def start(self, timeout: float = 120.0) -> ServerProcess:
         return self.spawn().wait_ready(timeout)
 
     def log(self) -> str:

@@ -130,8 +130,9 @@ def assert_same_ranking(actual: Sequence[tuple[str, float]], desired: Sequence[t
         cut = truncated and end == len(ids_d)
         if not cut and set(ids_a[start:end]) != set(ids_d[start:end]):
             ranks = f"rank {end}" if end == start + 1 else f"ranks {start + 1}-{end} (tied within {gap:.3g})"
-            raise AssertionError(f"rankings differ at {ranks}: {list(zip(ids_a[start:end], s_a[start:end].tolist()))} "
-                                 f"(actual) vs {list(zip(ids_d[start:end], s_d[start:end].tolist()))} (desired).{where}")
+            actual = list(zip(ids_a[start:end], s_a[start:end].tolist()))
+            desired = list(zip(ids_d[start:end], s_d[start:end].tolist()))
+            raise AssertionError(f"rankings differ at {ranks}: {actual} (actual) vs {desired} (desired).{where}")
         start = end
 
 
@@ -179,7 +180,7 @@ def describe_blas() -> str:
 
 def _check_kernel(kernel: str) -> int:
     import numpy  # noqa: F401  (loads numpy's OpenBLAS)
-    import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS)
+    import scipy.linalg  # loads scipy's OpenBLAS
 
     print(describe_blas())
     kernels = {lib["kernel"] for lib in blas_in_effect() if lib["api"] == "openblas"}

@@ -6,8 +6,8 @@ import json
 import re
 
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from matcher.store import entity_text_keys
 
 

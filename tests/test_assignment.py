@@ -15,12 +15,12 @@ from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 
 from conftest import FIXTURES
 from matcher import InfeasibleError, ValidationError
-from matcher.batch.requests import AdvisorRequest, load_requests
 from matcher.batch.assignment import assign_advisors
+from matcher.batch.requests import AdvisorRequest, load_requests
+from matcher.batch.score_matrix import score_requests
 from matcher.batch.solver import solve_assignment
 from matcher.cli import EXIT_INFEASIBLE
 from matcher.cli.batch import assign
-from matcher.batch.score_matrix import score_requests
 from numerics import assert_scores_close
 
 CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode

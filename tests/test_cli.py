@@ -21,7 +21,8 @@ def runner():
 @pytest.fixture()
 def small_set(tmp_path, catalog):
     """A judged set in FORMAT.md layout, written from the fixtures (with our product fields removed)."""
-    keep = {"adv-101", "adv-102", "adv-107", "adv-108", "adv-109", "adv-111", "org-101", "org-171", "evt-103", "evt-122"}
+    keep = {"adv-101", "adv-102", "adv-107", "adv-108", "adv-109", "adv-111", "org-101", "org-171", "evt-103",
+            "evt-122"}
     with open(tmp_path / "catalog.jsonl", "w", encoding="utf-8") as fh:
         for e in catalog:
             if e.id in keep:
@@ -29,12 +30,14 @@ def small_set(tmp_path, catalog):
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     queries = [
         {"id": "a1", "task": "advisors", "text": "Faire Beschaffung im Münsterland", "city": "Münster"},
-        {"id": "a2", "task": "advisors", "text": "frankophone Vereine und gemeinsame Projekte mit der Stadt", "languages": ["fr"], "city": "Dortmund"},
+        {"id": "a2", "task": "advisors", "text": "frankophone Vereine und gemeinsame Projekte mit der Stadt",
+         "languages": ["fr"], "city": "Dortmund"},
         {"id": "e1", "task": "events", "text": "Förderanträge schreiben lernen", "from": "org-101"},
     ]
-    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in queries), encoding="utf-8")
-    (tmp_path / "qrels.tsv").write_text("a1\tadv-107\t3\na1\tadv-108\t2\na2\tadv-101\t3\na2\tadv-102\t1\ne1\tevt-103\t3\ne1\tevt-122\t0\n",
-                                        encoding="utf-8")
+    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in queries),
+                                            encoding="utf-8")
+    (tmp_path / "qrels.tsv").write_text("a1\tadv-107\t3\na1\tadv-108\t2\na2\tadv-101\t3\na2\tadv-102\t1\n"
+                                        "e1\tevt-103\t3\ne1\tevt-122\t0\n", encoding="utf-8")
     return tmp_path
 
 
@@ -76,14 +79,15 @@ def test_bad_data_directory_is_a_readable_error(tmp_path):
 
 
 def test_unknown_model_is_named_on_the_command_line(small_set):
-    proc = subprocess.run([sys.executable, "-m", "matcher.cli", "evaluate", "--data", str(small_set), "--model", "gpt-9"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "matcher.cli", "evaluate", "--data", str(small_set),
+                           "--model", "gpt-9"], capture_output=True, text=True)
     assert proc.returncode == 2 and "gpt-9" in proc.stderr and "minilm" in proc.stderr
 
 
 def test_rank_answers_one_query_with_reasons(runner):
     res = runner.invoke(cli, ["rank", "--catalog", str(FIXTURES / "catalog.jsonl"), "--task", "advisors",
-                              "--text", "Faire Beschaffung von Einsatzkleidung", "--city", "Bottrop", "-k", "3", "--json"])
+                              "--text", "Faire Beschaffung von Einsatzkleidung", "--city", "Bottrop", "-k", "3",
+                              "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert len(out["results"]) == 3 and out["results"][0]["id"] == "adv-111"

@@ -37,7 +37,8 @@ def test_readme_is_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
 
 
-DOCS = ["README.md", "docs/*.md", "bench/README.md", "models/MODEL_CARD.md", "fixtures/README.md", "tests/data/README.md"]
+DOCS = ["README.md", "docs/*.md", "bench/README.md", "models/MODEL_CARD.md", "fixtures/README.md",
+        "tests/data/README.md"]
 SUBPACKAGES = ("cli", "batch", "landscape", "live", "store", "evaluation", "engine", "text", "domain")
 
 

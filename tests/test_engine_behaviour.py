@@ -31,7 +31,8 @@ def test_language_requirement_puts_speaker_first(matcher):
 
 @pytest.mark.parametrize("speaker, other, lang, need, city", [
     ("adv-103", "adv-104", "tr", "Wir wollen türkeistämmige Moscheegemeinden für den Klimaschutz gewinnen.", "Köln"),
-    ("adv-105", "adv-106", "es", "Wir möchten lateinamerikanische Vereine für den Fairen Handel mit Kaffee gewinnen.", "Bielefeld"),
+    ("adv-105", "adv-106", "es", "Wir möchten lateinamerikanische Vereine für den Fairen Handel mit Kaffee gewinnen.",
+     "Bielefeld"),
 ])
 @pytest.mark.numerics
 def test_language_pairs(matcher, speaker, other, lang, need, city):
@@ -120,7 +121,8 @@ def test_match_found_only_in_past_engagements(matcher):
 def test_past_events_are_never_suggested(matcher, catalog):
     past = {e.id for e in catalog if e.kind == "event" and e.date < AS_OF}
     assert past, "the fixtures contain past events"
-    ranking = matcher.rank(Query(task="events", text="Förderanträge schreiben", **{"from": "org-101"}), k=50, as_of=AS_OF)
+    ranking = matcher.rank(Query(task="events", text="Förderanträge schreiben", **{"from": "org-101"}), k=50,
+                           as_of=AS_OF)
     assert not past & {r.entity_id for r in ranking.results}
     assert "evt-103" in [r.entity_id for r in ranking.results][:3]
 
@@ -134,7 +136,8 @@ def test_municipal_only_seminars_rank_low_for_associations(matcher):
 
 def test_every_result_has_a_german_reason(matcher, catalog):
     queries = [
-        {"task": "advisors", "text": "Wir möchten eine Klimapartnerschaft mit einer Stadt in Ghana aufbauen.", "city": "Hamm"},
+        {"task": "advisors", "text": "Wir möchten eine Klimapartnerschaft mit einer Stadt in Ghana aufbauen.",
+         "city": "Hamm"},
         {"task": "partners", "from": "org-101"},
         {"task": "events", "from": "org-120", "text": "Digitalisierung im Verein"},
         {"task": "invitations", "from": "evt-113"},
@@ -159,7 +162,8 @@ def test_reasons_name_language_and_distance_in_german(matcher):
 
 def test_reasons_in_english_on_request(matcher):
     r = matcher.rank(Query(task="advisors", text="fair procurement", city="Bonn", languages=["fr"]), k=3, lang="en")
-    assert any(x.startswith(("Experienced", "Fits", "Speaks", "Advises", "Based", "Topic")) for x in r.results[0].explanation.reasons)
+    assert any(x.startswith(("Experienced", "Fits", "Speaks", "Advises", "Based", "Topic"))
+               for x in r.results[0].explanation.reasons)
 
 
 def test_unknown_asker_is_an_error_naming_the_id(matcher):

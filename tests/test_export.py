@@ -10,10 +10,17 @@ import pytest
 from openpyxl import load_workbook
 
 from matcher import ValidationError
-from matcher.batch.requests import AdvisorRequest
 from matcher.batch.assignment import assign_advisors
-from matcher.batch.export import ASSIGNMENT_HEADER, CONTACT_COLUMNS, INVITATION_HEADER, export, invitation_table, write_table
+from matcher.batch.export import (
+    ASSIGNMENT_HEADER,
+    CONTACT_COLUMNS,
+    INVITATION_HEADER,
+    export,
+    invitation_table,
+    write_table,
+)
 from matcher.batch.invitations import invitation_list
+from matcher.batch.requests import AdvisorRequest
 from matcher.engine.matcher import Matcher
 
 AS_OF = dt.date(2026, 11, 22)

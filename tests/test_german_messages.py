@@ -16,8 +16,8 @@ import pytest
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from matcher.text.gazetteer import default_gazetteer
 from matcher.domain.messages import GENERIC_MESSAGE, german_message
+from matcher.text.gazetteer import default_gazetteer
 
 ROOT = Path(__file__).resolve().parents[1]
 ADVISORS = "/v1/recommendations/advisors"
@@ -73,7 +73,8 @@ LEAKS = {
                          "Quote „mo=40“"),
     "not an event": ("post", "/v1/jobs/invitations", {"json": {"event": "org-101", "size": 5}},
                      "„org-101“ ist keine Veranstaltung (Art: Organisation)"),
-    "place abroad": ("post", ADVISORS, {"json": {"text": "x", "city": "Atlantis"}}, "„Atlantis“ ist als Ort im Ausland"),
+    "place abroad": ("post", ADVISORS, {"json": {"text": "x", "city": "Atlantis"}},
+                     "„Atlantis“ ist als Ort im Ausland"),
     "body that is not JSON": ("post", ADVISORS, {"data": "text=x", "content_type": "text/plain"},
                               "gesendet wurde „text/plain“"),
 }
@@ -187,8 +188,8 @@ def test_every_error_a_schema_raises_has_its_own_german_message(name):
 
 
 def test_a_catalog_file_with_bad_lines_reports_in_german(tmp_path):
-    from matcher.errors import CatalogError
     from matcher.domain.schema import load_catalog
+    from matcher.errors import CatalogError
 
     path = tmp_path / "katalog.jsonl"
     lines = ['{"id": "a", "kind": "advisor", "name": "A", "languages": ["deutsch"]}', "{id: 1}",
@@ -202,9 +203,9 @@ def test_a_catalog_file_with_bad_lines_reports_in_german(tmp_path):
 
 
 def test_library_errors_that_reach_the_command_line_are_german(matcher):
-    from matcher.errors import UnknownModelError, ValidationError
     from matcher.engine.embedding import make_embedder
     from matcher.engine.matcher import Matcher, Weights
+    from matcher.errors import UnknownModelError, ValidationError
 
     for call, expected in [(lambda: Weights().without("magic"), "Unbekanntes Signal „magic“"),
                            (lambda: Weights.from_mapping({"magic": 1}), "Unbekannte Gewichte „magic“"),

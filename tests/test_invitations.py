@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES
 from matcher import Query, ValidationError
-from matcher.cli import EXIT_INFEASIBLE
-from matcher.cli.batch import invite
 from matcher.batch.invitations import ExposurePolicy, Quota, invitation_list, read_history, replacement_for
 from matcher.batch.selection import UNLIMITED, completion_feasible, select
+from matcher.cli import EXIT_INFEASIBLE
+from matcher.cli.batch import invite
 from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
 
 CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode

@@ -8,7 +8,6 @@ cross-validation; run with ``-s`` to see the figures.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,15 @@ from click.testing import CliRunner
 
 from conftest import FIXTURES, ROOT
 from matcher.errors import CatalogError, NotFittedError, ValidationError
-from matcher.landscape.calibration import best_threshold, calibrate, cross_validate, load_judged_fields, precision_recall
-from matcher.landscape.fields import FieldClassifier, Thresholds, load_fields
 from matcher.landscape.build import build_landscape
+from matcher.landscape.calibration import (
+    best_threshold,
+    calibrate,
+    cross_validate,
+    load_judged_fields,
+    precision_recall,
+)
+from matcher.landscape.fields import FieldClassifier, Thresholds, load_fields
 from matcher.landscape.links import LINK_TYPES, LinkWeights, recorded_pairs
 from matcher.landscape.report import render_html, write_report
 
@@ -66,7 +71,8 @@ def test_field_assignment_precision_and_recall_cross_validated(matcher, fields):
     and the thresholds shipped in the fields file still give (nearly) the best F1 on this machine."""
     judged = load_judged_fields(JUDGED, fields)
     result = calibrate(matcher, judged, fields, folds=5, seed=0)
-    print(f"\nField assignment on {result.actors} judged organisations ({result.labels} labels), model {result.model_id}")
+    print(f"\nField assignment on {result.actors} judged organisations ({result.labels} labels), "
+          f"model {result.model_id}")
     for name, row in result.cv.items():
         print(f"  {name:<15} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
               f"(TP {row['tp']}, FP {row['fp']}, FN {row['fn']})")
@@ -107,7 +113,8 @@ def test_field_assignment_precision_and_recall_cross_validated(matcher, fields):
 
 @pytest.mark.numerics
 def test_traps_are_in_no_field(classifier):
-    for trap in ("org-143", "org-171", "org-172", "org-173"):  # Fair Play, Datenmigration, Klimaanlagen, Eine Welt Reisen
+    # Fair Play, Datenmigration, Klimaanlagen, Eine Welt Reisen
+    for trap in ("org-143", "org-171", "org-172", "org-173"):
         assert classifier.assignments(trap) == [], trap
 
 
@@ -172,7 +179,8 @@ def test_coverage_counts_are_the_named_actors(cologne):
     assert {a["id"] for a in data["actors"]} >= {"org-105", "org-115", "org-147", "org-168", "mun-102", "org-164"}
     assert "org-141" not in {a["id"] for a in data["actors"]}  # Witten is 60 km away
     row = next(c for c in data["coverage"] if c["field"] == "kommunale-partnerschaften")
-    assert "Büro für Städtepartnerschaften der Stadt Köln" in [a["name"] for a in row["by_type"]["municipal_office"]["actors"]]
+    municipal_offices = [a["name"] for a in row["by_type"]["municipal_office"]["actors"]]
+    assert "Büro für Städtepartnerschaften der Stadt Köln" in municipal_offices
 
 
 def test_missing_links_join_nearby_actors_of_different_types_with_reasons(cologne):

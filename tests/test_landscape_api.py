@@ -64,8 +64,8 @@ def test_excel_report_opens_with_openpyxl(client, reader):
     assert wb["Abdeckung"]["A2"].value == "Handlungsfeld"
 
 
-@pytest.mark.parametrize("query, field", [("city=Atlantis", "city"), ("", "city"), ("city=Köln&radius_km=0", "radius_km"),
-                                          ("city=Köln&colour=blau", "colour")])
+@pytest.mark.parametrize("query, field", [("city=Atlantis", "city"), ("", "city"),
+                                          ("city=Köln&radius_km=0", "radius_km"), ("city=Köln&colour=blau", "colour")])
 def test_bad_queries_are_a_422_naming_the_field(client, reader, query, field):
     r = client.get(f"/v1/landscape?{query}", headers=reader)
     assert r.status_code == 422

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from matcher.engine.similarity import segment_max, top_k, zscore
+from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
 pytestmark = pytest.mark.numerics  # pure maths on floats, cheap: run under every kernel of make test-numerics
 

@@ -24,7 +24,8 @@ def test_every_fixture_city_resolves_inside_nrw(gaz, catalog):
 
 
 @pytest.mark.parametrize("name, canonical", [("Mülheim", "Mülheim an der Ruhr"), ("Cologne", "Köln"),
-                                             ("Muenster", "Münster"), ("ruhrpott", "Ruhrgebiet"), ("OWL", "Ostwestfalen-Lippe")])
+                                             ("Muenster", "Münster"), ("ruhrpott", "Ruhrgebiet"),
+                                             ("OWL", "Ostwestfalen-Lippe")])
 def test_aliases_and_spellings(gaz, name, canonical):
     assert gaz.resolve(name).name == canonical
 
@@ -45,7 +46,8 @@ def test_served_area_covers_place(gaz, area, city, covered):
 
 
 def test_places_named_in_text_with_compass_qualifier(gaz):
-    found = {p.name: p for p in gaz.mentions("Vereine vom Niederrhein und aus dem westlichen Ruhrgebiet, gern auch aus Bonn")}
+    found = {p.name: p
+             for p in gaz.mentions("Vereine vom Niederrhein und aus dem westlichen Ruhrgebiet, gern auch aus Bonn")}
     assert set(found) == {"Niederrhein", "Ruhrgebiet", "Bonn"}
     ruhr = found["Ruhrgebiet"]
     assert ruhr.side == "west"

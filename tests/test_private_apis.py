@@ -30,7 +30,8 @@ from sklearn.preprocessing import normalize
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _random_csr(rng: np.random.Generator, rows: int, cols: int, density: float, dtype, index_dtype) -> sparse.csr_matrix:
+def _random_csr(rng: np.random.Generator, rows: int, cols: int, density: float, dtype,
+                index_dtype) -> sparse.csr_matrix:
     matrix = sparse.random(rows, cols, density=density, format="csr", dtype=dtype, random_state=rng,
                            data_rvs=lambda n: rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4, n))
     matrix.data[rng.random(matrix.nnz) < 0.05] = 0.0          # stored zeros, as a sum of duplicates can leave

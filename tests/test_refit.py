@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from matcher.text.lexical import LexicalIndex, _stem_analyzer
-from matcher.engine.matcher import Matcher
 from matcher.domain.schema import Query
+from matcher.engine.matcher import Matcher
 from matcher.engine.similarity import zscore
+from matcher.text.lexical import LexicalIndex, _stem_analyzer
 from matcher.text.profile import profile_text
 from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
 
@@ -55,7 +55,8 @@ def test_memoised_char_analyzer_gives_scikit_learns_tokens(catalog):
     from matcher.text.lexical import char_wb_analyzer
 
     reference = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).build_analyzer()
-    varied = ["  Zwei  Leerzeichen\tund\nUmbrüche – ÄÖÜ ß", "a", "", "Fair-Trade-Town Köln e.V. (seit 2019): 12 Partner!",
+    varied = ["  Zwei  Leerzeichen\tund\nUmbrüche – ÄÖÜ ß", "a", "",
+              "Fair-Trade-Town Köln e.V. (seit 2019): 12 Partner!",
               "Climate partnerships & SDG 13 – the city's twinning with Kumasi", "İSTANBUL Straße ΣΊΣΥΦΟΣ ﬁnance"]
     for text in [*_texts(catalog), *varied]:
         assert char_wb_analyzer(text) == reference(text)

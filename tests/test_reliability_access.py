@@ -9,10 +9,10 @@ import logging
 import re
 
 import pytest
-from conftest import ROOT
 
 from bench.reliability.fuzz import error_shape_problem
 from bench.reliability.report import record
+from conftest import ROOT
 from matcher.store import ROLES
 from service.auth import ACCESS
 

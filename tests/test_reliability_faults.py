@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from sqlalchemy import event
 
 from bench.reliability.faults import PostgresCluster, mount_tmpfs, store_matches
 from bench.reliability.fuzz import error_shape_problem
 from bench.reliability.report import record
 from bench.reliability.sizes import current, is_full
+from conftest import ROOT
 
 ADVISORS = "/v1/recommendations/advisors"
 NEED = {"text": "Beratung zur fairen Beschaffung für das Ordnungsamt", "city": "Essen", "k": 3}

@@ -7,11 +7,12 @@ import json
 import pytest
 
 from matcher import CatalogError, Query, load_catalog, parse_entity
-from matcher.evaluation.judged import load_dataset
 from matcher.domain.schema import load_qrels, load_queries
+from matcher.evaluation.judged import load_dataset
 
 GOOD = {"id": "adv-1", "kind": "advisor", "name": "A", "description": "Beraterin.", "city": "Essen",
-        "lat": 51.45, "lon": 7.01, "topics": ["Fairer Handel"], "languages": ["de", "FR"], "regions": ["NRW"], "capacity": 2}
+        "lat": 51.45, "lon": 7.01, "topics": ["Fairer Handel"], "languages": ["de", "FR"], "regions": ["NRW"],
+        "capacity": 2}
 
 
 def write_jsonl(path, records):
@@ -50,7 +51,8 @@ def test_every_bad_line_is_reported(tmp_path):
         load_catalog(path)
     by_line = {d["line"]: d for d in err.value.details}
     assert by_line[2]["field"] == "(Zeile)"
-    assert by_line[3]["field"] == "kind" or "kind" in by_line[3]["message"].lower() or by_line[3]["field"] == "(Eintrag)"
+    assert (by_line[3]["field"] == "kind" or "kind" in by_line[3]["message"].lower()
+            or by_line[3]["field"] == "(Eintrag)")
     assert by_line[4]["field"].endswith("colour")
     assert by_line[5]["field"] == "id" and "doppelte" in by_line[5]["message"]
 
@@ -66,7 +68,8 @@ def test_kind_specific_field_on_the_wrong_kind_is_rejected():
 
 
 def test_languages_are_normalised_and_product_fields_accepted():
-    e = parse_entity(dict(GOOD, evidence=["2024 beriet sie Hamm."], contact={"email": "a@example.org"}, partners=["org-1"]))
+    e = parse_entity(dict(GOOD, evidence=["2024 beriet sie Hamm."], contact={"email": "a@example.org"},
+                          partners=["org-1"]))
     assert e.languages == ["de", "fr"]
     assert e.texts() == ["Beraterin.", "2024 beriet sie Hamm."]
 

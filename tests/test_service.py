@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FIXTURES
 from sqlalchemy import select, text
 
+from conftest import FIXTURES
+from matcher.domain.schema import load_catalog, parse_entity
 from matcher.engine.embedding import CachedEmbedder
 from matcher.engine.matcher import DOMAIN_TEXT
-from matcher.domain.schema import load_catalog, parse_entity
 from matcher.store import Store, entity_text_keys, entity_texts
 
 
@@ -127,7 +127,8 @@ def test_restart_with_10000_stored_profiles_encodes_nothing(tmp_path, fast_embed
 def test_health_readiness_and_metrics(app, client, api_keys):
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz").json
-    assert ready["status"] == "ready" and ready["entities"] >= 170 and ready["schema_revision"] == app.config["SCHEMA_HEAD"]
+    assert (ready["status"] == "ready" and ready["entities"] >= 170
+            and ready["schema_revision"] == app.config["SCHEMA_HEAD"])
     client.post("/v1/recommendations/advisors", headers={"Authorization": api_keys["reader"]}, json={"text": "x"})
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and metrics.mimetype == "text/plain"

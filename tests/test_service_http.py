@@ -9,8 +9,9 @@ import time
 
 import pytest
 import requests
-from conftest import FIXTURES, POSTGRES_URL
 from sqlalchemy import create_engine, text
+
+from conftest import FIXTURES, POSTGRES_URL
 
 
 def test_advisors_over_real_http(app, api_keys, live_server):

@@ -23,8 +23,8 @@ from numerics import assert_scores_close
 
 AS_OF = dt.date(2026, 11, 22)
 QUERIES = [
-    {"task": "advisors", "text": "Frankophone Vereine aus Westafrika einbinden, gern auf Französisch", "city": "Dortmund",
-     "languages": ["fr"]},
+    {"task": "advisors", "text": "Frankophone Vereine aus Westafrika einbinden, gern auf Französisch",
+     "city": "Dortmund", "languages": ["fr"]},
     {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung im Ruhrgebiet", "from": "mun-111"},
     {"task": "advisors", "from": "mun-119"},
     {"task": "partners", "from": "org-101"},

@@ -19,9 +19,9 @@ import pytest
 import requests
 
 from conftest import FIXTURES
-from matcher.live import LiveMatcher, StoreBackedEmbedder
-from matcher.engine.matcher import Matcher
 from matcher.domain.schema import load_catalog, parse_entity
+from matcher.engine.matcher import Matcher
+from matcher.live import LiveMatcher, StoreBackedEmbedder
 from matcher.store import Store
 from matcher.text.profile import passages, profile_text
 

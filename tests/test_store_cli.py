@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from conftest import FIXTURES
-
 from matcher.cli import cli
 from matcher.errors import CatalogError, StoreError
 from matcher.store import Store

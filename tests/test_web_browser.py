@@ -297,7 +297,8 @@ def test_page_has_csp_labels_visible_focus_and_passes_axe_wcag_aa(page, web):
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
     unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
         .filter(el => el.type !== 'hidden')
-        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') &&
+                      !el.getAttribute('aria-labelledby'))
         .map(el => el.id || el.name)""")
     assert unlabelled == []
 

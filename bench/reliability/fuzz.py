@@ -128,7 +128,7 @@ def _checks() -> list[Callable[..., Any]]:
 def _describe(case: Any, headers: dict[str, str]) -> str:
     try:
         return case.as_curl_command(headers=headers)[:1500]
-    except Exception:  # noqa: BLE001 - a description is best effort; the failure itself is already counted
+    except Exception:  # a description is best effort; the failure itself is already counted
         return f"{case.method} {case.formatted_path}"
 
 

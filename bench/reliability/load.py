@@ -78,7 +78,8 @@ class LoadReport:
         return {"seconds": self.seconds, "clients": self.clients, "requests": self.requests,
                 "requests_per_second": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
                 "errors": self.errors, "no_answer": self.no_answer,
-                "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "error_samples": self.error_samples, "requests_by_kind": dict(self.by_kind),
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "error_samples": self.error_samples, "requests_by_kind": dict(self.by_kind),
                 **self.percentiles(), "recommendations": self.percentiles(recs),
                 "write_requests_acknowledged": self.ledger.writes_acknowledged,
                 "feedback_acknowledged": len(self.feedback)}

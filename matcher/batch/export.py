@@ -30,14 +30,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matcher.domain.spreadsheets import append_text_row
 from matcher.batch.assignment_types import AssignmentResult
-from matcher.errors import ValidationError
 from matcher.batch.invitation_types import InvitationList
 from matcher.domain.formatting import decimal
 from matcher.domain.labels import ADVISOR_GROUP, INVITEE_TYPE_LABELS, UNTYPED_GROUP
 from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import KINDS
+from matcher.domain.spreadsheets import append_text_row
+from matcher.errors import ValidationError
 
 __all__ = ["EXPORT_FORMATS", "CONTACT_COLUMNS", "export", "render", "invitation_table", "assignment_table",
            "write_table", "without_contact", "with_contacts", "entity_ids"]

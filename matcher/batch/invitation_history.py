@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from matcher.errors import CatalogError, ValidationError
 from matcher.batch.invitation_types import InvitationRecord
 from matcher.domain.loading import read_text
+from matcher.errors import CatalogError, ValidationError
 
 __all__ = ["read_history", "recent_invitations"]
 

@@ -12,11 +12,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from matcher.errors import ValidationError
 from matcher.domain.formatting import decimal
 from matcher.domain.labels import ADVISOR_GROUP, GROUP_LABELS, UNTYPED_GROUP
 from matcher.domain.messages import quoted
 from matcher.domain.schema import ORG_TYPES, Event
+from matcher.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.explain import Explanation
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_MMR_LAMBDA",
+    "DEFAULT_EXPOSURE",
     "INVITABLE_KINDS",
     "ADVISOR_GROUP",
     "UNTYPED_GROUP",
@@ -57,7 +58,7 @@ class Quota:
     unit: Literal["share", "count"]
 
     @classmethod
-    def parse(cls, spec: str) -> "Quota":
+    def parse(cls, spec: str) -> Quota:
         """Read ``TYPE:VALUE`` with an optional ``>=`` (default) or ``<=``.
 
         A value with a decimal point or ``%`` is a share (``0.4``, ``40%``), an
@@ -105,6 +106,9 @@ class ExposurePolicy:
 
     penalty: float = 0.5
     window_days: int = 365
+
+
+DEFAULT_EXPOSURE = ExposurePolicy()  # frozen, so one shared instance is a safe default argument
 
 
 @dataclass(frozen=True)

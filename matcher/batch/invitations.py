@@ -42,20 +42,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from matcher.errors import ValidationError
-from matcher.engine.explain import explain, topic_similarities
-from matcher.engine.index import CatalogIndex
 from matcher.batch.invitation_constraints import final_counts, fit_constraints, place_bounds
 from matcher.batch.invitation_history import read_history, recent_invitations
 from matcher.batch.invitation_reasons import WhyContext, waitlist_why
 from matcher.batch.invitation_types import (
-    ADVISOR_GROUP, DEFAULT_MMR_LAMBDA, GROUPS, INVITABLE_KINDS, UNTYPED_GROUP, ConstraintReport, ExposurePolicy,
-    InvitationList, InvitationRecord, Invitee, Quota,
+    ADVISOR_GROUP,
+    DEFAULT_EXPOSURE,
+    DEFAULT_MMR_LAMBDA,
+    GROUPS,
+    INVITABLE_KINDS,
+    UNTYPED_GROUP,
+    ConstraintReport,
+    ExposurePolicy,
+    InvitationList,
+    InvitationRecord,
+    Invitee,
+    Quota,
 )
 from matcher.batch.selection import Pick, select
 from matcher.domain.labels import KIND_LABELS
 from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import ORG_TYPES, Event, Query
+from matcher.engine.explain import explain, topic_similarities
+from matcher.engine.index import CatalogIndex
+from matcher.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher, QueryScores
@@ -64,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # its callers pass in, so that one import serves a caller
 __all__ = [
     "DEFAULT_MMR_LAMBDA",
+    "DEFAULT_EXPOSURE",
     "INVITABLE_KINDS",
     "ConstraintReport",
     "ExposurePolicy",
@@ -166,7 +177,7 @@ def check_invitation_request(matcher: Matcher, event_id: str, size: int, *, quot
 
 def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Sequence[Quota | str] = (),
                     max_per_city: int | None = None, mmr_lambda: float = DEFAULT_MMR_LAMBDA,
-                    exposure: ExposurePolicy = ExposurePolicy(), history: Iterable[Any] = (), waitlist: int = 0,
+                    exposure: ExposurePolicy = DEFAULT_EXPOSURE, history: Iterable[Any] = (), waitlist: int = 0,
                     include_kinds: Sequence[str] = ("organisation",), as_of: dt.date | None = None,
                     lang: str = "de", progress: Progress | None = None) -> InvitationList:
     """Choose ``size`` invitees for event ``event_id`` under quotas, diversity and exposure control.

@@ -22,10 +22,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from matcher.domain.catalog_io import csv_records
-from matcher.errors import CatalogError
 from matcher.domain.loading import Record, read_text, validate_records
 from matcher.domain.messages import json_error_reason
-from matcher.domain.schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, LongText, Longitude, Query
+from matcher.domain.schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, Longitude, LongText, Query
+from matcher.errors import CatalogError
 
 __all__ = ["AdvisorRequest", "load_requests", "REQUEST_COLUMNS"]
 
@@ -55,7 +55,7 @@ class AdvisorRequest(BaseModel):
     conflicts: Annotated[list[EntityId], Field(max_length=500)] = []
 
     @model_validator(mode="after")
-    def _text_or_municipality(self) -> "AdvisorRequest":
+    def _text_or_municipality(self) -> AdvisorRequest:
         if not self.text and not self.municipality:
             raise ValueError("Bitte einen Text (text) oder die anfragende Kommune (municipality) angeben")
         if (self.lat is None) != (self.lon is None):

@@ -107,7 +107,8 @@ def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | 
     parallel = workers > 1 and len(blocks) >= 2
     signals, mask, distance = _outputs(len(queries), block.size, shared=parallel)
     contexts: list[QueryContext] = []
-    for done, block_contexts in enumerate(_run_blocks(m, blocks, workers if parallel else 1, (signals, mask, distance)), 1):
+    finished_blocks = _run_blocks(m, blocks, workers if parallel else 1, (signals, mask, distance))
+    for done, block_contexts in enumerate(finished_blocks, 1):
         contexts.extend(block_contexts)
         report(0.3 + 0.7 * done / len(blocks), "Anfragen bewerten")
     raw = {s: signals[k] for k, s in enumerate(SIGNALS)}

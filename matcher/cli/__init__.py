@@ -14,13 +14,13 @@ import sys
 
 import click
 
-from matcher.errors import MatcherError
 from matcher.cli import german
 from matcher.cli.batch import assign, invite
 from matcher.cli.common import EXIT_ERROR, EXIT_INFEASIBLE, error_text
 from matcher.cli.engine import evaluate, rank
 from matcher.cli.landscape import landscape, landscape_calibrate
 from matcher.cli.store import db, info, keys, load, vectors
+from matcher.errors import MatcherError
 
 __all__ = ["cli", "main", "EXIT_ERROR", "EXIT_INFEASIBLE"]
 

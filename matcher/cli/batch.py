@@ -17,14 +17,21 @@ import sys
 import click
 
 from matcher.batch.assignment import DEFAULT_ALTERNATES
-from matcher.errors import InfeasibleError, MatcherError
 from matcher.batch.invitation_types import DEFAULT_MMR_LAMBDA, ExposurePolicy
 from matcher.cli import german
 from matcher.cli.common import (
-    EXIT_INFEASIBLE, catalog_option, database_option, fail, fitted_matcher, model_option, open_store, progress_bar,
+    EXIT_INFEASIBLE,
+    catalog_option,
+    database_option,
+    fail,
+    fitted_matcher,
+    model_option,
+    open_store,
+    progress_bar,
 )
 from matcher.domain.formatting import decimal
 from matcher.domain.labels import INVITEE_TYPE_LABELS, UNTYPED_GROUP
+from matcher.errors import InfeasibleError, MatcherError
 
 __all__ = ["invite", "assign"]
 
@@ -134,9 +141,9 @@ def assign(requests_file: str, alternates: int, allow_partial: bool, as_of: dt.d
            include_contact: bool, delimiter: str, workers: int, catalog_file: str | None, url: str | None,
            model: str | None) -> None:
     """Optimale Zuordnung von Beratungsanfragen zu Berater/innen mit Kapazitäten."""
-    from matcher.batch.requests import load_requests
     from matcher.batch.assignment import assign_advisors
     from matcher.batch.export import export
+    from matcher.batch.requests import load_requests
 
     try:
         requests = load_requests(requests_file)

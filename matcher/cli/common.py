@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from matcher.errors import MatcherError, ValidationError
 from matcher.cli import german
 from matcher.domain.formatting import decimal  # the commands' German numbers, imported from here
+from matcher.errors import MatcherError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matcher.text.gazetteer import Gazetteer, Place
     from matcher.engine.matcher import Matcher
     from matcher.store import Store
+    from matcher.text.gazetteer import Gazetteer, Place
 
 __all__ = [
     "EXIT_ERROR", "EXIT_INFEASIBLE", "catalog_option", "database_option", "model_option", "open_store",
@@ -69,9 +69,8 @@ def open_store(url: str | None = None, *, create: bool = False) -> Store:
 def _load_weights(weights_file: str | None) -> Any:
     if not weights_file:
         return None
-    from matcher.engine.matcher import Weights
-
     from matcher.domain.messages import json_error_reason
+    from matcher.engine.matcher import Weights
 
     try:
         values = json.loads(Path(weights_file).read_text(encoding="utf-8"))
@@ -95,8 +94,8 @@ def fitted_matcher(catalog_file: str | None, url: str | None, model: str | None,
     """
     from matcher.domain.catalog_io import read_catalog_file
     from matcher.engine.embedding import make_embedder
-    from matcher.live import StoreBackedEmbedder
     from matcher.engine.matcher import Matcher
+    from matcher.live import StoreBackedEmbedder
     from matcher.settings import model_spec, threads
 
     from_file = catalog is not None or catalog_file is not None

@@ -36,10 +36,10 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
     """Eine Anfrage beantworten: die besten Vorschläge mit Begründung."""
     from pydantic import ValidationError as PydanticValidationError
 
-    from matcher.errors import ValidationError
-    from matcher.text.gazetteer import default_gazetteer
     from matcher.domain.messages import validation_details
     from matcher.domain.schema import Query
+    from matcher.errors import ValidationError
+    from matcher.text.gazetteer import default_gazetteer
 
     try:
         query = Query.model_validate({"task": task, "text": text, "from": from_, "city": city,

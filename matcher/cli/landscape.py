@@ -68,10 +68,10 @@ def read_contacted(path: str | Path) -> set[tuple[str, str]]:
 def landscape(city: str, radius_km: float | None, out: str, contacted_file: str | None, limit: int,
               fields_file: str | None, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Landschaftsbericht: wer in welchem Handlungsfeld arbeitet und welche Verbindungen fehlen."""
-    from matcher.landscape.fields import FieldClassifier, load_fields
-    from matcher.landscape.build import build_landscape
-    from matcher.landscape.report import FORMATS, write_report
     from matcher.cli.common import open_store
+    from matcher.landscape.build import build_landscape
+    from matcher.landscape.fields import FieldClassifier, load_fields
+    from matcher.landscape.report import FORMATS, write_report
 
     if Path(out).suffix.lower() not in FORMATS:
         raise click.BadParameter("bitte eine Datei mit .html, .xlsx oder .json angeben", param_hint="„--out“")

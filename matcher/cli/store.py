@@ -158,11 +158,11 @@ def vectors_import(url: str | None, model: str | None, optional: bool, file: str
     Passen Modell oder Stichproben nicht (anderes Modell, andere Version),
     wird nichts übernommen.
     """
+    from matcher.cli.common import error_text
     from matcher.engine.embedding import make_embedder
     from matcher.errors import ValidationError
-    from matcher.settings import model_spec, threads
     from matcher.live.vector_artifact import import_vectors
-    from matcher.cli.common import error_text
+    from matcher.settings import model_spec, threads
 
     store = open_store(url)
     try:
@@ -189,8 +189,8 @@ def vectors_import(url: str | None, model: str | None, optional: bool, file: str
 @click.argument("file", metavar="DATEI", type=german.WritableFile())
 def vectors_export(url: str | None, model: str | None, catalog_file: str, file: str) -> None:
     """Die Vektoren eines Katalogs in eine Datei schreiben (kodiert, was noch fehlt)."""
-    from matcher.live.vector_artifact import export_vectors
     from matcher.cli.common import fitted_matcher
+    from matcher.live.vector_artifact import export_vectors
 
     m = fitted_matcher(catalog_file, url, model)
     report = export_vectors(m, file)

@@ -28,10 +28,10 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from matcher.errors import CatalogError
 from matcher.domain.loading import Record, reject_json_constant, validate_records
 from matcher.domain.messages import alternatives, json_error_reason, quoted
 from matcher.domain.schema import Advisor, Contact, Entity, Event, Municipality, Organisation, load_catalog
+from matcher.errors import CatalogError
 
 __all__ = ["FORMATS", "parse_catalog", "read_catalog_file", "csv_columns", "csv_records"]
 

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,9 +30,9 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from matcher.errors import CatalogError, ValidationError
 from matcher.domain.loading import Record, read_text, reject_json_constant, validate_records
 from matcher.domain.messages import json_error_reason, validation_details
+from matcher.errors import CatalogError, ValidationError
 
 __all__ = [
     "KINDS",
@@ -61,7 +61,8 @@ MAX_SHORT = 200          # names, cities, topics
 MAX_LIST = 50            # topics, languages, regions, ...
 
 EntityId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
@@ -101,12 +102,14 @@ class _EntityBase(_Strict):
     topics: Annotated[list[ShortText], Field(max_length=MAX_LIST)] = []
     languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
     # product fields beyond FORMAT.md
-    evidence: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=30)] = []
+    evidence: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=30)
+    ] = []
     contact: Contact | None = None
     partners: Annotated[list[EntityId], Field(max_length=500)] = []
 
     @model_validator(mode="after")
-    def _lat_lon_together(self) -> "_EntityBase":
+    def _lat_lon_together(self) -> _EntityBase:
         if (self.lat is None) != (self.lon is None):
             raise ValueError("lat und lon müssen zusammen angegeben werden")
         return self
@@ -145,7 +148,7 @@ class Municipality(_EntityBase):
     kind: Literal["municipality"]
 
 
-Entity = Annotated[Union[Advisor, Organisation, Event, Municipality], Field(discriminator="kind")]
+Entity = Annotated[Advisor | Organisation | Event | Municipality, Field(discriminator="kind")]
 _ENTITY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Entity)
 
 
@@ -171,7 +174,7 @@ class Query(_Strict):
     org_types: Annotated[list[OrgType], Field(max_length=4)] = []
 
     @model_validator(mode="after")
-    def _has_text_or_from(self) -> "Query":
+    def _has_text_or_from(self) -> Query:
         if not (self.text and self.text.strip()) and not self.from_:
             raise ValueError("Bitte einen Text (text) oder eine anfragende Stelle (from) angeben")
         if (self.lat is None) != (self.lon is None):
@@ -255,7 +258,8 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
             continue
         parts = line.rstrip("\n").split("\t")
         if len(parts) != 3:
-            details.append({"file": str(path), "line": lineno, "field": "(Zeile)", "message": "erwartet 3 Tab-getrennte Spalten"})
+            details.append({"file": str(path), "line": lineno, "field": "(Zeile)",
+                            "message": "erwartet 3 Tab-getrennte Spalten"})
             continue
         try:
             grade = int(parts[2])

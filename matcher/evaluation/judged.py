@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.errors import CatalogError
 from matcher.domain.messages import alternatives
-from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from matcher.domain.schema import TASKS, Query, load_catalog, load_qrels, load_queries
+from matcher.errors import CatalogError
+from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
 __all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport"]
 
@@ -33,7 +33,8 @@ def load_dataset(path: str | Path) -> Dataset:
     if missing:
         raise CatalogError(f"{path} ist kein bewerteter Datensatz: es fehlt {alternatives(missing, 'und')}",
                            [{"file": str(path / m)} for m in missing])
-    return Dataset(load_catalog(path / "catalog.jsonl"), load_queries(path / "queries.jsonl"), load_qrels(path / "qrels.tsv"), path)
+    return Dataset(load_catalog(path / "catalog.jsonl"), load_queries(path / "queries.jsonl"),
+                   load_qrels(path / "qrels.tsv"), path)
 
 
 @dataclass
@@ -67,7 +68,8 @@ def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset,
         runs[qid] = ranked
         ids = [e for e, _ in ranked]
         grades = dataset.qrels.get(qid, {})
-        row = {"ndcg@10": ndcg_at_k(ids, grades, k), "mrr@10": mrr_at_k(ids, grades, k), "recall@10": recall_at_k(ids, grades, k)}
+        row = {"ndcg@10": ndcg_at_k(ids, grades, k), "mrr@10": mrr_at_k(ids, grades, k),
+               "recall@10": recall_at_k(ids, grades, k)}
         per_query[qid] = row
         by_task[q.task].append(row)
     per_task = {t: _mean(rows) for t, rows in by_task.items() if rows}

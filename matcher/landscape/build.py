@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from matcher.errors import NotFittedError, ValidationError
-from matcher.landscape.fields import Actor, FieldClassifier
-from matcher.text.gazetteer import Place, haversine_km
 from matcher.domain.formatting import capitalised, decimal
 from matcher.domain.labels import ORG_TYPE_PLURALS_DE
 from matcher.domain.messages import alternatives, did_you_mean, quoted
 from matcher.domain.schema import ORG_TYPES
+from matcher.errors import NotFittedError, ValidationError
+from matcher.landscape.fields import Actor, FieldClassifier
 from matcher.landscape.links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
+from matcher.text.gazetteer import Place, haversine_km
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
@@ -102,7 +102,8 @@ class Landscape:
             "actor_types": [{"id": t, "label": ACTOR_TYPE_HEADINGS[t]} for t in ACTOR_TYPES],
             "coverage": [
                 {"field": fid, "label": label, "total": int(counts[r].sum()),
-                 "by_type": {t: {"count": int(counts[r, c]), "actors": [{"id": a.id, "name": a.name} for a in self.cell(fid, t)]}
+                 "by_type": {t: {"count": int(counts[r, c]),
+                                 "actors": [{"id": a.id, "name": a.name} for a in self.cell(fid, t)]}
                              for c, t in enumerate(ACTOR_TYPES)}}
                 for r, (fid, label) in enumerate(self.fields)
             ],
@@ -115,14 +116,15 @@ class Landscape:
         }
 
 
-def resolve_area(matcher: "Matcher", name: str, radius_km: float | None = None) -> Area:
+def resolve_area(matcher: Matcher, name: str, radius_km: float | None = None) -> Area:
     """Resolve a place name (municipality, district, region or "NRW") with the matcher's gazetteer.
 
     Raises:
         ValidationError: the name is not a place in NRW, or the radius is not positive.
     """
     if radius_km is not None and not (0 < radius_km <= 500):
-        raise ValidationError("Der Umkreis muss zwischen 0 und 500 km liegen", [{"field": "radius_km", "value": radius_km}])
+        raise ValidationError("Der Umkreis muss zwischen 0 und 500 km liegen",
+                              [{"field": "radius_km", "value": radius_km}])
     place = matcher.gazetteer_.resolve(name)
     if place is None or place.kind not in ("municipality", "district", "region", "state"):
         suggestions = matcher.gazetteer_.suggest(name, n=3)
@@ -144,7 +146,7 @@ def _inside(area: Area, place: Place | None) -> bool:
     return place.name == area.name
 
 
-def _members(matcher: "Matcher", classifier: FieldClassifier, area: Area) -> list[int]:
+def _members(matcher: Matcher, classifier: FieldClassifier, area: Area) -> list[int]:
     out = []
     for i in classifier.actors_:
         place = matcher.index_.places[i]
@@ -156,7 +158,7 @@ def _members(matcher: "Matcher", classifier: FieldClassifier, area: Area) -> lis
     return out
 
 
-def build_landscape(matcher: "Matcher", classifier: FieldClassifier, city: str, radius_km: float | None = None,
+def build_landscape(matcher: Matcher, classifier: FieldClassifier, city: str, radius_km: float | None = None,
                     contacted: Collection[tuple[str, str]] = (), limit: int | None = 20,
                     link_types: Sequence[str] = LINK_TYPES, weights: LinkWeights | None = None,
                     today: dt.date | None = None) -> Landscape:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from matcher.errors import CatalogError, ValidationError
-from matcher.landscape.fields import FieldClassifier, FieldsOfAction, Thresholds, load_fields
 from matcher.domain.loading import read_text
 from matcher.domain.messages import alternatives, quoted
+from matcher.errors import CatalogError, ValidationError
+from matcher.landscape.fields import FieldClassifier, FieldsOfAction, Thresholds, load_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
@@ -122,7 +122,7 @@ class Calibration:
                 "actors": self.actors, "labels": self.labels, "cv": self.cv}
 
 
-def calibrate(matcher: "Matcher", judged: Mapping[str, frozenset[str]], fields: FieldsOfAction | None = None,
+def calibrate(matcher: Matcher, judged: Mapping[str, frozenset[str]], fields: FieldsOfAction | None = None,
               folds: int = 5, seed: int = 0) -> Calibration:
     """Calibrate the sentence thresholds on judged actors and measure them honestly.
 

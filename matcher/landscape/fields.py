@@ -33,14 +33,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
-from matcher.text.countries import country_name_de
-from matcher.errors import CatalogError, NotFittedError, ValidationError
 from matcher.domain.formatting import capitalised
 from matcher.domain.labels import ORG_TYPE_LABELS_DE
 from matcher.domain.loading import read_text
 from matcher.domain.messages import json_error_reason, quoted
 from matcher.domain.schema import Municipality, Organisation, pydantic_details
+from matcher.errors import CatalogError, NotFittedError, ValidationError
 from matcher.settings import fields_file, package_data
+from matcher.text.countries import country_name_de
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
@@ -142,8 +142,8 @@ class FieldsOfAction:
         if model_id not in self.thresholds:
             raise ValidationError(
                 f"Für das Modell {quoted(model_id)} ist in {self.source or 'der Handlungsfelder-Datei'} kein "
-                "Schwellenwert "
-                "kalibriert. Bitte `matcher landscape-calibrate --write` ausführen oder dem FieldClassifier Schwellenwerte übergeben.",
+                "Schwellenwert kalibriert. Bitte `matcher landscape-calibrate --write` ausführen oder dem "
+                "FieldClassifier Schwellenwerte übergeben.",
                 [{"field": "thresholds", "value": model_id, "known": sorted(self.thresholds)}],
             )
         return self.thresholds[model_id]
@@ -172,7 +172,8 @@ def load_fields(path: str | Path | None = None) -> FieldsOfAction:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise CatalogError(f"{path}: doppelte id(s) {', '.join(duplicates)}", [{"file": str(path), "field": "id"}])
-    fields = tuple(FieldOfAction(f.id, f.label, f.description, tuple(t.casefold() for t in f.topics), tuple(f.actor_types))
+    fields = tuple(FieldOfAction(f.id, f.label, f.description, tuple(t.casefold() for t in f.topics),
+                                 tuple(f.actor_types))
                    for f in data.fields)
     thresholds = {k: Thresholds(v.with_topics, v.without_topics) for k, v in data.thresholds.items()}
     return FieldsOfAction(fields, thresholds, str(path))
@@ -216,7 +217,8 @@ class FieldAssignment:
             return f"Eigenes Thema „{self.topic}“; {quote}"
         if self.source == "actor":
             names = ", ".join(country_name_de(c) for c in self.countries[:3])
-            return f"{capitalised(ORG_TYPE_LABELS_DE.get(self.actor_type or '', 'Akteur'))} mit Bezug zu {names}; {quote}"
+            kind = capitalised(ORG_TYPE_LABELS_DE.get(self.actor_type or "", "Akteur"))
+            return f"{kind} mit Bezug zu {names}; {quote}"
         return quote
 
     def as_dict(self) -> dict[str, Any]:
@@ -269,7 +271,7 @@ class FieldClassifier:
         self.fields = fields
         self.thresholds = thresholds
 
-    def fit(self, matcher: "Matcher") -> "FieldClassifier":
+    def fit(self, matcher: Matcher) -> FieldClassifier:
         """Score every actor of ``matcher`` against every field.
 
         Raises:
@@ -289,7 +291,7 @@ class FieldClassifier:
         self.assignments_ = {matcher.entities_[i].id: self._assign(i) for i in self.actors_}
         return self
 
-    def _sentence_scores(self, matcher: "Matcher") -> tuple[np.ndarray, np.ndarray]:
+    def _sentence_scores(self, matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
         """Centred similarity of each entity's best sentence to each field, and that sentence's index."""
         field_vecs = matcher.embedder.encode([f.text for f in self.fields_.fields], "query")
         sims = (matcher.index_.passage_unique_vecs @ field_vecs.T)[matcher.index_.passage_map]  # (passages, fields)
@@ -308,7 +310,7 @@ class FieldClassifier:
         return scores, best
 
     @staticmethod
-    def _sentence_mask(matcher: "Matcher") -> np.ndarray:
+    def _sentence_mask(matcher: Matcher) -> np.ndarray:
         """Passages that are sentences: every passage except the topic list (topics are matched explicitly).
         An entity with nothing but topics keeps its topic list so that it has a sentence to show."""
         mask = np.ones(len(matcher.index_.passage_texts), dtype=bool)
@@ -318,8 +320,9 @@ class FieldClassifier:
                 mask[end - 1] = False
         return mask
 
-    def _topic_hits(self, matcher: "Matcher") -> list[dict[str, str]]:
-        patterns = {f.id: re.compile("|".join(rf"(?<!\w){re.escape(t)}" for t in f.topics)) for f in self.fields_.fields if f.topics}
+    def _topic_hits(self, matcher: Matcher) -> list[dict[str, str]]:
+        patterns = {f.id: re.compile("|".join(rf"(?<!\w){re.escape(t)}" for t in f.topics))
+                    for f in self.fields_.fields if f.topics}
         hits: list[dict[str, str]] = []
         for e in matcher.entities_:
             found: dict[str, str] = {}
@@ -330,7 +333,7 @@ class FieldClassifier:
             hits.append(found)
         return hits
 
-    def _actor_hits(self, matcher: "Matcher") -> list[dict[str, tuple[str, ...]]]:
+    def _actor_hits(self, matcher: Matcher) -> list[dict[str, tuple[str, ...]]]:
         hits: list[dict[str, tuple[str, ...]]] = []
         for i, e in enumerate(matcher.entities_):
             countries = tuple(sorted(matcher.index_.countries[i][0]))
@@ -378,10 +381,12 @@ class FieldClassifier:
         return Actor(e.id, e.name, e.kind, actor_type(e), e.city, self.assignments(entity_id))
 
     def explicit_matrix(self, entity_ids: Sequence[str], topics: bool = True) -> np.ndarray:
-        """Boolean (entities × fields): assigned by topic (unless ``topics=False``) or actor type, whatever the threshold."""
+        """Boolean (entities × fields): assigned by topic (unless ``topics=False``) or actor type,
+        whatever the threshold."""
         self._check()
         rows = [self.matcher_.index_.row[i] for i in entity_ids]
-        return np.array([[(topics and f.id in self.topic_hits_[r]) or f.id in self.actor_hits_[r] for f in self.fields_.fields]
+        return np.array([[(topics and f.id in self.topic_hits_[r]) or f.id in self.actor_hits_[r]
+                          for f in self.fields_.fields]
                          for r in rows], dtype=bool).reshape(len(rows), len(self.fields_.fields))
 
     def score_matrix(self, entity_ids: Sequence[str]) -> np.ndarray:

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from matcher.domain.formatting import capitalised, decimal
 from matcher.domain.labels import ORG_TYPE_LABELS_DE, ORG_TYPE_PLURALS_DATIVE_DE
-from matcher.text.countries import country_name_de
 from matcher.landscape.fields import Actor, FieldAssignment, FieldClassifier, actor_type
+from matcher.text.countries import country_name_de
 from matcher.text.gazetteer import haversine_km
 from matcher.text.intent import asked_types
 
@@ -89,7 +89,8 @@ class MissingLink:
 
 
 def recorded_pairs(entities: Iterable[Any], contacted: Iterable[tuple[str, str]] = ()) -> dict[frozenset[str], str]:
-    """Unordered pairs that already know each other: ``partners`` (either side) → "partners", contacted → "contacted"."""
+    """Unordered pairs that already know each other: ``partners`` (either side) → "partners",
+    contacted → "contacted"."""
     pairs: dict[frozenset[str], str] = {}
     for e in entities:
         for other in e.partners:
@@ -125,7 +126,9 @@ class _NameIndex:
 
     def keys(self, entity: Any) -> tuple[list[str], str | None]:
         core = re.sub(r"\s+(e\.\s?V\.|eG|gGmbH|GmbH)\s*$", "", entity.name).strip()
-        phrases = [core.casefold()] + ([f"stadt {entity.city}".casefold()] if entity.kind == "municipality" and entity.city else [])
+        phrases = [core.casefold()]
+        if entity.kind == "municipality" and entity.city:
+            phrases.append(f"stadt {entity.city}".casefold())
         for word in _WORD_RE.findall(core):
             w = word.casefold()
             if len(word) < 6 or w in _GENERIC_NAME_WORDS or word == entity.city:
@@ -148,7 +151,7 @@ class _NameIndex:
 class _PairScorer:
     """Everything about pairs that is computed once per landscape."""
 
-    def __init__(self, matcher: "Matcher", classifier: FieldClassifier, weights: LinkWeights):
+    def __init__(self, matcher: Matcher, classifier: FieldClassifier, weights: LinkWeights):
         self.m, self.fc, self.w = matcher, classifier, weights
         vecs = matcher.index_.profile_vecs[classifier.actors_]
         mean = vecs.mean(axis=0)
@@ -169,7 +172,8 @@ class _PairScorer:
             return []
         return [(asker, kind, sentence)]
 
-    def score(self, i: int, j: int, fields_i: list[FieldAssignment], fields_j: list[FieldAssignment]) -> MissingLink | None:
+    def score(self, i: int, j: int, fields_i: list[FieldAssignment],
+              fields_j: list[FieldAssignment]) -> MissingLink | None:
         m, w = self.m, self.w
         ei, ej = m.entities_[i], m.entities_[j]
         pi, pj = m.index_.places[i], m.index_.places[j]
@@ -203,10 +207,12 @@ class _PairScorer:
         if countries:
             reasons.append("Gemeinsamer Länderbezug: " + ", ".join(country_name_de(c) for c in countries[:3]))
         for who, kind, sentence in asks[:1]:
-            reasons.append(f"{who.name} sucht die Zusammenarbeit mit {ORG_TYPE_PLURALS_DATIVE_DE[kind]}: „{_short(sentence)}“")
+            reasons.append(f"{who.name} sucht die Zusammenarbeit mit {ORG_TYPE_PLURALS_DATIVE_DE[kind]}: "
+                           f"„{_short(sentence)}“")
         reasons.append(capitalised(f"{ORG_TYPE_LABELS_DE[ti]} und {ORG_TYPE_LABELS_DE[tj]} ergänzen sich"))
         if km is not None:
-            reasons.append(f"Beide in {ei.city}" if km < 3 and ei.city == ej.city else f"{decimal(round(km), None)} km voneinander entfernt")
+            reasons.append(f"Beide in {ei.city}" if km < 3 and ei.city == ej.city
+                           else f"{decimal(round(km), None)} km voneinander entfernt")
         return MissingLink(self.fc.actor(ei.id), self.fc.actor(ej.id), total, km, [a.label for a in shared],
                            [country_name_de(c) for c in countries], reasons, contributions)
 
@@ -216,7 +222,7 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def find_missing_links(matcher: "Matcher", classifier: FieldClassifier, members: Sequence[int],
+def find_missing_links(matcher: Matcher, classifier: FieldClassifier, members: Sequence[int],
                        contacted: Collection[tuple[str, str]] = (), link_types: Sequence[str] = LINK_TYPES,
                        weights: LinkWeights | None = None) -> tuple[list[MissingLink], dict[str, int]]:
     """All missing links among ``members`` (entity indices of ``matcher``), best first, and how many

@@ -15,10 +15,10 @@ import numpy as np
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
-from matcher.errors import ValidationError
 from matcher.domain.formatting import capitalised, decimal, german_date
 from matcher.domain.labels import ORG_TYPE_HEADING_LINES_DE, ORG_TYPE_LABELS_DE
 from matcher.domain.messages import quoted
+from matcher.errors import ValidationError
 from matcher.landscape.build import ACTOR_TYPE_HEADINGS, ACTOR_TYPES, Landscape
 
 __all__ = ["FORMATS", "heatmap_svg", "render_html", "write_report", "xlsx_bytes"]
@@ -63,18 +63,21 @@ def heatmap_svg(landscape: Landscape) -> Markup:
                f'y="{head_h - 8}">Summe</text>')
     for r, (field_id, label) in enumerate(landscape.fields):
         y = head_h + r * cell_h
-        out.append(f'<text class="row" x="{label_w - 10}" y="{y + cell_h / 2 + 5}" text-anchor="end">{escape(label)}</text>')
+        out.append(f'<text class="row" x="{label_w - 10}" y="{y + cell_h / 2 + 5}" '
+                   f'text-anchor="end">{escape(label)}</text>')
         for c, kind in enumerate(ACTOR_TYPES):
             value = int(counts[r, c])
             colour = _colour(value, top)
             names = ", ".join(a.name for a in landscape.cell(field_id, kind)) or "niemand"
             x = label_w + c * cell_w
             out.append(f'<g><title>{escape(label)} · {escape(ACTOR_TYPE_HEADINGS[kind])}: {escape(names)}</title>'
-                       f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="3" fill="{colour}"/>'
+                       f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="3" '
+                       f'fill="{colour}"/>'
                        f'<text x="{x + cell_w / 2}" y="{y + cell_h / 2 + 5}" text-anchor="middle" '
                        f'class="{"num light" if _is_dark(colour) else "num"}">{value if value else "–"}</text></g>')
         total = int(counts[r].sum())
-        out.append(f'<text class="{"total" if total else "total zero"}" x="{label_w + cell_w * len(ACTOR_TYPES) + total_w / 2}" '
+        out.append(f'<text class="{"total" if total else "total zero"}" '
+                   f'x="{label_w + cell_w * len(ACTOR_TYPES) + total_w / 2}" '
                    f'y="{y + cell_h / 2 + 5}" text-anchor="middle">{total}</text>')
     # legend: a few swatches from 1 to the maximum
     y = head_h + cell_h * len(landscape.fields) + 14
@@ -129,7 +132,8 @@ _TEMPLATE = """<!doctype html>
   th { background: var(--soft); }
   .evidence { color: var(--muted); }
   .note { color: var(--muted); font-size: .9rem; }
-  footer { margin-top: 40px; color: var(--muted); font-size: .8rem; border-top: 1px solid var(--line); padding-top: 10px; }
+  footer { margin-top: 40px; color: var(--muted); font-size: .8rem; border-top: 1px solid var(--line);
+           padding-top: 10px; }
 </style>
 </head>
 <body>
@@ -152,20 +156,24 @@ _TEMPLATE = """<!doctype html>
   {% if ls.uncovered_fields %}
   <p class="gaps"><strong>Von niemandem bearbeitet:</strong> {{ ls.uncovered_fields|join(", ") }}.</p>
   {% endif %}
-  {% if ls.unassigned %}<p class="note">Ohne erkennbares Handlungsfeld: {{ ls.unassigned|map(attribute="name")|join(", ") }}.</p>{% endif %}
+  {% if ls.unassigned %}
+  <p class="note">Ohne erkennbares Handlungsfeld: {{ ls.unassigned|map(attribute="name")|join(", ") }}.</p>
+  {% endif %}
 </section>
 
 <section id="verbindungen">
   <h2>Fehlende Verbindungen</h2>
-  <p>Paare in der Nähe, die sich ergänzen, aber weder eine eingetragene Partnerschaft noch einen vermerkten Kontakt haben –
-     Vorschläge für das nächste Netzwerktreffen, die besten zuerst.</p>
+  <p>Paare in der Nähe, die sich ergänzen, aber weder eine eingetragene Partnerschaft noch einen vermerkten
+     Kontakt haben – Vorschläge für das nächste Netzwerktreffen, die besten zuerst.</p>
   {% if ls.links %}
   <ol class="links">
   {% for link in ls.links %}
     <li>
       <span class="score" title="Passung (Summe der gewichteten Gründe)">Passung {{ link.score|decimal(1) }}</span>
-      <span class="pair">{{ link.a.name }}</span> <span class="type">({{ singular[link.a.actor_type] }}, {{ link.a.city }})</span>
-      ↔ <span class="pair">{{ link.b.name }}</span> <span class="type">({{ singular[link.b.actor_type] }}, {{ link.b.city }})</span>
+      <span class="pair">{{ link.a.name }}</span>
+      <span class="type">({{ singular[link.a.actor_type] }}, {{ link.a.city }})</span>
+      ↔ <span class="pair">{{ link.b.name }}</span>
+      <span class="type">({{ singular[link.b.actor_type] }}, {{ link.b.city }})</span>
       <ul class="reasons">{% for reason in link.reasons %}<li>{{ reason }}</li>{% endfor %}</ul>
     </li>
   {% endfor %}
@@ -183,7 +191,8 @@ _TEMPLATE = """<!doctype html>
     <thead><tr><th>Handlungsfeld</th>{% for kind in types %}<th>{{ plurals[kind] }}</th>{% endfor %}</tr></thead>
     <tbody>
     {% for fid, label in ls.fields %}
-      <tr><td>{{ label }}</td>{% for kind in types %}<td>{{ ls.cell(fid, kind)|map(attribute="name")|join(", ") or "–" }}</td>{% endfor %}</tr>
+      <tr><td>{{ label }}</td>{% for kind in types %}<td>
+        {{- ls.cell(fid, kind)|map(attribute="name")|join(", ") or "–" }}</td>{% endfor %}</tr>
     {% endfor %}
     </tbody>
   </table>
@@ -196,7 +205,9 @@ _TEMPLATE = """<!doctype html>
     <tbody>
     {% for a in ls.actors %}
       <tr><td>{{ a.name }}<br><span class="note">{{ a.city }}</span></td><td>{{ singular[a.actor_type] }}</td>
-          <td>{% for f in a.fields %}<div><strong>{{ f.label }}</strong> <span class="evidence">– {{ sources[f.source] }}: {{ f.reason }}</span></div>{% else %}–{% endfor %}</td></tr>
+          <td>{% for f in a.fields %}<div><strong>{{ f.label }}</strong>
+            <span class="evidence">– {{ sources[f.source] }}: {{ f.reason }}</span></div>
+          {%- else %}–{% endfor %}</td></tr>
     {% endfor %}
     </tbody>
   </table>
@@ -206,19 +217,22 @@ _TEMPLATE = """<!doctype html>
   <h2>So entsteht der Bericht</h2>
   <p class="note">Ein Akteur zählt für ein Handlungsfeld, wenn eines seiner eigenen Themen es nennt, wenn sein
   Akteurstyp zusammen mit angegebenen Partnerländern das Feld belegt (eine Migrantenorganisation mit Partnerländern
-  arbeitet in „Migration und Entwicklung“) oder wenn ein Satz seines Profils der Beschreibung des Feldes sehr nahe kommt (Sprachmodell, Schwellenwert an beurteilten Beispielen kalibriert). Angezeigt
+  arbeitet in „Migration und Entwicklung“) oder wenn ein Satz seines Profils der Beschreibung des Feldes sehr nahe
+  kommt (Sprachmodell, Schwellenwert an beurteilten Beispielen kalibriert). Angezeigt
   wird jeweils der Satz, der das Feld am besten belegt. Verbindungen werden nur zwischen verschiedenen Akteurstypen
   vorgeschlagen, höchstens {{ ls.link_weights.max_pair_km|int }} km voneinander entfernt; Gewichte: gemeinsame
   Handlungsfelder, gemeinsamer Länderbezug, ausdrücklicher Wunsch nach Zusammenarbeit, inhaltliche Nähe der Profile und
   Entfernung. Die Einordnung ist ein Vorschlag und ersetzt nicht das Gespräch vor Ort.</p>
 </section>
-<footer>Erstellt mit matcher · Modell {{ ls.model_id }} · Daten: Katalog der Akteure; nur für die interne Planung.</footer>
+<footer>Erstellt mit matcher · Modell {{ ls.model_id }} · Daten: Katalog der Akteure; nur für die interne
+Planung.</footer>
 </main>
 </body>
 </html>
 """
 
-_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True, lstrip_blocks=True)
+_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
+                   lstrip_blocks=True)
 _ENV.filters.update(decimal=decimal, german_date=german_date)
 
 

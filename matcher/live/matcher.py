@@ -25,10 +25,10 @@ from contextlib import contextmanager
 import numpy as np
 
 from matcher.engine.embedding import CachedEmbedder, Embedder, Role
-from matcher.errors import NotFittedError
-from matcher.text.gazetteer import Gazetteer
 from matcher.engine.matcher import Matcher, Weights
+from matcher.errors import NotFittedError
 from matcher.store import Store
+from matcher.text.gazetteer import Gazetteer
 
 __all__ = ["LRUVectorCache", "StoreBackedEmbedder", "LiveMatcher"]
 
@@ -222,6 +222,6 @@ class LiveMatcher:
             self._fit_now()
             self.refits_ += 1
             self.last_error_ = None
-        except Exception as exc:  # noqa: BLE001 - keep serving the previous catalog; the next request retries
+        except Exception as exc:  # keep serving the previous catalog; the next request retries
             self.last_error_ = exc
             log.exception("refit failed; still serving catalog version %s", self.state_[0])

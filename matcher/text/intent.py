@@ -85,7 +85,8 @@ _LANG_LITERALS = {code: tuple({de.lower(), en.lower(), *(x.replace("\\w*", "").l
 
 _ORG_TYPE_RES = {
     "migrant_organisation": re.compile(
-        r"migrant\w*(?:selbst)?organisation|migrantenselbstorganisation|\bMSOs?\b|diaspora[- ]?(?:verein|organisation|gruppe|communit)"
+        r"migrant\w*(?:selbst)?organisation|migrantenselbstorganisation|\bMSOs?\b"
+        r"|diaspora[- ]?(?:verein|organisation|gruppe|communit)"
         r"|migrant (?:organi[sz]ation|association|group)|diaspora (?:organi[sz]ation|association|group|communit)"
         r"|migrantische\w* (?:verein|organisation|gruppe|communit)|vereine? von geflüchteten"
         r"|mit (?:eigener )?migrationsgeschichte|mit migrationshintergrund|(?:with|own) migrant background"
@@ -93,7 +94,8 @@ _ORG_TYPE_RES = {
         re.IGNORECASE,
     ),
     "municipal_office": re.compile(
-        r"\b(?:stadt|kreis|kommunal|bezirks)?verwaltung(?:en)?\b|integrationszentr|agenda[- ]?(?:21[- ])?büro|klimaschutzmanag"
+        r"\b(?:stadt|kreis|kommunal|bezirks)?verwaltung(?:en)?\b|integrationszentr|agenda[- ]?(?:21[- ])?büro"
+        r"|klimaschutzmanag"
         r"|kommunale[nr]? (?:stelle|akteur|partner)|municipal partner|gleichstellungsstelle"
         r"|municipal (?:office|administration|staff)|city (?:administration|hall)|local authorit",
         re.IGNORECASE,
@@ -114,8 +116,8 @@ _ORG_TYPE_RES = {
 # every alternative of a type's pattern contains one of these (lower-cased): most texts name
 # few types, so most patterns are skipped by substring tests
 _ORG_TYPE_HINTS = {
-    "migrant_organisation": ("migrant", "mso", "diaspora", "geflüchtet", "migrationsgeschichte", "migrationshintergrund",
-                             "moschee"),
+    "migrant_organisation": ("migrant", "mso", "diaspora", "geflüchtet", "migrationsgeschichte",
+                             "migrationshintergrund", "moschee"),
     "municipal_office": ("verwaltung", "integrationszentr", "agenda", "klimaschutzmanag", "kommunale", "municipal",
                          "gleichstellungsstelle", "city", "local authorit"),
     "civil_society": ("welt", "umwelt", "kirchengemeinde", "partnerschaftsverein", "fairtrade", "civil society",
@@ -130,7 +132,8 @@ _GENERIC_ASSOCIATIONS_RE = re.compile(r"\b(?:Vereine|Initiativen|associations|NG
 GENERIC_STRENGTH = 0.5
 
 _NEAR_RE = re.compile(
-    r"in der nähe|aus der nähe|umgebung|nachbar(?:stadt|städte|schaft|kommune)|vor ort|in unserer (?:gegend|region|stadt)"
+    r"in der nähe|aus der nähe|umgebung|nachbar(?:stadt|städte|schaft|kommune)|vor ort"
+    r"|in unserer (?:gegend|region|stadt)"
     r"|aus unserer (?:gegend|region|stadt)|\bregional\b|nearby|near us|in our (?:area|region|city|town)|local(?:ly)?\b",
     re.IGNORECASE,
 )
@@ -147,7 +150,8 @@ _SEASONS = {  # (first month, last month)
 _MONTH_NAMES = "|".join(_MONTHS)
 _Y = r"(?:\s+(?:des\s+jahres\s+|of\s+)?(?P<year>20\d\d))?"
 _HALF_RE = re.compile(
-    r"(?P<which>erste[nr]?|1\.|first|zweite[nr]?|2\.|second)\s+(?:half|hälfte|jahreshälfte|halbjahr)(?:\s+(?:of|des jahres|von))?"
+    r"(?P<which>erste[nr]?|1\.|first|zweite[nr]?|2\.|second)\s+(?:half|hälfte|jahreshälfte|halbjahr)"
+    r"(?:\s+(?:of|des jahres|von))?"
     r"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
 _HALF_RE2 = re.compile(r"\bH(?P<which>[12])\s+(?P<year>20\d\d)", re.IGNORECASE)
 _QUARTER_RE = re.compile(r"\b(?:Q(?P<q>[1-4])|(?P<q2>[1-4])\.\s*quartal)(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
@@ -157,17 +161,21 @@ _MONTH_RANGE_RE = re.compile(
     rf"(?P<m2>{_MONTH_NAMES})\b(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
 # "bis Ende Juni 2027", "spätestens im Mai", "by the end of June 2027", "bis Mitte 2027"
 _UNTIL_RE = re.compile(
-    rf"\b(?:bis|spätestens|until|by|before|vor)\s+(?:(?:zum|im|in|the)\s+)?(?:(?P<part>anfang|mitte|ende|end of|early|mid|late)\s+)?"
+    rf"\b(?:bis|spätestens|until|by|before|vor)\s+(?:(?:zum|im|in|the)\s+)?"
+    rf"(?:(?P<part>anfang|mitte|ende|end of|early|mid|late)\s+)?"
     rf"(?:(?P<month>{_MONTH_NAMES})\b(?:\s+(?P<year>20\d\d))?|(?P<year_only>20\d\d)\b)", re.IGNORECASE)
 # "ab September 2027", "from March 2027 on"
-_FROM_RE = re.compile(rf"\b(?:ab|from|starting(?: in)?|beginning(?: in)?)\s+(?:(?:dem|im)\s+)?(?P<month>{_MONTH_NAMES})\b"
-                      rf"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+_FROM_RE = re.compile(
+    rf"\b(?:ab|from|starting(?: in)?|beginning(?: in)?)\s+(?:(?:dem|im)\s+)?(?P<month>{_MONTH_NAMES})\b"
+    rf"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
 # "Anfang 2027", "Mitte des Jahres 2027", "late 2027"
-_PART_OF_YEAR_RE = re.compile(r"\b(?P<part>anfang|mitte|ende|early|mid|late)(?:\s+des\s+jahres)?\s+(?P<year>20\d\d)\b", re.IGNORECASE)
+_PART_OF_YEAR_RE = re.compile(
+    r"\b(?P<part>anfang|mitte|ende|early|mid|late)(?:\s+des\s+jahres)?\s+(?P<year>20\d\d)\b", re.IGNORECASE)
 _PARTS = {"anfang": (1, 4), "early": (1, 4), "mitte": (5, 8), "mid": (5, 8), "ende": (9, 12), "late": (9, 12),
           "end of": (9, 12)}
-_MONTH_RE = re.compile(rf"\b(?:(?P<prep>im|in|ab|bis|anfang|mitte|ende|in early|in late)\s+)?(?P<month>{_MONTH_NAMES})\b"
-                       r"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
+_MONTH_RE = re.compile(
+    rf"\b(?:(?P<prep>im|in|ab|bis|anfang|mitte|ende|in early|in late)\s+)?(?P<month>{_MONTH_NAMES})\b"
+    r"(?:\s+(?P<year>20\d\d))?", re.IGNORECASE)
 _SEASON_RE = re.compile(
     r"\b(?:(?P<prep>im|in|diese[nm]?|this|next|coming)\s+(?:(?:the|kommenden|nächsten|coming|next)\s+)?)?"
     r"(?P<season>" + "|".join(_SEASONS) + r")(?:\s+(?P<year>20\d\d))?\b", re.IGNORECASE)
@@ -184,7 +192,8 @@ _WANTS_RE = re.compile(
     r"|looking for|would like|wants?|seek\w*|alliances?|exchange)\b", re.IGNORECASE)
 _ASKED_TYPE_RES = {
     "migrant_organisation": re.compile(
-        r"migrant\w*|diaspora\w*|\bMSOs?\b|migrationsgeschichte|migrationshintergrund|migrationserfahrung", re.IGNORECASE),
+        r"migrant\w*|diaspora\w*|\bMSOs?\b|migrationsgeschichte|migrationshintergrund|migrationserfahrung",
+        re.IGNORECASE),
     "civil_society": re.compile(
         r"eine[- ]welt[- ]?(?:gruppe|verein|initiative|arbeit)\w*|weltl[äa]den|fairtrade[- ]steuerungsgruppe\w*"
         r"|zivilgesellschaft\w*|umweltgruppe\w*|world shops?|civil society", re.IGNORECASE),

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import repeat
-from collections.abc import Callable, Sequence
 
 import numpy as np
 import snowballstemmer
@@ -212,8 +212,8 @@ class LexicalIndex:
         self.min_df = min_df
         self.max_df = max_df
 
-    def fit(self, texts: Sequence[str], reuse: "LexicalIndex | None" = None,
-            blocks: Sequence[slice] | None = None) -> "LexicalIndex":
+    def fit(self, texts: Sequence[str], reuse: LexicalIndex | None = None,
+            blocks: Sequence[slice] | None = None) -> LexicalIndex:
         """``blocks``: contiguous row ranges that :meth:`similarity` is asked for alone (the
         matcher's kinds); each is kept column-major on its own, so asking for one reads only it."""
         texts = list(texts)
@@ -243,7 +243,8 @@ class LexicalIndex:
         bounds = sorted({0, len(corpus), *(b for s in blocks or () for b in (s.start, s.stop))})
         self.blocks_ = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
         self.char_csc_ = [_rows(self.char_matrix_, s).tocsc() for s in self.blocks_]
-        self.word_csc_ = [_rows(self.word_matrix_, s).tocsc() for s in self.blocks_] if self.word_matrix_ is not None else None
+        self.word_csc_ = ([_rows(self.word_matrix_, s).tocsc() for s in self.blocks_]
+                          if self.word_matrix_ is not None else None)
         self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
         self.n_ = len(texts)
         return self
