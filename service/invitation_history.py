@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from matcher.errors import ValidationError
 from matcher.domain.messages import quoted
+from matcher.errors import ValidationError
 
 from .auth import current_caller
 from .job_models import InvitationListQuery, InvitationPage, RecordedInvitationsOut, RecordInvitationsRequest

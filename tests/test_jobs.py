@@ -8,14 +8,15 @@ import datetime as dt
 import time
 
 import pytest
-from conftest import BACKENDS, _database
 from sqlalchemy import update
 
+from conftest import BACKENDS, _database
 from matcher import InfeasibleError, UnknownEntityError, ValidationError
-from matcher.batch.requests import AdvisorRequest
 from matcher.batch.assignment import assign_advisors
 from matcher.batch.invitations import ExposurePolicy, invitation_list
+from matcher.batch.requests import AdvisorRequest
 from matcher.batch.runner import JobNotDoneError, JobRunner, TooManyJobsError
+from matcher.domain.invitations import InvitationRecord
 from matcher.live import LiveMatcher, StoreBackedEmbedder
 from matcher.store import Store, jobs
 
@@ -158,8 +159,8 @@ def test_invitations_are_recorded_once_and_read_back_as_history(seeded):
     again = history.record("evt-101", ["org-102", "org-103"], date=dt.date(2026, 1, 5))
     assert again["recorded"] == ["org-103"] and again["already_recorded"] == ["org-102"]
     recorded = history.history()
-    assert ("org-101", "evt-101", event_date) in recorded                 # (entity_id, event_id, date)
-    assert ("org-103", "evt-101", dt.date(2026, 1, 5)) in recorded
+    assert InvitationRecord("org-101", "evt-101", event_date) in recorded
+    assert InvitationRecord("org-103", "evt-101", dt.date(2026, 1, 5)) in recorded
     assert all(r.date >= dt.date(2026, 2, 1) for r in history.history(since=dt.date(2026, 2, 1)))
     items, total = history.page(event_id="evt-101")
     assert total == 3 and {i["entity_id"] for i in items} == {"org-101", "org-102", "org-103"}
@@ -177,13 +178,6 @@ def test_recording_an_unknown_or_uninvitable_id_records_nothing(seeded):
         history.record("evt-999", ["org-104"])
     with pytest.raises(ValidationError, match="keine Veranstaltung"):
         history.record("org-101", ["org-104"])
-
-
-def test_the_store_records_invitations_of_the_kinds_an_invitation_list_invites():
-    from matcher.batch import invitations as lists
-    from matcher.store import invitation_history as stored
-
-    assert stored.INVITABLE_KINDS == lists.INVITABLE_KINDS
 
 
 def test_erasing_an_entity_removes_it_from_the_invitation_history(seeded):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ServerProcess, free_port
 
 from bench.reliability.faults import WriteLedger, store_matches, wait_for_workers, worker_pids
 from bench.reliability.load import WRITES, Load, feedback_found, run_load
 from bench.reliability.report import record
 from bench.reliability.sizes import current, is_full
+from conftest import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 STALE = 2.0          # seconds without a heartbeat after which a job counts as lost

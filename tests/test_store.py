@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from matcher.errors import ConflictError, StoreError, UnknownEntityError, ValidationError
 from matcher.domain.schema import parse_entity
+from matcher.errors import ConflictError, StoreError, UnknownEntityError, ValidationError
 from matcher.store import (
     Catalog,
     InvitationHistory,

@@ -6,13 +6,13 @@ quota or limit). :func:`matcher.batch.invitations.invitation_list` builds them.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from matcher.domain.formatting import decimal
+from matcher.domain.invitations import INVITABLE_KINDS, InvitationRecord
 from matcher.domain.labels import ADVISOR_GROUP, GROUP_LABELS, UNTYPED_GROUP
 from matcher.domain.messages import quoted
 from matcher.domain.schema import ORG_TYPES, Event
@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 DEFAULT_MMR_LAMBDA = 0.7
-INVITABLE_KINDS = ("organisation", "advisor")
 GROUPS = (*ORG_TYPES, UNTYPED_GROUP, ADVISOR_GROUP)  # the selection's groups, in a fixed order
 _QUOTA_RE = re.compile(
     r"^\s*(?P<group>[a-z_]+)\s*:\s*(?P<op>>=|<=|≥|≤)?\s*(?P<value>\d+(?:[.,]\d+)?)\s*(?P<pct>%)?\s*$")
@@ -109,15 +108,6 @@ class ExposurePolicy:
 
 
 DEFAULT_EXPOSURE = ExposurePolicy()  # frozen, so one shared instance is a safe default argument
-
-
-@dataclass(frozen=True)
-class InvitationRecord:
-    """One past invitation: who was invited to which event, when."""
-
-    entity_id: str
-    event_id: str
-    date: dt.date
 
 
 @dataclass

@@ -315,7 +315,7 @@ class JobRunner:
                 log.warning("job %s finished after it had been marked failed; result dropped", job_id)
         except MatcherError as exc:
             self._fail(job_id, owner, {"code": exc.code, "message": exc.message, "details": exc.details})
-        except Exception:
+        except Exception:  # a job's bug must not kill the worker thread; the job says so
             incident = uuid.uuid4().hex[:12]
             log.exception("job %s failed unexpectedly (incident %s)", job_id, incident)
             self._fail(job_id, owner, {"code": "internal_error",
@@ -365,6 +365,6 @@ class JobRunner:
             n = self.stop()
             if n:
                 log.warning("marked %d unfinished job(s) failed at shutdown", n)
-        except Exception as exc:
+        except Exception as exc:  # at exit the stale rule is the fallback
             log.error("could not mark unfinished jobs failed at shutdown: %s", exc)
 

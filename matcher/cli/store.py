@@ -75,7 +75,7 @@ def db_revision(url: str | None, message: str) -> None:
     from alembic import command
 
     store = open_store(url)
-    cfg = store._alembic_config()
+    cfg = store.db.alembic_config()
     with store.engine.connect() as conn:
         cfg.attributes["connection"] = conn
         script = command.revision(cfg, message=message, autogenerate=True)

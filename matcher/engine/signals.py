@@ -272,7 +272,7 @@ def type_fit(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindB
                 fit = 1.0 if asker_type in groups else (
                     w.related_type if asker_type == "migrant_organisation" and "civil_society" in groups else 0.0)
                 if asker_type is None:
-                    fit = w.unknown_asker_type
+                    fit = w.untyped_asker
                 if wanted:  # whom the need says it wants to meet
                     fit = (1 - w.asked_share) * fit + w.asked_share * sum(
                         s for t, s in wanted.items() if t in groups) / sum(wanted.values())

@@ -52,7 +52,7 @@ class Weights:
     # type_fit
     event_open_to_all: float = 0.5    # an event that names no target group
     related_type: float = 0.5         # a migrant organisation at an event for civil society
-    unknown_asker_type: float = 0.5   # an asker whose type is unknown
+    untyped_asker: float = 0.5        # an asker whose type the catalog does not say
     asked_share: float = 0.5          # for events: the types a need asks for vs whether the asker may attend
 
     def without(self, signal: str) -> Weights:

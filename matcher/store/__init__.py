@@ -147,9 +147,6 @@ class Store:
         self.db.close()
 
     # -- schema (see Database)
-    def _alembic_config(self) -> Any:  # kept for `matcher db revision` (matcher/cli/store.py)
-        return self.db.alembic_config()
-
     def upgrade(self, revision: str = "head") -> str | None:
         """Migrate the schema to ``revision`` (default: the newest); return the revision reached."""
         return self.db.upgrade(revision)
@@ -203,7 +200,8 @@ class Store:
         return self.catalog.upsert(batch)
 
     def delete_entity(self, entity_id: str, erase: bool = False) -> dict[str, Any]:
-        """Delete an entity (with ``erase``: erase it), in one transaction (:func:`~matcher.store.erasure.delete_entity`)."""
+        """Delete an entity (with ``erase``: erase it), in one transaction
+        (:func:`~matcher.store.erasure.delete_entity`)."""
         return delete_entity(self, entity_id, erase=erase)
 
     # -- audit and feedback (see AuditLog)

@@ -9,29 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, select
 
+from matcher.domain.invitations import INVITABLE_KINDS, InvitationRecord
 from matcher.domain.messages import KIND_LABELS, quoted
 from matcher.errors import ValidationError
 from matcher.store.catalog import Catalog
 from matcher.store.db import Database, chunks, now, utc
 from matcher.store.tables import entities, invitations
 
-__all__ = ["INVITABLE_KINDS", "InvitationHistory", "RecordedInvitation"]
-
-# the kinds an invitation list invites: matcher.batch.invitations.INVITABLE_KINDS, which the store (a layer
-# below batch) cannot import; tests/test_jobs.py checks that the two agree
-INVITABLE_KINDS = ("organisation", "advisor")
-
-
-class RecordedInvitation(NamedTuple):
-    """One invitation sent: who was invited to which event, and the date it counts for."""
-
-    entity_id: str
-    event_id: str
-    date: dt.date
+__all__ = ["InvitationHistory"]
 
 
 class InvitationHistory:
@@ -103,13 +92,13 @@ class InvitationHistory:
                 conn.execute(self.db.insert_ignore(invitations), list(chunk))
         return {"event": event_id, "date": when, "recorded": new, "already_recorded": [i for i in ids if i in already]}
 
-    def history(self, since: dt.date | None = None) -> list[RecordedInvitation]:
+    def history(self, since: dt.date | None = None) -> list[InvitationRecord]:
         """Invitations counting for ``since`` or later (all without ``since``), for exposure control."""
         q = select(invitations.c.entity_id, invitations.c.event_id, invitations.c.date)
         if since is not None:
             q = q.where(invitations.c.date >= since)
         with self.db.read() as conn:
-            return [RecordedInvitation(e, v, d) for e, v, d in conn.execute(q)]
+            return [InvitationRecord(e, v, d) for e, v, d in conn.execute(q)]
 
     def page(self, event_id: str | None = None, entity_id: str | None = None, since: dt.date | None = None,
              limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
