@@ -55,7 +55,8 @@ def _fitted(embedder, catalog: list, key: str) -> tuple[Matcher, float, bool]:
     """A matcher fitted on ``catalog``, kept in ``var/`` between runs (fitting 50,000 profiles —
     TF-IDF, places, countries — takes many minutes even with every vector cached). The file is
     keyed by the instance, the model and the source of the engine's fitting, so a changed engine refits."""
-    fitted_by = ["ranking.py", "lexical.py", "text.py", "gazetteer.py", "countries.py", "schema.py", "embedding.py"]
+    fitted_by = ["engine/index.py", "engine/matcher.py", "text/lexical.py", "text/profile.py", "text/gazetteer.py",
+                 "text/countries.py", "domain/schema.py", "engine/embedding.py"]
     source = hashlib.sha1(b"".join((ROOT / "matcher" / f).read_bytes() for f in fitted_by)).hexdigest()[:12]
     path = ROOT / "var" / f"batch-bench-{key}-{embedder.model_id[:40]}-{source}.pickle"
     if path.exists():

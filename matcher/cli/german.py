@@ -170,49 +170,46 @@ def _bounds(kind: click.IntRange | click.FloatRange) -> str:
     return "beliebig"
 
 
-class ExistingFile(click.Path):
+class _Path(click.Path):
+    """A path whose error names it in German: ``problem`` is a template with ``{path}``."""
+
+    problem = "„{path}“ geht nicht"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(self.problem.format(path=value), param, ctx)
+
+
+class ExistingFile(_Path):
     """A file that must exist (not a folder)."""
 
     name = "datei"
+    problem = "Die Datei „{path}“ gibt es nicht (oder sie ist ein Ordner)"
 
     def __init__(self) -> None:
         super().__init__(exists=True, dir_okay=False)
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return super().convert(value, param, ctx)
-        except click.BadParameter:
-            self.fail(f"Die Datei {_quoted(value)} gibt es nicht (oder sie ist ein Ordner)", param, ctx)
 
-
-class ExistingFolder(click.Path):
+class ExistingFolder(_Path):
     """A folder that must exist."""
 
     name = "ordner"
+    problem = "Den Ordner „{path}“ gibt es nicht"
 
     def __init__(self) -> None:
         super().__init__(exists=True, file_okay=False)
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return super().convert(value, param, ctx)
-        except click.BadParameter:
-            self.fail(f"Den Ordner {_quoted(value)} gibt es nicht", param, ctx)
 
-
-class WritableFile(click.Path):
+class WritableFile(_Path):
     """A file to write (its folder is created when needed)."""
 
     name = "datei"
+    problem = "In „{path}“ kann nicht geschrieben werden"
 
     def __init__(self) -> None:
         super().__init__(dir_okay=False, writable=True)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return super().convert(value, param, ctx)
-        except click.BadParameter:
-            self.fail(f"In {_quoted(value)} kann nicht geschrieben werden", param, ctx)
 
 
 class Date(click.ParamType):
