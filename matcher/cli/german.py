@@ -121,6 +121,16 @@ class Choice(click.Choice):
             self.fail(f"{_quoted(value)} gibt es nicht; erlaubt: {allowed}", param, ctx)
 
 
+def _out_of_range(kind: click.IntRange | click.FloatRange, value: Any, param: click.Parameter | None,
+                  ctx: click.Context | None, parse: Callable[[Any], Any], noun: str) -> None:
+    """Fail with what is wrong with a number: not a number at all, or outside the bounds."""
+    try:
+        parse(value)
+    except (TypeError, ValueError):
+        kind.fail(f"{_quoted(value)} ist keine {noun}", param, ctx)
+    kind.fail(f"{_quoted(value)} liegt nicht im erlaubten Bereich ({_bounds(kind)})", param, ctx)
+
+
 class IntRange(click.IntRange):
     """A whole number, optionally within bounds."""
 
@@ -128,11 +138,7 @@ class IntRange(click.IntRange):
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter:
-            try:
-                int(value)
-            except (TypeError, ValueError):
-                self.fail(f"{_quoted(value)} ist keine ganze Zahl", param, ctx)
-            self.fail(f"{_quoted(value)} liegt nicht im erlaubten Bereich ({_bounds(self)})", param, ctx)
+            _out_of_range(self, value, param, ctx, int, "ganze Zahl")
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "ZAHL"
@@ -147,11 +153,7 @@ class FloatRange(click.FloatRange):
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter:
-            try:
-                float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{_quoted(value)} ist keine Zahl", param, ctx)
-            self.fail(f"{_quoted(value)} liegt nicht im erlaubten Bereich ({_bounds(self)})", param, ctx)
+            _out_of_range(self, value, param, ctx, float, "Zahl")
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "ZAHL"
