@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from matcher.domain.messages import quoted
 from matcher.errors import ValidationError
+from matcher.store import ERASED_PREFIX
 
 from .auth import current_caller
 from .job_models import InvitationListQuery, InvitationPage, RecordedInvitationsOut, RecordInvitationsRequest
@@ -38,7 +39,9 @@ def record_invitations() -> ResponseReturnValue:
         if event and event != result["event"]["id"]:
             raise ValidationError(f"Der Auftrag {job.id} gilt der Veranstaltung {quoted(result['event']['id'])}, "
                                   f"nicht {quoted(event)}", [{"field": "event", "value": event}])
-        event, ids = result["event"]["id"], [p["id"] for p in result["invitees"]]
+        # an invitee erased since (GDPR art. 17) shows as "gelöschter Eintrag" and cannot be invited
+        event, ids = result["event"]["id"], [p["id"] for p in result["invitees"]
+                                             if not str(p["id"]).startswith(ERASED_PREFIX)]
     report = runner.store.invitations.record(event, ids, date=req.date, key_id=current_caller().key_id, job_id=req.job)
     return jsonify(RecordedInvitationsOut(**report).model_dump(mode="json")), 201
 

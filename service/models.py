@@ -220,6 +220,15 @@ class ErasureReportOut(BaseModel):
     vectors: int = Field(description="gelöschte Vektoren")
     feedback: int = Field(description="gelöschte Rückmeldungen")
     audit_entries: int = Field(description="anonymisierte Protokolleinträge")
+    # --- erasure from jobs and files (issue 16)
+    invitations: int = Field(description="gelöschte Einträge der Einladungshistorie")
+    jobs_redacted: int = Field(description="Aufträge, in deren Parametern und Ergebnissen der Eintrag geschwärzt "
+                                           "wurde („gelöschter Eintrag“)")
+    jobs_stopped: int = Field(description="laufende oder wartende Aufträge, die abgebrochen wurden")
+    checkpoint: Literal["complete", "blocked", "not_applicable"] = Field(
+        description="SQLite: ob das Write-Ahead-Log in die Datenbank übernommen und geleert wurde (blocked: "
+                    "Leser hielten es auf; es wird später nachgeholt); PostgreSQL: not_applicable, siehe "
+                    "docs/operations.md „Erasure“")
     catalog_version: int
 
 

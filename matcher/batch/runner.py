@@ -54,6 +54,7 @@ from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ConflictError, MatcherError, ValidationError
 from matcher.store import Store
 from matcher.store.db import now as utc_now
+from matcher.store.job_redaction import redact_vanished
 from matcher.store.job_store import ACTIVE_STATES, JOB_KINDS, Job, JobFailedError, JobNotDoneError, JobStore
 
 __all__ = [
@@ -296,7 +297,7 @@ class JobRunner:
                 log.warning("job %s was no longer ours to run (marked failed meanwhile)", job_id)
                 return
             progress = _ProgressWriter(self.store.jobs, job_id, owner)
-            _, matcher = self.live.current()
+            version, matcher = self.live.current()
             if kind == "invitations":
                 args = _invitation_args(params)
                 since = (args["as_of"] or dt.date.today()) - dt.timedelta(days=args["exposure"].window_days)
@@ -311,6 +312,8 @@ class JobRunner:
                     allow_partial=bool(params.get("allow_partial", False)), capacities=params.get("capacities"),
                     as_of=dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
                     progress=progress).as_dict()
+            # an entity erased while this matcher was not yet refitted must not come back with the result
+            result = redact_vanished(self.store, version, result)
             if not self.store.jobs.finish(job_id, owner, result):
                 log.warning("job %s finished after it had been marked failed; result dropped", job_id)
         except MatcherError as exc:

@@ -3,7 +3,8 @@
 Each recommendation served is one audit entry (what was asked, as a summary
 without free text, and which entity ids were shown); feedback names an entity
 that entry showed. Erasure (GDPR art. 17) deletes an entity's feedback and
-replaces its id in the audit log by an anonymous token (:meth:`AuditLog.pseudonymise`).
+replaces its id in the audit log by anonymous tokens, a new one for each entry
+(:meth:`AuditLog.pseudonymise`).
 """
 
 from __future__ import annotations
@@ -94,14 +95,14 @@ class AuditLog:
 
     @staticmethod
     def pseudonymise(conn: Connection, entity_id: str) -> int:
-        """Replace ``entity_id`` in the audit log (asker, shown, query) by one random token; return
-        how many entries changed."""
-        token = ERASED_PREFIX + secrets.token_hex(4)   # random: cannot be traced back to the id
+        """Replace ``entity_id`` in the audit log (asker, shown, query) by a random token, a new one
+        for each entry (one token for all would link the entries again); return how many changed."""
         rows = conn.execute(select(audit_log.c.id, audit_log.c.asker_id, audit_log.c.query, audit_log.c.shown).where(
             or_(audit_log.c.asker_id == entity_id, cast(audit_log.c.shown, Text).like(f'%"{entity_id}"%'),
                 cast(audit_log.c.query, Text).like(f'%"{entity_id}"%')))).all()
         changed = 0
         for row_id, asker, query, shown in rows:
+            token = ERASED_PREFIX + secrets.token_hex(8)   # random: cannot be traced back to the id
             new_shown = [token if s == entity_id else s for s in shown]
             new_query = {k: (token if v == entity_id else v) for k, v in (query or {}).items()}
             if new_shown == shown and new_query == query and asker != entity_id:

@@ -20,6 +20,7 @@ live here too.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from matcher.settings import database_url
 __all__ = ["CHUNK", "Database", "chunks", "now", "translated_errors", "utc"]
 
 CHUNK = 500                                      # ids per IN (...) clause
+BUSY_TIMEOUT_MS = 30000                          # how long SQLite waits for a lock before it gives up
 
 
 def now() -> dt.datetime:
@@ -128,7 +130,10 @@ def _make_engine(url: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")     # a committed write survives power loss, not just a crash
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # what a transaction deletes or overwrites is overwritten with zeros, not just marked free:
+        # erased data must not stay readable in free pages (docs/operations.md, "Erasure")
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -204,6 +209,40 @@ class Database:
             conn.execution_options(matcher_write=True)
             with conn.begin():
                 yield conn
+
+    def checkpoint(self, attempts: int = 20, pause: float = 0.05) -> str:
+        """Copy SQLite's write-ahead log into the database file and truncate it to zero bytes
+        (``PRAGMA wal_checkpoint(TRUNCATE)``), so pages an erasure replaced are gone from the log.
+
+        A reader still in a transaction on an older state blocks it; it is tried ``attempts``
+        times, ``pause`` seconds apart, each attempt waiting for locks only briefly.
+
+        Returns:
+            ``"complete"``; ``"blocked"`` when readers kept it from finishing (SQLite checkpoints
+            again on later commits and when the last connection closes); ``"not_applicable"`` on
+            PostgreSQL, whose write-ahead log is the server's (docs/operations.md, "Erasure").
+        """
+        if self.dialect != "sqlite":
+            return "not_applicable"
+        with translated_errors():
+            raw = self.engine.raw_connection()   # outside a transaction: a checkpoint cannot run inside one
+            try:
+                cur = raw.cursor()
+                # a short lock wait per attempt: TRUNCATE otherwise waits up to the busy timeout for readers
+                cur.execute(f"PRAGMA busy_timeout={max(1, int(pause * 1000))}")
+                try:
+                    for attempt in range(attempts):
+                        busy, _log_frames, _copied = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                        if busy == 0:
+                            return "complete"
+                        if attempt + 1 < attempts:
+                            time.sleep(pause)
+                finally:
+                    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    cur.close()
+            finally:
+                raw.close()
+        return "blocked"
 
     def insert_ignore(self, table: Table) -> Any:
         """An ``INSERT`` into ``table`` that skips rows whose key is already stored (this dialect's way)."""

@@ -13,11 +13,11 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Text, and_, cast, delete, insert, or_, select, update
 
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ConflictError, InfeasibleError, UnknownEntityError, ValidationError
@@ -218,3 +218,28 @@ class JobStore:
             return conn.execute(delete(jobs).where(jobs.c.state.in_(("done", "failed")),
                                                    jobs.c.updated_at < cutoff)).rowcount
 
+
+    # -- erasure, in a transaction the caller holds (matcher/store/erasure.py)
+    @staticmethod
+    def stop_active(conn: Connection, error: dict[str, Any]) -> int:
+        """Mark every queued or running job failed with ``error``; return how many. A job that was
+        computing on the old catalog can then no longer store its result (see :meth:`finish`)."""
+        return conn.execute(update(jobs).where(jobs.c.state.in_(ACTIVE_STATES))
+                            .values(state="failed", error=_json_ready(error), updated_at=utc_now())).rowcount
+
+    @staticmethod
+    def rewrite_mentioning(conn: Connection, needle: str, rewrite: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Pass ``{"params", "result", "error"}`` of every job whose stored JSON contains ``needle``
+        to ``rewrite`` and store what it returns; return how many jobs changed."""
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = conn.execute(select(jobs.c.id, jobs.c.params, jobs.c.result, jobs.c.error).where(
+            or_(*(cast(c, Text).like(pattern, escape="\\") for c in (jobs.c.params, jobs.c.result, jobs.c.error)))))
+        changed = 0
+        for job_id, params, result, error in found.all():
+            stored = {"params": params, "result": result, "error": error}
+            new = rewrite(stored)
+            values = {k: v for k, v in new.items() if v != stored[k]}
+            if values:
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+                changed += 1
+        return changed
