@@ -211,6 +211,8 @@ def test_erasure_leaves_nothing_in_the_store_files_or_any_answer(make_app, tmp_p
 
     assert {"matcher.db", "matcher.db-wal"} <= set(files)
     assert not any(file_hits.values()), f"erased data in the store's files: {file_hits}"
+    # nor its id: every reference (jobs, audit, feedback, invitations, vectors' owner rows) went with it
+    assert not [name for name, blob in files.items() if ADVISOR_ID.encode() in blob]
     assert not after.leaks, f"erased data in answers: {after.leaks}"
     assert len(after.checked) > 50
 
@@ -271,3 +273,108 @@ def test_erasure_redacts_job_results_on_postgresql(make_app, postgres_url):
     after = Answers(client, auth)
     fetch_everything(after, job_ids, ["editor"])
     assert not after.leaks, after.leaks
+
+
+# ---------------------------------------------------------------- the parts, on both backends
+def _advisor(entity_id: str, name: str):
+    from matcher.domain.schema import parse_entity
+
+    return parse_entity({"id": entity_id, "kind": "advisor", "name": name, "city": "Köln",
+                         "description": "Berät Kommunen zu fairer Beschaffung.", "topics": ["Faire Beschaffung"],
+                         "contact": {"person": "Paula Platzhalter", "email": f"{entity_id}@example.org"}})
+
+
+def test_the_redactor_replaces_records_ids_names_and_keys_and_keeps_the_rest():
+    from matcher.store.job_redaction import JobRedactor
+
+    record = {"id": "adv-1", "kind": "advisor", "name": "Erika Alt", "description": "Beschreibung", "city": "Köln",
+              "contact": {"email": "erika@example.org"}}
+    stored = {"params": {"capacities": {"adv-1": 1, "adv-10": 2}, "request_ids": ["r-1"]},
+              "result": {"assignments": [
+                  {"request": {"id": "r-1", "conflicts": ["adv-1", "adv-10"], "text": "wie Erika Alt (adv-1)."},
+                   "advisor": record, "score": 1.5, "explanation": {"best_passage": "Beschreibung"},
+                   "alternates": [{"id": "adv-10", "name": "Max Andere", "score": 1.0, "free": 1}]},
+                  {"request": {"id": "r-2"}, "advisor": {"id": "adv-10", "kind": "advisor", "name": "Max Andere"},
+                   "explanation": {"reasons": ["passt"]},
+                   "alternates": [{"id": "adv-1", "name": "Erika Alt", "score": 0.9, "free": 0}]}],
+                  "load": {"adv-1": {"assigned": 1}, "adv-10": {"assigned": 1}}},
+              "error": None}
+    redactor = JobRedactor("adv-1", {"Erika Neu"})   # the catalog's name now; the job holds an older one
+
+    out = redactor.job(stored)
+
+    dump = json.dumps(out, ensure_ascii=False)
+    assert "adv-1\"" not in dump and "Erika" not in dump and "erika@" not in dump and "Beschreibung" not in dump
+    first, second = out["result"]["assignments"]
+    token = first["advisor"]["id"]
+    assert token.startswith("gelöscht-") and first["advisor"] == {"id": token, "kind": "advisor",
+                                                                   "name": ERASED_NAME}
+    assert first["explanation"] is None and first["score"] == 1.5
+    assert first["request"]["conflicts"] == [token, "adv-10"]
+    assert first["request"]["text"] == f"wie {ERASED_NAME} ({token})."
+    assert second["advisor"]["name"] == "Max Andere" and second["explanation"] == {"reasons": ["passt"]}
+    assert second["alternates"] == [{"id": token, "name": ERASED_NAME, "score": 0.9, "free": 0}]
+    assert set(out["result"]["load"]) == {token, "adv-10"}
+    assert out["params"] == {"capacities": {token: 1, "adv-10": 2}, "request_ids": ["r-1"]}
+    assert redactor.job(stored)["result"]["load"].keys() != out["result"]["load"].keys()   # a new token a job
+    assert redactor.job({"params": {"event": "adv-10"}}) == {"params": {"event": "adv-10"}}
+
+
+def test_a_job_running_during_an_erasure_is_stopped_and_cannot_store_its_result(store):
+    store.upsert_entities([_advisor("adv-a", "Anna Aaa"), _advisor("adv-b", "Bert Bbb")])
+    running = store.jobs.create("invitations", {"event": "evt-1", "size": 2}, owner="me")
+    queued = store.jobs.create("invitations", {"event": "evt-1", "size": 2}, owner="me")
+    done = store.jobs.create("invitations", {"event": "evt-1", "size": 2}, owner="me")
+    for job in (running, done):
+        assert store.jobs.start(job.id, "me")
+    assert store.jobs.finish(done.id, "me", {"invitees": [{"id": "adv-b", "name": "Bert Bbb", "rank": 1}]})
+
+    report = store.delete_entity("adv-a", erase=True)
+
+    assert report["jobs_stopped"] == 2 and report["jobs_redacted"] == 0
+    assert not store.jobs.finish(running.id, "me", {"invitees": [{"id": "adv-a", "name": "Anna Aaa"}]})
+    for job in (running, queued):
+        stopped = store.jobs.get(job.id)
+        assert stopped.state == "failed" and stopped.result is None and "gelöscht" in stopped.error["message"]
+    assert store.jobs.get(done.id).result["invitees"][0]["name"] == "Bert Bbb"   # another entity's: untouched
+    assert report["checkpoint"] == ("complete" if store.dialect == "sqlite" else "not_applicable")
+
+
+def test_a_result_computed_before_a_refit_is_redacted_before_it_is_stored(store):
+    from matcher.store.job_redaction import redact_vanished
+
+    store.upsert_entities([_advisor("adv-a", "Anna Aaa"), _advisor("adv-b", "Bert Bbb")])
+    version = store.catalog_version()
+    result = {"invitees": [{"id": "adv-a", "name": "Anna Aaa", "rank": 1, "entity": {"id": "adv-a", "kind": "advisor",
+                                                                                      "name": "Anna Aaa"}},
+                           {"id": "adv-b", "name": "Bert Bbb", "rank": 2}]}
+    assert redact_vanished(store, version, result) is result          # the catalog has not moved
+    store.delete_entity("adv-a", erase=True)
+
+    out = redact_vanished(store, version, result)
+
+    assert [p["name"] for p in out["invitees"]] == [ERASED_NAME, "Bert Bbb"]
+    assert "Anna" not in json.dumps(out) and "adv-a" not in json.dumps(out)
+
+
+def test_the_checkpoint_says_when_a_reader_blocks_it(tmp_path):
+    import sqlite3
+
+    from matcher.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.upgrade()
+    store.upsert_entities([_advisor("adv-a", "Anna Aaa")])
+    reader = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM entities").fetchone()        # holds a snapshot of the log
+    store.upsert_entities([_advisor("adv-b", "Bert Bbb")])
+    try:
+        assert store.db.checkpoint(attempts=3, pause=0.01) == "blocked"
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    assert store.db.checkpoint() == "complete" and (tmp_path / "m.db-wal").stat().st_size == 0
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+    store.close()

@@ -30,8 +30,9 @@ Guarantees:
   deleting it deletes them too.
 * API keys are stored as SHA-256 hashes only; the key itself is shown once.
 * Erasure (GDPR art. 17) removes an entity, its vectors, its feedback and its
-  invitations, and replaces its id in the audit log by an anonymous token, in
-  one transaction (:mod:`matcher.store.erasure`).
+  invitations, replaces its id in the audit log by anonymous tokens (one per
+  entry) and redacts it from stored jobs, in one transaction; then SQLite's
+  write-ahead log is checkpointed (:mod:`matcher.store.erasure`).
 
 The schema is created and changed only by the alembic migrations in
 ``matcher/store/migrations`` (``matcher db upgrade``); :meth:`Store.check_schema`
