@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from bench.reliability.report import record
@@ -249,6 +250,64 @@ def test_erasure_leaves_nothing_in_the_store_files_or_any_answer(make_app, tmp_p
     r = client.post("/v1/invitations", headers=auth["editor"], json={"job": job_ids["invitations"], "event": "evt-113"})
     assert r.status_code == 201 and all(not i.startswith("gelöscht-") for i in r.json["recorded"] +
                                         r.json["already_recorded"])
+
+
+class HttpClient:
+    """The few calls of Flask's test client the scenario uses, over real HTTP (``requests``)."""
+
+    class Answer:
+        def __init__(self, r: requests.Response):
+            self.status_code, self._r = r.status_code, r
+            self.json = r.json() if r.headers.get("Content-Type", "").startswith("application/json") else None
+
+        def get_data(self, as_text: bool = False) -> Any:
+            return self._r.text if as_text else self._r.content
+
+    def __init__(self, base: str):
+        self.base, self.session = base, requests.Session()
+
+    def open(self, url: str, method: str = "GET", headers: dict | None = None, json: Any = None) -> Answer:
+        return self.Answer(self.session.request(method, self.base + url, headers=headers, json=json, timeout=120))
+
+    def get(self, url: str, **kwargs: Any) -> Answer:
+        return self.open(url, "GET", **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Answer:
+        return self.open(url, "POST", **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Answer:
+        return self.open(url, "DELETE", **kwargs)
+
+
+@pytest.mark.slow
+def test_erasure_through_gunicorn_with_two_workers_leaves_nothing_in_the_files(seed_store, server_process, tmp_path):
+    """The same, erased through a real server whose two worker processes both hold connections to the
+    SQLite file: the checkpoint still completes, and the other worker answers without the person."""
+    from matcher.store import Store
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'matcher.db'}"
+    seed_store(url)
+    keys = Store(url)
+    auth = {role: {"Authorization": f"Bearer {keys.create_key(role, f'erasure {role}')[1]}"}
+            for role in ("reader", "editor", "admin")}
+    keys.close()
+    server = server_process(url, workers=2)
+    client = HttpClient(server.url)
+    job_ids = make_the_advisor_appear_everywhere(client, auth)
+    for _ in range(8):    # both workers have served (and opened connections) by now, most likely
+        client.get(f"/v1/jobs/{job_ids['invitations']}", headers=auth["reader"])
+
+    r = client.delete(f"/v1/entities/{ADVISOR_ID}?erase=true", headers=auth["admin"])
+
+    assert r.status_code == 200 and r.json["checkpoint"] == "complete" and r.json["jobs_redacted"] == 3, r.json
+    after = Answers(client, auth)
+    fetch_everything(after, job_ids, ["editor"])
+    files = store_files(folder)
+    file_hits = {name: hits(blob) for name, blob in files.items() if hits(blob)}
+    assert "matcher.db-wal" in files and not file_hits, file_hits
+    assert not after.leaks, after.leaks
 
 
 @pytest.mark.postgres
