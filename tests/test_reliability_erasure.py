@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import zipfile
 from collections.abc import Iterable
@@ -377,6 +378,9 @@ def test_the_redactor_replaces_records_ids_names_and_keys_and_keeps_the_rest():
     assert out["params"] == {"capacities": {token: 1, "adv-10": 2}, "request_ids": ["r-1"]}
     assert redactor.job(stored)["result"]["load"].keys() != out["result"]["load"].keys()   # a new token a job
     assert redactor.job({"params": {"event": "adv-10"}}) == {"params": {"event": "adv-10"}}
+    message = JobRedactor("adv-1", {"Eva"}).job({"error": {"message": "Evaluation: Eva (adv-1) ist voll."}})
+    assert re.fullmatch(rf"Evaluation: {ERASED_NAME} \(gelöscht-[0-9a-f]{{16}}\) ist voll\.",
+                        message["error"]["message"])
 
 
 def test_a_job_running_during_an_erasure_is_stopped_and_cannot_store_its_result(store):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from matcher.store.audit import ERASED_PREFIX
+from matcher.store.db import chunks
 from matcher.store.tables import entities
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ class JobRedactor:
             strings |= entity_strings(record)
         # longest first: a name that contains another is replaced whole
         names = sorted(strings, key=len, reverse=True)
-        pattern = [re.compile(re.escape(s), re.IGNORECASE) for s in names]
+        # whole words only: a short name must not eat into other words ("Eva" in "Evaluation")
+        pattern = [re.compile(rf"(?<!\w){re.escape(s)}(?!\w)", re.IGNORECASE) for s in names]
         id_pattern = re.compile(rf"(?<![{_ID_CHARS}.:]){re.escape(self.entity_id)}(?![{_ID_CHARS}]|[.:][{_ID_CHARS}])")
         token = new_token()
 
@@ -166,8 +168,10 @@ def redact_vanished(store: Store, version: int, result: dict[str, Any]) -> dict[
     ids = sorted({r["id"] for r in _named(result)})
     if not ids:
         return result
+    present: set[str] = set()
     with store.db.read() as conn:
-        present = set(store.catalog.existing(conn, ids))
+        for chunk in chunks(ids):
+            present.update(store.catalog.existing(conn, chunk))
     for entity_id in ids:
         if entity_id not in present:
             result = JobRedactor(entity_id).job({"result": result})["result"]
