@@ -7,6 +7,7 @@
 # container's port: gunicorn hands each connection to a worker thread, so a few clients that send slowly hold
 # all of them. deploy/compose.yaml puts Debian's nginx in front (deploy/nginx.conf, the only published port),
 # which reads every request whole first; see docs/operations.md, "Production setup".
+#
 # The image runs the installed wheel, from a folder that holds no source: the first stage builds the
 # wheel, the second installs it (what `tests/test_wheel_install.py` checks outside Docker).
 

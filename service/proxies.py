@@ -4,8 +4,9 @@
 append the address they got the request from to ``X-Forwarded-For`` (one for
 ``deploy/nginx.conf``). With ``n > 0`` werkzeug's ``ProxyFix`` takes the
 ``n``-th address from the right as ``request.remote_addr`` and the scheme from
-``X-Forwarded-Proto`` — so rate limits (:mod:`service.ratelimit`) and logs see
-the client, not the proxy — and ignores whatever a client wrote further left.
+``X-Forwarded-Proto`` — so the rate limit (:mod:`service.ratelimit`) and
+whatever reads ``request.remote_addr`` see the client, not the proxy — and
+ignores whatever a client wrote further left.
 With 0, the default, forwarded headers are ignored altogether: a client talking
 to gunicorn directly cannot choose its address by sending them.
 """
