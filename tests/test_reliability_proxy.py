@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -18,7 +19,15 @@ import yaml
 
 from bench.reliability.faults import wait_for_workers
 from bench.reliability.fuzz import error_shape_problem
-from bench.reliability.proxy import NGINX_CONF, NginxProxy, Prober, SlowClients, nginx_version, raw_request
+from bench.reliability.proxy import (
+    BODY_HEAD,
+    NGINX_CONF,
+    NginxProxy,
+    Prober,
+    SlowClients,
+    nginx_version,
+    raw_request,
+)
 from bench.reliability.report import record
 from bench.reliability.sizes import is_full
 from conftest import ROOT, ServerProcess, free_port
@@ -27,6 +36,7 @@ pytestmark = pytest.mark.slow
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 NEED = {"text": "Faire Beschaffung für das Rathaus", "k": 3}
 WARMUP = 2.5            # seconds for the slow clients' first bytes to arrive before the probes start
+LIMIT_CONN = int(re.search(r"limit_conn per_address (\d+);", NGINX_CONF.read_text()).group(1))
 
 
 def _compose() -> dict:
@@ -165,6 +175,19 @@ def proxy_errors(stack):
         problem = error_shape_problem(status, headers.get("content-type"), body, headers)
         found[name] = (status, problem or (None if status == wanted else f"status {status}, not {wanted}")
                        or (None if headers.get("x-content-type-options") == "nosniff" else "no nosniff"))
+    # limit_conn: 100 requests at a time per address (bodies that do not come), the 101st is refused
+    waiting = [socket.create_connection(("127.0.0.1", stack.proxy.port), timeout=5) for _ in range(LIMIT_CONN)]
+    try:
+        for sock in waiting:
+            sock.sendall(BODY_HEAD + b"\r\n")
+        time.sleep(0.5)
+        status, headers, body = raw_request(stack.proxy.port, _request("/healthz"))
+    finally:
+        for sock in waiting:
+            sock.close()
+    found["over 100 requests at a time from one address"] = (
+        status, error_shape_problem(status, headers.get("content-type"), body, headers)
+        or (None if status == 429 else f"status {status}, not 429"))
     down = NginxProxy(free_port(), f"127.0.0.1:{free_port()}").start()   # nothing listens there
     try:
         status, headers, body = raw_request(down.port, _request("/healthz"))
