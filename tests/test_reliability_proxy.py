@@ -155,6 +155,7 @@ ERRORS = {  # what a client sends → the status the proxy answers itself
     "header too large": (_request("/healthz", b"X-Gross: " + b"y" * 5000 + b"\r\n"), 431),
     "headers over 16 KB": (_request("/healthz", b"".join(b"X-%d: %s\r\n" % (i, b"z" * 3000) for i in range(8))), 431),
     "a method the API does not have": (_request("/healthz", method=b"PATCH"), 405),
+    "a method name gunicorn refuses with HTML": (_request("/healthz", method=b"AB"), 405),
     "TRACE": (_request("/healthz", method=b"TRACE"), 405),
     "HTTP/2.0 request line": (b"GET /healthz HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
     "unknown Transfer-Encoding": (_request("/v1/feedback", b"Transfer-Encoding: gzip\r\n", b"POST"), 501),
