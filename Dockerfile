@@ -3,6 +3,11 @@
 #   docker run -p 8000:8000 -v matcher-data:/var/lib/matcher matcher
 #   docker run ... -e MATCHER_DATABASE_URL=postgresql+psycopg://user:pw@db/matcher matcher   # replicas
 #
+# Those `docker run -p` lines are for trying it out on one machine. In production do not publish this
+# container's port: gunicorn hands each connection to a worker thread, so a few clients that send slowly hold
+# all of them. deploy/compose.yaml puts Debian's nginx in front (deploy/nginx.conf, the only published port),
+# which reads every request whole first; see docs/operations.md, "Production setup".
+#
 # The image runs the installed wheel, from a folder that holds no source: the first stage builds the
 # wheel, the second installs it (what `tests/test_wheel_install.py` checks outside Docker).
 
@@ -41,7 +46,7 @@ RUN useradd --system --create-home --uid 10001 matcher \
 USER matcher
 WORKDIR /home/matcher
 # fail the build, not the first request, if a model is missing or wants the network
-RUN python -c "from matcher.embedding import make_embedder; from matcher.settings import model_spec; \
+RUN python -c "from matcher.engine.embedding import make_embedder; from matcher.settings import model_spec; \
 make_embedder(model_spec()).encode(['Probe'], 'query')"
 VOLUME ["/var/lib/matcher"]
 EXPOSE 8000

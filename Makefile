@@ -36,6 +36,7 @@ run: install
 
 test: install
 	bash tests/ensure_chromium.sh
+	bash tests/ensure_nginx.sh
 	$(PY) -m pytest
 
 # The numeric tests (pytest -m numerics: scores, rankings, calibration computed with BLAS and the
@@ -73,8 +74,10 @@ bench: install
 	$(PY) -m bench
 
 # fuzzing, hostile inputs, load, faults and access control at full size (< 20 min); one table,
-# also written to bench/results/reliability.json. `make test` runs the same tests small.
+# also written to bench/results/reliability.json. `make test` runs the same tests small. Both need Debian's nginx
+# (the slow-client test runs deploy/nginx.conf in front of gunicorn): tests/ensure_nginx.sh installs it.
 check-reliability: install
+	bash tests/ensure_nginx.sh
 	$(PY) -m bench.reliability
 
 clean:

@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         jobs,
         landscape,
         metrics,
+        proxies,
         ratelimit,
         recommendations,
         state,
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # German text as UTF-8, not \u escapes
     app.json.sort_keys = False     # type: ignore[attr-defined]
 
+    proxies.init_app(app)          # first: every later part sees the client's address behind a proxy
     errors.init_app(app)
     metrics.init_app(app)          # before auth: refused requests are counted too
     auth.init_app(app)

@@ -40,4 +40,6 @@ def default_config() -> dict[str, Any]:
         "JOB_RETENTION_DAYS": 30,               # finished jobs (and their results) are deleted after this
         "MAX_JOB_BYTES": 16 * 1024 * 1024,      # body of POST /v1/jobs/assignments
         "FIELDS_FILE": None,                    # fields of action (None: MATCHER_FIELDS_FILE or the package's own)
+        # proxies in front that append to X-Forwarded-For (deploy/nginx.conf: 1); 0: forwarded headers are ignored
+        "TRUSTED_PROXIES": 0,                   # see service/proxies.py
     }

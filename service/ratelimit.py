@@ -18,7 +18,8 @@ workers × limit. For one budget across all of them point
 supports (``redis://…``, ``memcached://…``). Callers are told apart by their
 key's id; anonymous callers (open demo) by ``request.remote_addr`` — behind a
 reverse proxy that is the proxy, so all anonymous callers share one budget
-unless the proxy's ``X-Forwarded-For`` is trusted (werkzeug's ``ProxyFix``).
+unless the proxy's ``X-Forwarded-For`` is trusted (``MATCHER_TRUSTED_PROXIES``,
+:mod:`service.proxies`: werkzeug's ``ProxyFix``).
 ``RATELIMIT_ENABLED = False`` (``MATCHER_RATELIMIT_ENABLED=false``) switches
 the limiter off as a whole; the tests do that except the one that checks it.
 """
