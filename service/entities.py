@@ -48,13 +48,13 @@ def create_entity() -> ResponseReturnValue:
     return jsonify(entity_json(entity)), 201, headers
 
 
-@bp.get("/<entity_id>")
+@bp.get("/<entity_id:entity_id>")
 @documented("Eintrag lesen", responses={200: EntityOut})
 def get_entity(entity_id: str) -> ResponseReturnValue:
     return jsonify(entity_json(get_store().get_entity(entity_id)))
 
 
-@bp.put("/<entity_id>")
+@bp.put("/<entity_id:entity_id>")
 @documented("Eintrag als Ganzes ersetzen", body=EntityOut, responses={200: EntityOut})
 def replace_entity(entity_id: str) -> ResponseReturnValue:
     entity = parse_body(EntityOut).root
@@ -65,7 +65,7 @@ def replace_entity(entity_id: str) -> ResponseReturnValue:
     return jsonify(entity_json(entity)), 200, {"X-Catalog-Version": str(version)}
 
 
-@bp.delete("/<entity_id>")
+@bp.delete("/<entity_id:entity_id>")
 @documented("Eintrag löschen; mit erase=true auch Rückmeldungen und Protokollbezüge (DSGVO Art. 17, admin)",
             query=DeleteQuery, responses={200: ErasureReportOut, 204: None})
 def delete_entity(entity_id: str) -> ResponseReturnValue:

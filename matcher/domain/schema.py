@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -75,7 +76,37 @@ CountryCode = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isin
                         WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2}\s*$"})]
 OrgType = Literal["migrant_organisation", "civil_society", "municipal_office", "institution"]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` (what the JSON schema's ``format: date`` says): no Unix seconds, no ``0``, no times."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value} ist kein Kalenderdatum") from None
+    raise ValueError("Datum im Format JJJJ-MM-TT erwartet, z. B. 2025-03-14")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+
+# Cross-field rules as JSON Schema (OpenAPI 3.1), so the document says what the validators below enforce.
+# ``properties`` only constrains keys that are present: "absent or null" is {"type": "null"} under properties.
+LAT_LON_TOGETHER: dict[str, Any] = {"anyOf": [
+    {"properties": {"lat": {"type": "null"}, "lon": {"type": "null"}}},
+    {"required": ["lat", "lon"], "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}},
+]}
+HAS_TEXT = {"type": "string", "pattern": r"\S"}   # a string that is not empty once blanks are stripped
+
+
+def schema_rules(*rules: dict[str, Any]) -> dict[str, Any]:
+    """``json_schema_extra`` for a model with these cross-field rules (all must hold)."""
+    return rules[0] if len(rules) == 1 else {"allOf": list(rules)}
 
 
 class _Strict(BaseModel):
@@ -108,6 +139,8 @@ class _EntityBase(_Strict):
     contact: Contact | None = None
     partners: Annotated[list[EntityId], Field(max_length=500)] = []
 
+    model_config = ConfigDict(json_schema_extra=LAT_LON_TOGETHER)
+
     @model_validator(mode="after")
     def _lat_lon_together(self) -> _EntityBase:
         if (self.lat is None) != (self.lon is None):
@@ -139,7 +172,7 @@ class Organisation(_EntityBase):
 
 class Event(_EntityBase):
     kind: Literal["event"]
-    date: dt.date | None = None
+    date: IsoDate | None = None
     target_groups: Annotated[list[OrgType], Field(max_length=4)] = []
     capacity: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
 
@@ -170,7 +203,7 @@ class Query(_Strict):
     languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
     # product options beyond FORMAT.md
     require_languages: bool = False
-    as_of: dt.date | None = None
+    as_of: IsoDate | None = None
     org_types: Annotated[list[OrgType], Field(max_length=4)] = []
 
     @model_validator(mode="after")
