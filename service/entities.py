@@ -55,7 +55,8 @@ def get_entity(entity_id: str) -> ResponseReturnValue:
 
 
 @bp.put("/<entity_id:entity_id>")
-@documented("Eintrag als Ganzes ersetzen", body=EntityOut, responses={200: EntityOut})
+@documented("Eintrag als Ganzes ersetzen", body=EntityOut, responses={200: EntityOut},
+            description="Die id im Inhalt muss die der Adresse sein (sonst 422).")
 def replace_entity(entity_id: str) -> ResponseReturnValue:
     entity = parse_body(EntityOut).root
     if entity.id != entity_id:

@@ -94,7 +94,7 @@ class AssignmentJobRequest(_Request):
                                                            "teilweise liefern (statt eines fehlgeschlagenen Auftrags)")
     as_of: IsoDate | None = None
     capacities: Annotated[dict[EntityId, Annotated[int, Field(ge=0, le=100_000)] | None],
-                          Field(max_length=5000)] | None = Field(
+                          Field(max_length=5000, json_schema_extra={"additionalProperties": False})] | None = Field(
         default=None, description="Freie Plätze je Berater/in (id → Anzahl, null = unbegrenzt) statt der "
                                   "Kapazität im Katalog")
 

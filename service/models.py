@@ -18,6 +18,7 @@ from matcher.domain.schema import (
     MAX_LIST,
     MAX_SHORT,
     MAX_TEXT,
+    NOT_BLANK,
     Entity,
     EntityId,
     IsoDate,
@@ -63,7 +64,9 @@ class AdvisorsRequest(_Request):
 
     text: NeedText | None = None
     municipality: EntityId | None = Field(default=None, description="id der anfragenden Kommune")
-    city: City | None = Field(default=None, description="Ort der Anfrage, wenn keine Kommune angegeben ist")
+    city: City | None = Field(default=None, description="Ort der Anfrage, wenn keine Kommune angegeben ist: eine "
+                                                     "Stadt, ein Kreis oder eine Region in NRW; ein unbekannter Ort "
+                                                     "ist 422 (mit Vorschlägen)")
     lat: Latitude | None = None
     lon: Longitude | None = None
     languages: Languages = []
@@ -250,7 +253,8 @@ class ErasureReportOut(BaseModel):
 class FeedbackRequest(_Request):
     """Was aus einer empfohlenen Stelle geworden ist; ein wiederholter gleicher Eintrag wird nicht doppelt gezählt."""
 
-    recommendation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    recommendation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                                        pattern=NOT_BLANK)]
     entity_id: EntityId
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
 

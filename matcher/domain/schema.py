@@ -65,7 +65,11 @@ EntityId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT)]
+# a character that stripping leaves (pydantic strips Unicode White_Space): as a JSON Schema pattern, the document
+# says "not only blanks" exactly where the server strips a string and then wants it non-empty
+NOT_BLANK = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT,
+                                             pattern=NOT_BLANK)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
 # the JSON schema states what is accepted (any case, surrounding blanks); validation then normalises
 LangCode = Annotated[str, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
@@ -101,7 +105,7 @@ LAT_LON_TOGETHER: dict[str, Any] = {"anyOf": [
     {"properties": {"lat": {"type": "null"}, "lon": {"type": "null"}}},
     {"required": ["lat", "lon"], "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}},
 ]}
-HAS_TEXT = {"type": "string", "pattern": r"\S"}   # a string that is not empty once blanks are stripped
+HAS_TEXT = {"type": "string", "pattern": NOT_BLANK}   # a string that is not empty once blanks are stripped
 
 
 def schema_rules(*rules: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +138,7 @@ class _EntityBase(_Strict):
     languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
     # product fields beyond FORMAT.md
     evidence: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=30)
+        list[Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NOT_BLANK)]], Field(max_length=30)
     ] = []
     contact: Contact | None = None
     partners: Annotated[list[EntityId], Field(max_length=500)] = []
