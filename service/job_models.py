@@ -130,7 +130,8 @@ class RecordInvitationsRequest(_Request):
                                                                                        "maxItems": 0}}}]})
 
     event: EntityId | None = Field(default=None, description="id der Veranstaltung (bei job: optional)")
-    entity_ids: Annotated[list[EntityId], Field(max_length=MAX_INVITED)] = []
+    entity_ids: Annotated[list[EntityId], Field(max_length=MAX_INVITED, json_schema_extra={"uniqueItems": True},
+                                                description="ids der Eingeladenen, jede einmal")] = []
     job: JobId | None = Field(default=None, description="Einladungsauftrag, dessen Liste (ohne Warteliste) "
                                                          "verschickt wurde")
     date: IsoDate | None = Field(default=None, description="Datum, für das die Einladung zählt "

@@ -54,7 +54,8 @@ def build_table(parts: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     row("schemathesis failures, any check (--checks all)",
         f"{any_failures} (in-process {fuzz.get('failures', '–')}, st run {cli.get('failures', '–')} + "
         f"{cli.get('errors', '–')} errors; {refusals} schema-valid requests refused for their meaning, 422, "
-        f"not counted); checks: {', '.join(checks)}", "0",
+        f"not counted; {len(cli.get('tool_errors') or [])} errors of schemathesis itself); checks: "
+        f"{', '.join(checks)}", "0",
         bool(fuzz) and bool(cli) and any_failures == 0 and cli.get("checks") == "all")
     fives = (int(fuzz.get("server_errors", 0)) + sum(1 for h in hostile if h.get("status", 0) >= 500)
              + sum(int(v) for k, v in load.get("statuses", {}).items() if int(k) >= 500)
