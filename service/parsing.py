@@ -62,13 +62,23 @@ def parse_body(model: type[M]) -> M:
 
 
 def _integral_floats_as_ints(data: Any) -> Any:
-    """JSON Schema counts 3.0 as an integer; pydantic's strict mode does not: make them agree."""
-    if isinstance(data, float) and data.is_integer() and abs(data) < 2**63:
+    """JSON Schema counts 3.0 as an integer; pydantic's strict mode does not: make them agree.
+
+    Changes the freshly parsed JSON in place, without recursion (bodies may be nested deeply)."""
+    def integral(value: Any) -> bool:
+        return isinstance(value, float) and value.is_integer() and abs(value) < 2**63
+
+    if integral(data):
         return int(data)
-    if isinstance(data, list):
-        return [_integral_floats_as_ints(v) for v in data]
-    if isinstance(data, dict):
-        return {k: _integral_floats_as_ints(v) for k, v in data.items()}
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        pairs = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in list(pairs):
+            if integral(value):
+                node[key] = int(value)
+            elif isinstance(value, dict | list):
+                stack.append(value)
     return data
 
 
