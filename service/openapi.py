@@ -79,6 +79,7 @@ def _security(endpoint: str, config: Mapping[str, Any]) -> tuple[list[dict[str, 
 
 # the rate-limited routes (per key; service/ratelimit.py and the job quotas): 429 with Retry-After
 LIMITED_PREFIXES = ("recommendations.", "landscape.", "jobs.create_", "jobs.export_")
+JOB_ENDPOINTS = ("jobs.", "invitations.record_invitations")   # jobs belong to the key that made them
 _HEADER = {"schema": {"type": "string"}, "required": True}
 
 
@@ -161,8 +162,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if endpoint.startswith(LIMITED_PREFIXES):
             responses["429"] = {"description": "Zu viele Anfragen oder Aufträge für diesen Schlüssel; Retry-After "
                                                "nennt die Sekunden bis zum nächsten Versuch", **error_ref}
-        responses["4XX"] = {"description": "Fehler in der Anfrage (Form: error.code, error.message, error.details); "
-                                           "404 auch für Aufträge eines anderen Schlüssels", **error_ref}
+        others = "; 404 auch für Aufträge eines anderen Schlüssels" if endpoint.startswith(JOB_ENDPOINTS) else ""
+        responses["4XX"] = {"description": "Fehler in der Anfrage (Form: error.code, error.message, error.details)"
+                                           + others, **error_ref}
         responses["5XX"] = {"description": "Dienst nicht verfügbar (503) oder interner Fehler", **error_ref}
         for status, response in responses.items():
             response["headers"] = _headers(path, status)
