@@ -18,7 +18,7 @@ from matcher.batch.invitations import DEFAULT_MMR_LAMBDA, ExposurePolicy
 from matcher.batch.requests import AdvisorRequest
 from matcher.domain.labels import ADVISOR_GROUP
 from matcher.domain.messages import alternatives, quoted
-from matcher.domain.schema import ORG_TYPES, EntityId, IsoDate
+from matcher.domain.schema import ORG_TYPES, WS, EntityId, IsoDate
 
 from .models import ErrorBody
 
@@ -35,8 +35,9 @@ JobId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^job_[
 # the syntax Quota.parse reads, as a pattern: a group a quota may name; a count, a share in 0–1 or a percentage
 # up to 100 (the advisor group only with include_advisors: InvitationJobRequest's schema says so)
 QUOTA_GROUPS = (*ORG_TYPES, ADVISOR_GROUP)
-_QUOTA_VALUE = r"(?:[0-9]+|0*(?:0[.,][0-9]+|1[.,]0+)|0*(?:[0-9]{1,2}(?:[.,][0-9]+)?|100(?:[.,]0+)?)\s*%)"
-QUOTA_PATTERN = rf"^\s*(?:{'|'.join(QUOTA_GROUPS)})\s*:\s*(?:>=|<=|≥|≤)?\s*{_QUOTA_VALUE}\s*$"
+_QUOTA_VALUE = rf"(?:[0-9]+|0*(?:0[.,][0-9]+|1[.,]0+)|0*(?:[0-9]{{1,2}}(?:[.,][0-9]+)?|100(?:[.,]0+)?)[{WS}]*%)"
+QUOTA_PATTERN = (rf"^[{WS}]*(?:{'|'.join(QUOTA_GROUPS)})[{WS}]*:[{WS}]*(?:>=|<=|≥|≤)?[{WS}]*{_QUOTA_VALUE}"
+                 rf"[{WS}]*$")
 
 
 def _readable_quota(spec: str) -> str:
@@ -64,7 +65,7 @@ class InvitationJobRequest(_Request):
 
     model_config = ConfigDict(json_schema_extra={"anyOf": [   # an advisor quota only with include_advisors
         {"required": ["include_advisors"], "properties": {"include_advisors": {"const": True}}},
-        {"properties": {"quotas": {"items": {"not": {"pattern": rf"^\s*{ADVISOR_GROUP}\s*:"}}}}}]})
+        {"properties": {"quotas": {"items": {"not": {"pattern": rf"^[{WS}]*{ADVISOR_GROUP}[{WS}]*:"}}}}}]})
 
     event: EntityId = Field(description="id der Veranstaltung")
     size: Annotated[int, Field(ge=1, le=MAX_LIST_SIZE, description="Plätze auf der Liste")]

@@ -109,6 +109,26 @@ def test_cross_field_rules_are_in_the_schema_and_the_server_agrees(client, api_k
     assert r.status_code != 422 or r.json["error"]["message"] != "Ungültige Angaben; siehe details", r.json
 
 
+BLANKS = {   # (path, body, accepted): blanks as the server strips them, not as an ECMA `\s` would
+    "a language with a next-line around it": (ADVISORS, {"text": "x", "languages": ["\x85de"]}, True),
+    "a language with a byte-order mark": (ADVISORS, {"text": "x", "languages": ["\ufeffde"]}, False),
+    "an e-mail with a next-line inside": ("/v1/entities", {**EVENT, "contact": {"email": "a\x85b@c.de"}}, False),
+    "an e-mail with blanks around": ("/v1/entities", {**EVENT, "id": "evt-blank", "contact": {"email": " a@c.de "}},
+                                     True),
+    "a topic of blanks only": ("/v1/entities", {**EVENT, "topics": ["\u2003\t"]}, False),
+    "a quota with a next-line": ("/v1/jobs/invitations", {"event": "evt-113", "size": 3,
+                                                          "quotas": ["civil_society:\x852"]}, True),
+}
+
+
+@pytest.mark.parametrize("case", BLANKS.values(), ids=BLANKS.keys())
+def test_the_document_and_the_server_read_blanks_alike(client, api_keys, spec, case):
+    path, body, accepted = case
+    assert body_schema(spec, path).is_valid(body) == accepted
+    r = client.post(path, json=body, headers=auth(api_keys))
+    assert (r.status_code != 422) == accepted, r.json
+
+
 def test_rules_the_schema_cannot_state_are_described(spec):
     quota = spec["components"]["schemas"]["InvitationJobRequest"]["properties"]["quotas"]["items"]
     assert "pattern" in quota and "TYP" in quota["description"]

@@ -65,19 +65,31 @@ EntityId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
-# a character that stripping leaves (pydantic strips Unicode White_Space): as a JSON Schema pattern, the document
-# says "not only blanks" exactly where the server strips a string and then wants it non-empty
-NOT_BLANK = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Blanks as pydantic strips them (Unicode White_Space, which Rust's and Python's regex `\s` also mean, but a
+# JSON Schema validator's ECMA `\s` does not quite: it lacks U+0085 and has U+FEFF). Patterns the document shows
+# spell the class out, so that the document and the server read every string the same way.
+WS = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# a character that stripping leaves: "not only blanks", where the server strips a string and wants it non-empty
+NOT_BLANK = rf"[^{WS}]"
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT,
                                              pattern=NOT_BLANK)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
 # the JSON schema states what is accepted (any case, surrounding blanks); validation then normalises
-LangCode = Annotated[str, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-                     StringConstraints(pattern=r"^[a-z]{2,3}$"),
-                     WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2,3}\s*$"})]
-CountryCode = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
-                        StringConstraints(pattern=r"^[A-Z]{2}$"),
-                        WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2}\s*$"})]
+def _code(pattern: str, case: str) -> Any:
+    """A code with blanks around it, in any case: normalised; anything else is left for the pattern to refuse."""
+    exact = re.compile(rf"[{WS}]*({pattern})[{WS}]*")
+
+    def normalise(value: Any) -> Any:
+        found = exact.fullmatch(value) if isinstance(value, str) else None
+        return getattr(found.group(1), case)() if found else value
+    return BeforeValidator(normalise)
+
+
+# the JSON schema states what is accepted (any case, surrounding blanks); validation then normalises
+LangCode = Annotated[str, _code("[A-Za-z]{2,3}", "lower"), StringConstraints(pattern=r"^[a-z]{2,3}$"),
+                     WithJsonSchema({"type": "string", "pattern": rf"^[{WS}]*[A-Za-z]{{2,3}}[{WS}]*$"})]
+CountryCode = Annotated[str, _code("[A-Za-z]{2}", "upper"), StringConstraints(pattern=r"^[A-Z]{2}$"),
+                        WithJsonSchema({"type": "string", "pattern": rf"^[{WS}]*[A-Za-z]{{2}}[{WS}]*$"})]
 OrgType = Literal["migrant_organisation", "civil_society", "municipal_office", "institution"]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -117,11 +129,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=False)
 
 
+# blanks around it are stripped; none inside
+EMAIL_PATTERN = rf"^[{WS}]*[^@{WS}]+@[^@{WS}]+\.[^@{WS}]+[{WS}]*$"
+
+
 class Contact(_Strict):
     """Personal contact data. Shown only to staff (editor/admin keys), never ranked on."""
 
     person: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
-    email: Annotated[str, StringConstraints(max_length=MAX_SHORT, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: Annotated[str, StringConstraints(max_length=MAX_SHORT, pattern=EMAIL_PATTERN)] | None = None
     phone: Annotated[str, StringConstraints(max_length=60)] | None = None
     website: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
     address: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
