@@ -14,7 +14,7 @@ from bench.reliability.schemathesis_cli import run_cli
 from bench.reliability.sizes import current, is_full
 from conftest import ServerProcess, free_port
 
-CLI_EXAMPLES = 8 if is_full() else 1      # st run --max-examples, per operation, phase and caller
+CLI_EXAMPLES = 5 if is_full() else 1      # st run --max-examples, per operation, phase and caller
 CLI_ROLES = ("anonymous", "forged", "reader", "editor", "admin") if is_full() else ("forged", "editor")
 
 
