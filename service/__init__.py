@@ -27,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     """
     from . import (
         auth,
+        contract,
         entities,
         errors,
         feedback,
@@ -55,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
 
     proxies.init_app(app)          # first: every later part sees the client's address behind a proxy
     errors.init_app(app)
+    contract.init_app(app)         # URL converters (before the blueprints), nosniff and no-store headers
     metrics.init_app(app)          # before auth: refused requests are counted too
     auth.init_app(app)
     ratelimit.init_app(app)        # after auth: the caller's key names the budget

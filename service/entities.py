@@ -48,14 +48,15 @@ def create_entity() -> ResponseReturnValue:
     return jsonify(entity_json(entity)), 201, headers
 
 
-@bp.get("/<entity_id>")
+@bp.get("/<entity_id:entity_id>")
 @documented("Eintrag lesen", responses={200: EntityOut})
 def get_entity(entity_id: str) -> ResponseReturnValue:
     return jsonify(entity_json(get_store().get_entity(entity_id)))
 
 
-@bp.put("/<entity_id>")
-@documented("Eintrag als Ganzes ersetzen", body=EntityOut, responses={200: EntityOut})
+@bp.put("/<entity_id:entity_id>")
+@documented("Eintrag als Ganzes ersetzen", body=EntityOut, responses={200: EntityOut},
+            description="Die id im Inhalt muss die der Adresse sein (sonst 422).")
 def replace_entity(entity_id: str) -> ResponseReturnValue:
     entity = parse_body(EntityOut).root
     if entity.id != entity_id:
@@ -65,7 +66,7 @@ def replace_entity(entity_id: str) -> ResponseReturnValue:
     return jsonify(entity_json(entity)), 200, {"X-Catalog-Version": str(version)}
 
 
-@bp.delete("/<entity_id>")
+@bp.delete("/<entity_id:entity_id>")
 @documented("Eintrag löschen; mit erase=true auch Rückmeldungen und Protokollbezüge (DSGVO Art. 17, admin)",
             query=DeleteQuery, responses={200: ErasureReportOut, 204: None})
 def delete_entity(entity_id: str) -> ResponseReturnValue:

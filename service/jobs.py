@@ -99,7 +99,7 @@ def create_assignments() -> ResponseReturnValue:
     return _submit("assignments", parse_body(AssignmentJobRequest).model_dump(mode="json"))
 
 
-@bp.get("/<job_id>")
+@bp.get("/<job_id:job_id>")
 @documented("Stand eines Auftrags: queued, running (mit Fortschritt), done (mit Ergebnis) oder failed",
             responses={200: JobOut})
 def get_job(job_id: str) -> ResponseReturnValue:
@@ -113,7 +113,7 @@ def _export(job_id: str, fmt: str, delimiter: str = ",") -> ResponseReturnValue:
                      download_name=f"{FILE_NAMES[job.kind]}-{job.id}.{fmt}", max_age=0)
 
 
-@bp.get("/<job_id>/export.xlsx")
+@bp.get("/<job_id:job_id>/export.xlsx")
 @documented("Ergebnis als Excel-Datei (XLSX); Kontaktdaten nur für editor- und admin-Schlüssel",
             description="409 job_not_done, solange der Auftrag läuft; 422 infeasible bzw. 409 job_failed, wenn er "
                         "fehlgeschlagen ist.",
@@ -122,7 +122,7 @@ def export_xlsx(job_id: str) -> ResponseReturnValue:
     return _export(job_id, "xlsx")
 
 
-@bp.get("/<job_id>/export.csv")
+@bp.get("/<job_id:job_id>/export.csv")
 @documented("Ergebnis als CSV (UTF-8 mit BOM; delimiter=; für deutsches Excel)", query=ExportQuery,
             responses={200: ("text/csv", {"type": "string"})})
 def export_csv(job_id: str) -> ResponseReturnValue:

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, StringConstraints
 
-from matcher.domain.schema import MAX_SHORT
+from matcher.domain.schema import MAX_SHORT, NOT_BLANK
 from matcher.engine.matcher import Matcher
 from matcher.landscape.build import Landscape, build_landscape, resolve_area
 from matcher.landscape.fields import FieldClassifier, load_fields
@@ -38,7 +38,8 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
 
 
 class LandscapeQuery(_Request):
-    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT),
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT,
+                                           pattern=NOT_BLANK),
                     Field(description="Stadt, Kreis oder Region in NRW, z. B. „Köln“, „Kreis Kleve“, "
                                       "„Münsterland“, „NRW“")]
     radius_km: Annotated[float, Field(gt=0, le=500, description="Auch Akteure in diesem Umkreis (km)")] | None = None

@@ -13,17 +13,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
 from matcher.domain.schema import (
+    HAS_TEXT,
+    LAT_LON_TOGETHER,
     MAX_LIST,
     MAX_SHORT,
     MAX_TEXT,
+    NOT_BLANK,
     Entity,
     EntityId,
+    IsoDate,
     LangCode,
     Latitude,
     Longitude,
     OrgType,
     Query,
     ShortText,
+    schema_rules,
 )
 from matcher.store import OUTCOMES
 
@@ -52,9 +57,16 @@ def _lat_lon_together(lat: float | None, lon: float | None) -> None:
 class AdvisorsRequest(_Request):
     """Beraterinnen und Berater für den Bedarf einer Kommune."""
 
+    model_config = ConfigDict(json_schema_extra=schema_rules(
+        {"anyOf": [{"required": ["text"], "properties": {"text": HAS_TEXT}},
+                   {"required": ["municipality"], "properties": {"municipality": {"type": "string"}}}]},
+        LAT_LON_TOGETHER))
+
     text: NeedText | None = None
     municipality: EntityId | None = Field(default=None, description="id der anfragenden Kommune")
-    city: City | None = Field(default=None, description="Ort der Anfrage, wenn keine Kommune angegeben ist")
+    city: City | None = Field(default=None, description="Ort der Anfrage, wenn keine Kommune angegeben ist: eine "
+                                                     "Stadt, ein Kreis oder eine Region in NRW; ein unbekannter Ort "
+                                                     "ist 422 (mit Vorschlägen)")
     lat: Latitude | None = None
     lon: Longitude | None = None
     languages: Languages = []
@@ -76,6 +88,12 @@ class AdvisorsRequest(_Request):
 
 class InlineProfile(_Request):
     """Ein Profil, das (noch) nicht im Katalog steht."""
+
+    model_config = ConfigDict(json_schema_extra=schema_rules(
+        {"anyOf": [{"required": ["description"], "properties": {"description": HAS_TEXT}},
+                   {"required": ["topics"], "properties": {"topics": {"type": "array", "minItems": 1}}},
+                   {"required": ["name"], "properties": {"name": {"type": "string"}}}]},
+        LAT_LON_TOGETHER))
 
     name: ShortText | None = None
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)] = ""
@@ -101,6 +119,12 @@ class InlineProfile(_Request):
 class PartnersRequest(_Request):
     """Partnerorganisationen für eine Organisation (aus dem Katalog oder als Profil)."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["organisation"], "properties": {"organisation": {"type": "string"},
+                                                      "profile": {"type": "null"}}},
+        {"required": ["profile"], "properties": {"profile": {"type": "object"},
+                                                 "organisation": {"type": "null"}}}]})
+
     organisation: EntityId | None = Field(default=None, description="id der suchenden Organisation")
     profile: InlineProfile | None = None
     text: NeedText | None = None
@@ -118,7 +142,9 @@ class PartnersRequest(_Request):
 
     def to_query(self) -> Query:
         p = self.profile
-        text = " ".join(t for t in [self.text, p.as_text() if p else None] if t) or None
+        # need and profile together may pass the query's limit: the rest adds nothing the engine reads
+        # (the embedders see the first few hundred words), so it is cut rather than refused
+        text = " ".join(t for t in [self.text, p.as_text() if p else None] if t)[:MAX_TEXT] or None
         return Query(task="partners", text=text, from_=self.organisation, city=p.city if p else None,
                      lat=p.lat if p else None, lon=p.lon if p else None,
                      languages=list(dict.fromkeys([*self.languages, *(p.languages if p else [])])),
@@ -130,7 +156,7 @@ class EventsRequest(_Request):
 
     organisation: EntityId = Field(description="id der Organisation")
     text: NeedText | None = None
-    as_of: dt.date | None = Field(default=None, description="Stichtag: frühere Termine entfallen (Standard: heute)")
+    as_of: IsoDate | None = Field(default=None, description="Stichtag: frühere Termine entfallen (Standard: heute)")
     k: K = 10
     lang: ReasonLanguage = "de"
 
@@ -234,12 +260,17 @@ class ErasureReportOut(BaseModel):
 
 # ----------------------------------------------------------------------------- feedback
 class FeedbackRequest(_Request):
-    recommendation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    """Was aus einer empfohlenen Stelle geworden ist; ein wiederholter gleicher Eintrag wird nicht doppelt gezählt."""
+
+    recommendation_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                                        pattern=NOT_BLANK)]
     entity_id: EntityId
     outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
 
 
 class FeedbackOut(BaseModel):
+    """Die gespeicherte Rückmeldung (201 neu; 200: dieselbe Rückmeldung gab es schon, unverändert)."""
+
     id: int
     recommendation_id: str
     entity_id: str

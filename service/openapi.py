@@ -9,15 +9,17 @@ document; the access table supplies each operation's security.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Flask
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from werkzeug.routing import Rule
 
 from .auth import ACCESS
+from .contract import JOB_ID_PATTERN, PRIVATE_HEADERS, EntityIdConverter, JobIdConverter
 from .models import ErrorOut
 
 __all__ = ["Operation", "documented", "openapi_document"]
@@ -59,7 +61,9 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             for name, prop in schema.get("properties", {}).items()]
 
 
-def _security(endpoint: str) -> tuple[list[dict[str, list[str]]], dict[str, Any]]:
+def _security(endpoint: str, config: Mapping[str, Any]) -> tuple[list[dict[str, list[str]]], dict[str, Any]]:
+    """This server's security of an endpoint: a route that its config opens (``open_if``) takes a key or none;
+    with the switch off, it needs one, as every other non-public route does."""
     rule = ACCESS.get(endpoint)
     if rule is None:
         raise RuntimeError(f"endpoint {endpoint!r} has no entry in service.auth.ACCESS")
@@ -68,8 +72,36 @@ def _security(endpoint: str) -> tuple[list[dict[str, list[str]]], dict[str, Any]
     extra: dict[str, Any] = {"x-required-role": rule.role}
     if rule.open_if:
         extra["x-open-if"] = rule.open_if
-        return [{}, {"bearerAuth": []}], extra
+        if config.get(rule.open_if):
+            return [{}, {"bearerAuth": []}], extra
     return [{"bearerAuth": []}], extra
+
+
+# the rate-limited routes (per key; service/ratelimit.py and the job quotas): 429 with Retry-After
+LIMITED_PREFIXES = ("recommendations.", "landscape.", "jobs.create_", "jobs.export_")
+JOB_ENDPOINTS = ("jobs.", "invitations.record_invitations")   # jobs belong to the key that made them
+_HEADER = {"schema": {"type": "string"}, "required": True}
+
+
+def _path_parameter(rule: Rule, name: str) -> dict[str, Any]:
+    converter = rule._converters.get(name)  # werkzeug keeps a rule's converters only there
+    schema: dict[str, Any] = {"type": "string"}
+    if isinstance(converter, EntityIdConverter):
+        schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$", "not": {"const": "import"}}
+    elif isinstance(converter, JobIdConverter):
+        schema = {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _headers(path: str, status: str) -> dict[str, Any]:
+    """The headers a response of ``path`` with ``status`` always carries (service/contract.py, service/errors.py)."""
+    headers: dict[str, Any] = {"X-Content-Type-Options": {**_HEADER, "schema": {"const": "nosniff"}}}
+    if path.startswith("/v1/"):
+        headers.update({name: {**_HEADER, "schema": {"const": value}} for name, value in PRIVATE_HEADERS.items()})
+    if status == "429":
+        headers["Retry-After"] = {**_HEADER, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                                  "description": "Sekunden bis zum nächsten Versuch"}
+    return headers
 
 
 def openapi_document(app: Flask) -> dict[str, Any]:
@@ -79,7 +111,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         RuntimeError: a route has no :func:`documented` operation or no access rule.
     """
     models: set[type[BaseModel]] = {ErrorOut}
-    ops: list[tuple[str, str, str, Operation, list[str]]] = []
+    ops: list[tuple[str, str, str, Operation, list[dict[str, Any]]]] = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
@@ -87,15 +119,16 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if op is None:
             raise RuntimeError(f"route {rule.rule} ({rule.endpoint}) is not @documented")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            ops.append((_path(rule.rule), method.lower(), rule.endpoint, op, sorted(rule.arguments)))
+            ops.append((_path(rule.rule), method.lower(), rule.endpoint, op,
+                        [_path_parameter(rule, a) for a in sorted(rule.arguments)]))
         models.update(m for m in [op.body, *op.responses.values()] if isinstance(m, type))
 
     _, defs = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
                                  ref_template=REF)
     error_ref = {"content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorOut")}}}}
     paths: dict[str, dict[str, Any]] = {}
-    for path, method, endpoint, op, path_args in sorted(ops):
-        security, extra = _security(endpoint)
+    for path, method, endpoint, op, path_params in sorted(ops, key=lambda o: o[:3]):
+        security, extra = _security(endpoint, app.config)
         operation: dict[str, Any] = {
             "operationId": endpoint.replace(".", "_"),
             "summary": op.summary,
@@ -105,7 +138,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         }
         if op.description:
             operation["description"] = op.description
-        params = [{"name": a, "in": "path", "required": True, "schema": {"type": "string"}} for a in path_args]
+        params = list(path_params)
         if op.query is not None:
             params += _query_parameters(op.query)
         if params:
@@ -126,9 +159,15 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 schema = {"$ref": REF.format(model=spec.__name__)}
                 responses[str(status)] = {"description": spec.__doc__.strip().splitlines()[0] if spec.__doc__ else "OK",
                                           "content": {"application/json": {"schema": schema}}}
-        responses["4XX"] = {"description": "Fehler in der Anfrage (Form: error.code, error.message, error.details)",
-                            **error_ref}
+        if endpoint.startswith(LIMITED_PREFIXES):
+            responses["429"] = {"description": "Zu viele Anfragen oder Aufträge für diesen Schlüssel; Retry-After "
+                                               "nennt die Sekunden bis zum nächsten Versuch", **error_ref}
+        others = "; 404 auch für Aufträge eines anderen Schlüssels" if endpoint.startswith(JOB_ENDPOINTS) else ""
+        responses["4XX"] = {"description": "Fehler in der Anfrage (Form: error.code, error.message, error.details)"
+                                           + others, **error_ref}
         responses["5XX"] = {"description": "Dienst nicht verfügbar (503) oder interner Fehler", **error_ref}
+        for status, response in responses.items():
+            response["headers"] = _headers(path, status)
         operation["responses"] = responses
         paths.setdefault(path, {})[method] = operation
 

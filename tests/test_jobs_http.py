@@ -201,7 +201,7 @@ def test_jobs_need_a_key_and_unknown_jobs_are_404(client, api_keys):
     assert client.get("/v1/jobs/job_" + "0" * 32).status_code == 401
     r = client.get("/v1/jobs/job_" + "0" * 32, headers=auth(api_keys, "reader"))
     assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
-    bad = client.get("/v1/jobs/job_x/export.csv?delimiter=|", headers=auth(api_keys, "reader"))
+    bad = client.get("/v1/jobs/job_" + "0" * 32 + "/export.csv?delimiter=|", headers=auth(api_keys, "reader"))
     assert bad.status_code == 422 and bad.json["error"]["details"][0]["field"] == "delimiter"
     jobs_rules = {k: v for k, v in ACCESS.items() if k.startswith(("jobs.", "invitations."))}
     assert len(jobs_rules) == 7 and all(r.role and r.open_if is None for r in jobs_rules.values())

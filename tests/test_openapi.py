@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
@@ -23,7 +25,7 @@ def test_every_route_and_method_is_documented(app, spec):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)   # <converter:name> → {name}
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in spec["paths"].get(path, {}), f"{method} {path} missing from /openapi.json"
 

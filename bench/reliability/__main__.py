@@ -43,9 +43,20 @@ def build_table(parts: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     hostile = parts.get("hostile", [])
     load = parts.get("load", [{}])[-1]
     wire = parts.get("malformed_http", [{}])[-1]
-    fuzzed = int(fuzz.get("requests", 0))
-    row("requests fuzzed", f"{fuzzed} ({fuzz.get('operations', 0)} operations × 5 callers × valid/invalid)",
-        f"≥ {MIN_FUZZED}", fuzzed >= MIN_FUZZED)
+    cli = parts.get("schemathesis_cli", [{}])[-1]
+    fuzzed, cli_cases = int(fuzz.get("requests", 0)), int(cli.get("cases", 0))
+    row("requests fuzzed", f"{fuzzed + cli_cases}: {fuzzed} in-process ({fuzz.get('operations', 0)} operations × "
+        f"5 callers × valid/invalid) + {cli_cases} by `st run` (5 callers)", f"≥ {MIN_FUZZED}",
+        fuzzed >= MIN_FUZZED)
+    checks = fuzz.get("checks") or []
+    any_failures = int(fuzz.get("failures", 0) or 0) + int(cli.get("failures", 0) or 0) + int(cli.get("errors", 0) or 0)
+    refusals = int(fuzz.get("semantic_refusals", 0) or 0) + int(cli.get("semantic_refusals", 0) or 0)
+    row("schemathesis failures, any check (--checks all)",
+        f"{any_failures} (in-process {fuzz.get('failures', '–')}, st run {cli.get('failures', '–')} + "
+        f"{cli.get('errors', '–')} errors; {refusals} schema-valid requests refused for their meaning, 422, "
+        f"not counted; {len(cli.get('tool_errors') or [])} errors of schemathesis itself); checks: "
+        f"{', '.join(checks)}", "0",
+        bool(fuzz) and bool(cli) and any_failures == 0 and cli.get("checks") == "all")
     fives = (int(fuzz.get("server_errors", 0)) + sum(1 for h in hostile if h.get("status", 0) >= 500)
              + sum(int(v) for k, v in load.get("statuses", {}).items() if int(k) >= 500)
              + int(wire.get("server_errors", 0)))

@@ -2,16 +2,19 @@
 
 Every operation of the document is fuzzed as every caller — no key, a forged
 key, and a real ``reader``, ``editor`` and ``admin`` key — with schema-valid
-(positive) and schema-invalid (negative) data. Each response is held to three
-properties:
+(positive) and schema-invalid (negative) data. Each response is held to every
+check schemathesis has (:data:`CHECK_NAMES`, what ``st run --checks all`` runs):
+no 5xx; status code, content type, headers and body as documented;
+schema-invalid data refused and schema-valid data accepted (with the one
+exception :mod:`bench.reliability.st_hooks` states); auth not ignored. And to
+one of ours: every error (4xx) has the one error shape
+``{"error": {"code", "message", "details"}}`` and the headers its status
+promises (``WWW-Authenticate``, ``Allow``, ``Retry-After``).
 
-* no 5xx (``not_a_server_error``);
-* the response matches the document: status code, content type, body schema,
-  and schema-invalid data is rejected (``status_code_conformance``,
-  ``content_type_conformance``, ``response_schema_conformance``,
-  ``negative_data_rejection``);
-* every error (4xx) has the one error shape ``{"error": {"code", "message", "details"}}``
-  and the headers its status promises (``WWW-Authenticate``, ``Allow``, ``Retry-After``).
+The checks that need a whole run — the coverage phase's missing headers and
+unlisted methods, the stateful phase's use after free — run in the real
+command line (:mod:`bench.reliability.schemathesis_cli`); here they see no
+such cases.
 
 Nothing is raised on a failure: :func:`fuzz_app` counts and collects them (one
 example per kind of failure), so a run always reports its full figures.
@@ -26,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FuzzFailure", "FuzzReport", "error_shape_problem", "fuzz_app", "ROLES"]
+__all__ = ["FuzzFailure", "FuzzReport", "error_shape_problem", "fuzz_app", "ROLES", "CHECK_NAMES", "all_checks"]
 
 ROLES = ("anonymous", "forged", "reader", "editor", "admin")
 FORGED_KEY = "Bearer mk_deadbeef_erfundenerSchluesselDerNichtPasst"
@@ -63,8 +66,16 @@ class FuzzReport:
     by_role: Counter = field(default_factory=Counter)
     by_operation: dict[str, Counter] = field(default_factory=dict)
     failures: dict[tuple[str, str, int], FuzzFailure] = field(default_factory=dict)
+    by_check: Counter = field(default_factory=Counter)
+    semantic_refusals: int = 0
+
+    @property
+    def failure_count(self) -> int:
+        """Failures of any check (ours included)."""
+        return self.server_errors + self.schema_violations + self.error_shape_violations
 
     def add_failure(self, failure: FuzzFailure) -> None:
+        self.by_check[failure.check] += 1
         if failure.kind == "server_error":
             self.server_errors += 1
         elif failure.kind == "schema_violation":
@@ -78,6 +89,9 @@ class FuzzReport:
                 "schema_violations": self.schema_violations, "error_shape_violations": self.error_shape_violations,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "requests_by_role": dict(self.by_role),
+                "checks": [*CHECK_NAMES, "error_shape"], "failures": self.failure_count, "cases": self.requests,
+                "roles": list(self.by_role), "failures_by_check": dict(self.by_check),
+                "semantic_refusals": self.semantic_refusals,
                 "statuses_by_operation": {op: {str(k): v for k, v in sorted(c.items())}
                                           for op, c in sorted(self.by_operation.items())},
                 "distinct_failures": [f.as_dict() for f in self.failures.values()][:50]}
@@ -112,17 +126,23 @@ def error_shape_problem(status: int, content_type: str | None, body: bytes, head
     return None
 
 
-def _checks() -> list[Callable[..., Any]]:
-    from schemathesis.checks import (
-        content_type_conformance,
-        negative_data_rejection,
-        not_a_server_error,
-        response_schema_conformance,
-        status_code_conformance,
-    )
+CHECK_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+               "response_headers_conformance", "response_schema_conformance", "negative_data_rejection",
+               "positive_data_acceptance", "missing_required_header", "unsupported_method", "allow_header_conformance",
+               "use_after_free", "ensure_resource_availability", "ignored_auth", "object_level_authorization")
 
-    return [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-            negative_data_rejection]
+
+def all_checks() -> list[Callable[..., Any]]:
+    """Every check in schemathesis' registry (``--checks all``); fails if the registry and CHECK_NAMES differ."""
+    from schemathesis.checks import CHECKS, load_all_checks
+
+    from . import st_hooks  # noqa: F401  (registers the filter of semantic refusals)
+
+    load_all_checks()
+    names = CHECKS.get_all_names()
+    if tuple(names) != CHECK_NAMES:
+        raise RuntimeError(f"schemathesis' checks changed: {names}; update CHECK_NAMES")
+    return CHECKS.get_all()
 
 
 def _describe(case: Any, headers: dict[str, str]) -> str:
@@ -232,8 +252,11 @@ def fuzz_app(app: Any, keys: Mapping[str, str], examples: int, *,
     from schemathesis import GenerationMode
     from schemathesis.core.failures import Failure, FailureGroup, ServerError
 
+    from . import st_hooks
+
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
-    checks = _checks()
+    checks = all_checks()
+    refusals_before = sum(st_hooks.SEMANTIC_REFUSALS.values())
     report = FuzzReport()
     known = KnownIds.of_app(app)
     run_settings = settings(max_examples=examples, deadline=None, database=None, derandomize=True,
@@ -266,7 +289,8 @@ def fuzz_app(app: Any, keys: Mapping[str, str], examples: int, *,
                 kind = "server_error" if isinstance(failure, ServerError) else "schema_violation"
                 report.add_failure(FuzzFailure(
                     kind=kind, check=type(failure).__name__, operation=operation.label, role=role,
-                    status=response.status_code, message=str(failure.title)[:300], request=_describe(case, sent)))
+                    status=response.status_code, message=f"{failure.title}: {response.content[:300]!r}"[:400],
+                    request=_describe(case, sent)))
         flat = _flat_headers(response.headers)
         problem = error_shape_problem(response.status_code, flat.get("content-type"), response.content, flat)
         if problem:
@@ -294,6 +318,7 @@ def fuzz_app(app: Any, keys: Mapping[str, str], examples: int, *,
                 test()
             except Unsatisfiable:
                 pass  # no schema-invalid input exists for an operation without parameters
+    report.semantic_refusals = sum(st_hooks.SEMANTIC_REFUSALS.values()) - refusals_before
     return report
 
 

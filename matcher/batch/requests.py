@@ -24,7 +24,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from matcher.domain.catalog_io import csv_records
 from matcher.domain.loading import Record, read_text, validate_records
 from matcher.domain.messages import json_error_reason
-from matcher.domain.schema import MAX_LIST, MAX_SHORT, EntityId, LangCode, Latitude, Longitude, LongText, Query
+from matcher.domain.schema import (
+    HAS_TEXT,
+    LAT_LON_TOGETHER,
+    MAX_LIST,
+    MAX_SHORT,
+    EntityId,
+    LangCode,
+    Latitude,
+    Longitude,
+    LongText,
+    Query,
+    schema_rules,
+)
 from matcher.errors import CatalogError
 
 __all__ = ["AdvisorRequest", "load_requests", "REQUEST_COLUMNS"]
@@ -43,7 +55,10 @@ class AdvisorRequest(BaseModel):
     assigned to this request.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=schema_rules(
+        {"anyOf": [{"required": ["text"], "properties": {"text": HAS_TEXT}},
+                   {"required": ["municipality"], "properties": {"municipality": {"type": "string"}}}]},
+        LAT_LON_TOGETHER))
 
     id: EntityId
     text: LongText = ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -64,29 +65,79 @@ EntityId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT)]
+# Blanks as pydantic strips them (Unicode White_Space, which Rust's and Python's regex `\s` also mean, but a
+# JSON Schema validator's ECMA `\s` does not quite: it lacks U+0085 and has U+FEFF). Patterns the document shows
+# spell the class out, so that the document and the server read every string the same way.
+WS = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# a character that stripping leaves: "not only blanks", where the server strips a string and wants it non-empty
+NOT_BLANK = rf"[^{WS}]"
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SHORT,
+                                             pattern=NOT_BLANK)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TEXT)]
 # the JSON schema states what is accepted (any case, surrounding blanks); validation then normalises
-LangCode = Annotated[str, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-                     StringConstraints(pattern=r"^[a-z]{2,3}$"),
-                     WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2,3}\s*$"})]
-CountryCode = Annotated[str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
-                        StringConstraints(pattern=r"^[A-Z]{2}$"),
-                        WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z]{2}\s*$"})]
+def _code(pattern: str, case: str) -> Any:
+    """A code with blanks around it, in any case: normalised; anything else is left for the pattern to refuse."""
+    exact = re.compile(rf"[{WS}]*({pattern})[{WS}]*")
+
+    def normalise(value: Any) -> Any:
+        found = exact.fullmatch(value) if isinstance(value, str) else None
+        return getattr(found.group(1), case)() if found else value
+    return BeforeValidator(normalise)
+
+
+# the JSON schema states what is accepted (any case, surrounding blanks); validation then normalises
+LangCode = Annotated[str, _code("[A-Za-z]{2,3}", "lower"), StringConstraints(pattern=r"^[a-z]{2,3}$"),
+                     WithJsonSchema({"type": "string", "pattern": rf"^[{WS}]*[A-Za-z]{{2,3}}[{WS}]*$"})]
+CountryCode = Annotated[str, _code("[A-Za-z]{2}", "upper"), StringConstraints(pattern=r"^[A-Z]{2}$"),
+                        WithJsonSchema({"type": "string", "pattern": rf"^[{WS}]*[A-Za-z]{{2}}[{WS}]*$"})]
 OrgType = Literal["migrant_organisation", "civil_society", "municipal_office", "institution"]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` (what the JSON schema's ``format: date`` says): no Unix seconds, no ``0``, no times."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value} ist kein Kalenderdatum") from None
+    raise ValueError("Datum im Format JJJJ-MM-TT erwartet, z. B. 2025-03-14")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+
+# Cross-field rules as JSON Schema (OpenAPI 3.1), so the document says what the validators below enforce.
+# ``properties`` only constrains keys that are present: "absent or null" is {"type": "null"} under properties.
+LAT_LON_TOGETHER: dict[str, Any] = {"anyOf": [
+    {"properties": {"lat": {"type": "null"}, "lon": {"type": "null"}}},
+    {"required": ["lat", "lon"], "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}},
+]}
+HAS_TEXT = {"type": "string", "pattern": NOT_BLANK}   # a string that is not empty once blanks are stripped
+
+
+def schema_rules(*rules: dict[str, Any]) -> dict[str, Any]:
+    """``json_schema_extra`` for a model with these cross-field rules (all must hold)."""
+    return rules[0] if len(rules) == 1 else {"allOf": list(rules)}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=False)
 
 
+# blanks around it are stripped; none inside
+EMAIL_PATTERN = rf"^[{WS}]*[^@{WS}]+@[^@{WS}]+\.[^@{WS}]+[{WS}]*$"
+
+
 class Contact(_Strict):
     """Personal contact data. Shown only to staff (editor/admin keys), never ranked on."""
 
     person: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
-    email: Annotated[str, StringConstraints(max_length=MAX_SHORT, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: Annotated[str, StringConstraints(max_length=MAX_SHORT, pattern=EMAIL_PATTERN)] | None = None
     phone: Annotated[str, StringConstraints(max_length=60)] | None = None
     website: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
     address: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
@@ -103,10 +154,12 @@ class _EntityBase(_Strict):
     languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
     # product fields beyond FORMAT.md
     evidence: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]], Field(max_length=30)
+        list[Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NOT_BLANK)]], Field(max_length=30)
     ] = []
     contact: Contact | None = None
     partners: Annotated[list[EntityId], Field(max_length=500)] = []
+
+    model_config = ConfigDict(json_schema_extra=LAT_LON_TOGETHER)
 
     @model_validator(mode="after")
     def _lat_lon_together(self) -> _EntityBase:
@@ -139,7 +192,7 @@ class Organisation(_EntityBase):
 
 class Event(_EntityBase):
     kind: Literal["event"]
-    date: dt.date | None = None
+    date: IsoDate | None = None
     target_groups: Annotated[list[OrgType], Field(max_length=4)] = []
     capacity: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
 
@@ -170,7 +223,7 @@ class Query(_Strict):
     languages: Annotated[list[LangCode], Field(max_length=MAX_LIST)] = []
     # product options beyond FORMAT.md
     require_languages: bool = False
-    as_of: dt.date | None = None
+    as_of: IsoDate | None = None
     org_types: Annotated[list[OrgType], Field(max_length=4)] = []
 
     @model_validator(mode="after")
