@@ -24,7 +24,8 @@ from .report import REPORT_ENV, read_records
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "results" / "reliability.json"
 TESTS = ["tests/test_reliability_fuzz.py", "tests/test_reliability_hostile.py", "tests/test_reliability_access.py",
-         "tests/test_reliability_server.py", "tests/test_reliability_faults.py"]
+         "tests/test_reliability_server.py", "tests/test_reliability_faults.py",
+         "tests/test_reliability_erasure.py", "tests/test_reliability_proxy.py", "tests/test_reliability_jobs.py"]
 MIN_FUZZED = 5000
 
 
@@ -112,7 +113,46 @@ def build_table(parts: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     logs = parts.get("logs", [{}])[-1]
     row("contact data in logs", f"{logs.get('leaked', '–')} (of {logs.get('records', 0)} log records)", "0",
         logs.get("leaked") == 0 and logs.get("records", 0) > 0)
+    _deployment_rows(parts, row)
     return rows
+
+
+def _p95_ok(r: dict[str, Any], probes: str, ok: str, p95: str) -> bool:
+    return bool(r) and r.get(probes, 0) > 0 and r.get(ok) == r.get(probes) and float(r.get(p95, 1e9)) < 1000
+
+
+def _deployment_rows(parts: dict[str, list[dict[str, Any]]], row: Any) -> None:
+    """The rows of issue 16: erasure, slow clients through the proxy, job isolation, big-job interference."""
+    erasure = parts.get("erasure", [{}])[-1]
+    row("erasure: name, e-mail, phone found after erasure (database files + WAL / API answers)",
+        f"{erasure.get('file_hits', '–')} in {len(erasure.get('files_checked', []))} files / "
+        f"{erasure.get('answer_hits', '–')} in {erasure.get('answers_checked', 0)} answers; "
+        f"{erasure.get('jobs_redacted', 0)} jobs redacted", "0 / 0",
+        bool(erasure) and erasure.get("file_hits") == 0 and erasure.get("answer_hits") == 0
+        and erasure.get("answers_checked", 0) > 0)
+    slow = parts.get("slow_clients", [{}])[-1]
+    row(f"slow clients through nginx ({slow.get('connections', '?')} connections at 1 byte/s, "
+        f"{slow.get('seconds', '?')} s): /healthz and recommendation p95",
+        f"{slow.get('healthz_ok', '–')}/{slow.get('healthz_probes', 0)} answered, "
+        f"p95 {slow.get('healthz_p95_ms', '–')} ms; {slow.get('recommend_ok', '–')}/"
+        f"{slow.get('recommend_probes', 0)}, p95 {slow.get('recommend_p95_ms', '–')} ms (without proxy: /healthz "
+        f"{slow.get('direct_healthz_ok', '–')}/{slow.get('direct_healthz_probes', 0)})",
+        "all answered, p95 < 1 s", _p95_ok(slow, "healthz_probes", "healthz_ok", "healthz_p95_ms")
+        and _p95_ok(slow, "recommend_probes", "recommend_ok", "recommend_p95_ms"))
+    answered, _, sent = str(slow.get("proxy_errors_json", "–/0")).partition("/")
+    row("the proxy's own errors (400, 405, 413, 414, 431, 502, …) in the one error shape",
+        slow.get("proxy_errors_json", "–"), "all", answered == sent and sent not in ("", "0"))
+    iso = parts.get("job_isolation", [{}])[-1]
+    row("job isolation: other keys' requests on a job answered 404",
+        f"{iso.get('other_key_404', '–')} of {iso.get('requests', 0)} ({iso.get('jobs', 0)} jobs; admin saw "
+        f"{iso.get('admin_seen', '–')})", "all 404",
+        bool(iso) and iso.get("requests", 0) > 0 and iso.get("other_key_404") == iso.get("requests"))
+    busy = parts.get("job_interference", [{}])[-1]
+    ratio = busy.get("ratio")
+    row(f"big job ({busy.get('texts', '?')} texts) vs recommendation p99",
+        f"idle {busy.get('idle_p99_ms', '–')} ms, during the job {busy.get('busy_p99_ms', '–')} ms "
+        f"({ratio if ratio is None else round(float(ratio), 2)}×)", "≤ 3× idle",
+        ratio is not None and float(ratio) <= 3.0 and busy.get("busy_requests", 0) > 0)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
