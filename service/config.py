@@ -39,5 +39,14 @@ def default_config() -> dict[str, Any]:
         "JOB_MAX_PENDING": 20,                  # unfinished jobs one process accepts (429 above)
         "JOB_RETENTION_DAYS": 30,               # finished jobs (and their results) are deleted after this
         "MAX_JOB_BYTES": 16 * 1024 * 1024,      # body of POST /v1/jobs/assignments
+        # per-key limits and priority of batch jobs (issue 16; see docs/batch-jobs.md, matcher/batch/quotas.py)
+        "JOB_MAX_PENDING_PER_KEY": 3,           # unfinished jobs one key may have (429 above; 0: no limit)
+        "JOB_TEXTS_PER_HOUR_PER_KEY": 2000,     # distinct uncached texts one key's jobs may encode per hour
+        "JOB_NICENESS": 19,                     # job threads' nice value above the requests' (0: same priority)
+        "JOB_ENCODE_BATCH": 16,                 # texts a job encodes at a time
+        "JOB_ENCODE_PAUSE": 1.0,                # pause after each batch, × its encoding time (0: none)
+        # rate limits of the landscape reports and job exports per key (per address without one)
+        "RATE_LIMIT_LANDSCAPE": "6 per minute",  # all three landscape routes together
+        "RATE_LIMIT_EXPORTS": "30 per minute",   # CSV and XLSX exports of jobs together
         "FIELDS_FILE": None,                    # fields of action (None: MATCHER_FIELDS_FILE or the package's own)
     }

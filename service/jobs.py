@@ -18,8 +18,10 @@ from flask import Blueprint, Flask, current_app, jsonify, request, send_file, ur
 from flask.typing import ResponseReturnValue
 
 from matcher.batch.export import entity_ids, render, with_contacts
+from matcher.batch.quotas import KeyQuota, QuotaExceededError
 from matcher.batch.runner import JobRunner, TooManyJobsError
 from matcher.store import Job
+from matcher.store.job_store import unknown_job
 
 from .auth import can_see_contact, current_caller
 from .errors import ApiError
@@ -28,7 +30,7 @@ from .openapi import documented
 from .parsing import parse_args, parse_body
 from .state import get_state_of
 
-__all__ = ["bp", "init_app", "get_runner", "job_result", "TooManyJobs"]
+__all__ = ["bp", "init_app", "get_runner", "job_result", "owned_job", "TooManyJobs", "QuotaExceeded"]
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 EXTENSION = "matcher_jobs"
@@ -41,17 +43,41 @@ class TooManyJobs(ApiError):
     status = 429
 
 
+class QuotaExceeded(ApiError):
+    """A key's job limit (pending jobs, texts per hour): 429 with ``Retry-After``."""
+
+    code = "quota_exceeded"
+    status = 429
+
+    def __init__(self, exc: QuotaExceededError):
+        super().__init__(exc.message, exc.details)
+        self.retry_after = exc.retry_after
+
+
 def init_app(app: Flask) -> None:
     """Start the job runner of this app: fails stale jobs of stopped processes (see :mod:`matcher.batch.runner`)."""
     state, cfg = get_state_of(app), app.config
     app.extensions[EXTENSION] = JobRunner(
         state.store, state.live, workers=int(cfg["JOB_WORKERS"]),
         heartbeat_seconds=float(cfg["JOB_HEARTBEAT_SECONDS"]), stale_seconds=float(cfg["JOB_STALE_SECONDS"]),
-        max_pending=int(cfg["JOB_MAX_PENDING"]), retention_days=float(cfg["JOB_RETENTION_DAYS"])).start()
+        max_pending=int(cfg["JOB_MAX_PENDING"]), retention_days=float(cfg["JOB_RETENTION_DAYS"]),
+        quota=KeyQuota(int(cfg["JOB_MAX_PENDING_PER_KEY"] or 0), int(cfg["JOB_TEXTS_PER_HOUR_PER_KEY"] or 0)),
+        niceness=int(cfg["JOB_NICENESS"]), encode_batch=int(cfg["JOB_ENCODE_BATCH"]),
+        encode_pause=float(cfg["JOB_ENCODE_PAUSE"])).start()
 
 
 def get_runner() -> JobRunner:
     return current_app.extensions[EXTENSION]
+
+
+def owned_job(job_id: str) -> Job:
+    """The job, if the caller's key made it (admins: any job); another key's job is answered like an
+    unknown one (404), so its existence is not revealed."""
+    job = get_runner().get(job_id)
+    caller = current_caller()
+    if caller.allows("admin") or (caller.key_id is not None and job.key_id == caller.key_id):
+        return job
+    raise unknown_job(job_id)
 
 
 def job_result(job: Job) -> dict[str, Any]:
@@ -74,6 +100,8 @@ def _submit(kind: str, params: dict[str, Any]) -> ResponseReturnValue:
         job = get_runner().submit(kind, params, key_id=current_caller().key_id)
     except TooManyJobsError as exc:
         raise TooManyJobs(exc.message, exc.details) from None
+    except QuotaExceededError as exc:
+        raise QuotaExceeded(exc) from None
     return jsonify(_job_json(job)), 202, {"Location": url_for(".get_job", job_id=job.id)}
 
 
@@ -103,11 +131,11 @@ def create_assignments() -> ResponseReturnValue:
 @documented("Stand eines Auftrags: queued, running (mit Fortschritt), done (mit Ergebnis) oder failed",
             responses={200: JobOut})
 def get_job(job_id: str) -> ResponseReturnValue:
-    return jsonify(_job_json(get_runner().get(job_id)))
+    return jsonify(_job_json(owned_job(job_id)))
 
 
 def _export(job_id: str, fmt: str, delimiter: str = ",") -> ResponseReturnValue:
-    job = get_runner().get(job_id)
+    job = owned_job(job_id)
     data = render(job_result(job), fmt, include_contact=can_see_contact(), delimiter=delimiter)
     return send_file(io.BytesIO(data), mimetype=XLSX if fmt == "xlsx" else "text/csv", as_attachment=True,
                      download_name=f"{FILE_NAMES[job.kind]}-{job.id}.{fmt}", max_age=0)

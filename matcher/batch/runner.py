@@ -30,6 +30,7 @@ replicas' clocks must agree to within a few seconds (NTP).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -49,6 +50,8 @@ from matcher.batch.invitations import (
     check_invitation_request,
     invitation_list,
 )
+from matcher.batch.priority import lower_thread_priority
+from matcher.batch.quotas import KeyQuota, check_key_quota, distinct_texts
 from matcher.batch.requests import AdvisorRequest
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ConflictError, MatcherError, ValidationError
@@ -126,6 +129,10 @@ class JobRunner:
         stale_seconds: a job without a sign of life for this long is marked failed (≥ 3 heartbeats).
         max_pending: unfinished jobs this process accepts (queued and running).
         retention_days: finished jobs are deleted after this many days.
+        quota: per-key limits (pending jobs, texts per hour), see :mod:`matcher.batch.quotas`.
+        niceness: how much lower the job threads' CPU priority is (0: as requests').
+        encode_batch, encode_pause: texts encoded at a time, and the pause after each batch as a multiple
+            of its time (0: no pause); see :meth:`matcher.live.StoreBackedEmbedder.in_background`.
 
     Example:
         >>> runner = JobRunner(store, live).start()
@@ -135,7 +142,9 @@ class JobRunner:
     """
 
     def __init__(self, store: Store, live: Any, *, workers: int = 1, heartbeat_seconds: float = 5.0,
-                 stale_seconds: float = 60.0, max_pending: int = 20, retention_days: float = 30.0):
+                 stale_seconds: float = 60.0, max_pending: int = 20, retention_days: float = 30.0,
+                 quota: KeyQuota | None = None, niceness: int = 19, encode_batch: int = 16,
+                 encode_pause: float = 1.0):
         self.store = store
         self.live = live
         self.workers = workers
@@ -143,6 +152,10 @@ class JobRunner:
         self.stale_seconds = stale_seconds
         self.max_pending = max_pending
         self.retention_days = retention_days
+        self.quota = quota
+        self.niceness = niceness
+        self.encode_batch = encode_batch
+        self.encode_pause = encode_pause
 
     def start(self) -> JobRunner:
         """Check the settings, fail the stale jobs of stopped processes, delete expired jobs.
@@ -239,6 +252,7 @@ class JobRunner:
 
         Raises:
             TooManyJobsError: this process already holds ``max_pending`` unfinished jobs.
+            QuotaExceededError, JobTooLargeError: the key's limits (:mod:`matcher.batch.quotas`).
             ValidationError, UnknownEntityError: from the checks.
         """
         owner = self.owner
@@ -247,10 +261,20 @@ class JobRunner:
                                    "ist, und dann erneut senden", [{"pending": self.pending,
                                                                    "limit": self.max_pending}])
         self.check(kind, params)
-        job = self.store.jobs.create(kind, self._stored_params(kind, params), owner=owner, key_id=key_id)
+        texts = self.texts_to_encode(kind, params)
+        if key_id is not None and self.quota is not None:
+            check_key_quota(self.store.jobs, self.quota, key_id, texts)
+        job = self.store.jobs.create(kind, self._stored_params(kind, params), owner=owner, key_id=key_id,
+                                     texts=texts)
         with self._lock:
             self._enqueue(job.id, kind, params)
         return job
+
+    def texts_to_encode(self, kind: str, params: dict[str, Any]) -> int:
+        """How many texts the job would encode: its distinct texts whose vectors are not cached."""
+        texts = distinct_texts(kind, params)
+        cached = getattr(self.live.embedder, "cached", None)
+        return len(texts) - (len(cached(texts, "query")) if texts and cached else 0)
 
     @staticmethod
     def _stored_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -274,6 +298,7 @@ class JobRunner:
     # -- the threads
     def _work(self) -> None:
         me = threading.current_thread()
+        lower_thread_priority(self.niceness)
         while True:
             try:
                 job_id, kind, params = self._queue.get(timeout=IDLE_SECONDS)
@@ -297,20 +322,9 @@ class JobRunner:
                 return
             progress = _ProgressWriter(self.store.jobs, job_id, owner)
             _, matcher = self.live.current()
-            if kind == "invitations":
-                args = _invitation_args(params)
-                since = (args["as_of"] or dt.date.today()) - dt.timedelta(days=args["exposure"].window_days)
-                history = self.store.invitations.history(since=since)
-                result = invitation_list(matcher, **args, history=history, progress=progress).as_dict()
-            else:
-                requests = [r if isinstance(r, AdvisorRequest) else AdvisorRequest.model_validate(r)
-                            for r in params["requests"]]
-                as_of = params.get("as_of")
-                result = assign_advisors(
-                    matcher, requests, k_alternates=int(params.get("alternates", DEFAULT_ALTERNATES)),
-                    allow_partial=bool(params.get("allow_partial", False)), capacities=params.get("capacities"),
-                    as_of=dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
-                    progress=progress).as_dict()
+            paced = getattr(self.live.embedder, "in_background", None)
+            with paced(self.encode_batch, self.encode_pause) if paced else contextlib.nullcontext():
+                result = self._compute(kind, params, matcher, progress)
             if not self.store.jobs.finish(job_id, owner, result):
                 log.warning("job %s finished after it had been marked failed; result dropped", job_id)
         except MatcherError as exc:
@@ -321,6 +335,21 @@ class JobRunner:
             self._fail(job_id, owner, {"code": "internal_error",
                                        "message": f"Interner Fehler. Bitte mit der Fehlerkennung {incident} melden.",
                                        "details": [{"incident": incident}]})
+
+    def _compute(self, kind: str, params: dict[str, Any], matcher: Any, progress: _ProgressWriter) -> dict[str, Any]:
+        """The job's result (the library's work)."""
+        if kind == "invitations":
+            args = _invitation_args(params)
+            since = (args["as_of"] or dt.date.today()) - dt.timedelta(days=args["exposure"].window_days)
+            history = self.store.invitations.history(since=since)
+            return invitation_list(matcher, **args, history=history, progress=progress).as_dict()
+        requests = [r if isinstance(r, AdvisorRequest) else AdvisorRequest.model_validate(r)
+                    for r in params["requests"]]
+        as_of = params.get("as_of")
+        return assign_advisors(
+            matcher, requests, k_alternates=int(params.get("alternates", DEFAULT_ALTERNATES)),
+            allow_partial=bool(params.get("allow_partial", False)), capacities=params.get("capacities"),
+            as_of=dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of, progress=progress).as_dict()
 
     def _fail(self, job_id: str, owner: str, error: dict[str, Any]) -> None:
         try:

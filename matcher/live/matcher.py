@@ -90,10 +90,35 @@ class StoreBackedEmbedder:
         finally:
             self._local.persist = previous
 
+    @contextmanager
+    def in_background(self, batch: int = 16, pause: float = 1.0) -> Iterator[None]:
+        """Within this block (in this thread) request texts not yet cached are encoded ``batch`` at a
+        time, and after each batch the thread sleeps ``pause`` × the time the batch took: a batch job's
+        encoding leaves the CPU and the interpreter lock to interactive requests between batches."""
+        previous = getattr(self._local, "background", None)
+        self._local.background = (max(1, int(batch)), max(0.0, float(pause)))
+        try:
+            yield
+        finally:
+            self._local.background = previous
+
     def encode(self, texts: Sequence[str], role: Role) -> np.ndarray:
         if role == "passage" or getattr(self._local, "persist", False):
             return self._catalog.encode(texts, role)
+        background = getattr(self._local, "background", None)
+        if background is not None:
+            self._encode_paced(texts, role, *background)
         return self._requests.encode(texts, role)
+
+    def _encode_paced(self, texts: Sequence[str], role: Role, batch: int, pause: float) -> None:
+        """Put the vectors of ``texts`` into the request cache, ``batch`` texts at a time with pauses."""
+        cached = self.cached(texts, role)
+        missing = list(dict.fromkeys(t for t in texts if t not in cached))
+        for start in range(0, len(missing), batch):
+            began = time.perf_counter()
+            self._requests.encode(missing[start : start + batch], role)
+            if pause > 0:
+                time.sleep(pause * (time.perf_counter() - began))
 
     def cached(self, texts: Sequence[str], role: Role) -> dict[str, np.ndarray]:
         """The vectors of ``texts`` that :meth:`encode` would find cached, by text (nothing is encoded)."""
