@@ -54,6 +54,7 @@ SCOPE = "recommendations"
 SCOPES = {"recommendations": ("RATE_LIMIT_RECOMMENDATIONS", "Empfehlungsanfragen"),
           "landscape": ("RATE_LIMIT_LANDSCAPE", "Landschaftsberichte"),
           "exports": ("RATE_LIMIT_EXPORTS", "Exporte von Auftragsergebnissen")}
+EXPORT_ENDPOINTS = frozenset({"jobs.export_csv", "jobs.export_xlsx"})
 
 
 class _Sweeper(threading.Thread):
@@ -146,11 +147,11 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", "matcher-memory://")
     limiter = Limiter(key_func=limit_key, strategy="moving-window", headers_enabled=False)
     limiter.init_app(app)
-    targets = {"recommendations": [recommendations.bp], "landscape": [landscape.bp],
-               "exports": [jobs.export_csv, jobs.export_xlsx]}   # by name: the views stay as registered
+    # blueprint limits are checked before the view; of the jobs blueprint only the exports count
+    targets = {"recommendations": recommendations.bp, "landscape": landscape.bp, "exports": jobs.bp}
+    exempt = {"exports": lambda: request.endpoint not in EXPORT_ENDPOINTS}
     for scope, spec in specs.items():
         if spec:
-            for target in targets[scope]:
-                limiter.shared_limit(spec, scope=scope)(target)
+            limiter.shared_limit(spec, scope=scope, exempt_when=exempt.get(scope))(targets[scope])
     app.extensions[EXTENSION] = limiter
     app.register_error_handler(RateLimitExceeded, _rate_limited)

@@ -70,6 +70,12 @@ def check_key_quota(jobs: JobStore, quota: KeyQuota, key_id: str, texts: int,
             the last hour plus ``texts`` exceed ``texts_per_hour`` (``retry_after``: when they would fit).
         JobTooLargeError: ``texts`` alone exceed ``texts_per_hour``.
     """
+    limit = quota.texts_per_hour
+    if limit and texts > limit:
+        raise JobTooLargeError(
+            f"Der Auftrag würde {thousands(texts)} verschiedene Texte kodieren; erlaubt sind {thousands(limit)} "
+            "je Schlüssel und Stunde. Bitte die Anfragen auf mehrere Aufträge aufteilen.",
+            [{"field": "requests", "texts": texts, "limit": limit}])
     if quota.max_pending:
         pending = jobs.pending_of_key(key_id)
         if pending >= quota.max_pending:
@@ -78,14 +84,8 @@ def check_key_quota(jobs: JobStore, quota: KeyQuota, key_id: str, texts: int,
                 "Bitte warten, bis einer fertig ist, und den Auftrag dann erneut senden.",
                 [{"quota": "pending_jobs", "pending": pending, "limit": quota.max_pending,
                   "retry_after_seconds": PENDING_RETRY_SECONDS}], retry_after=PENDING_RETRY_SECONDS)
-    limit = quota.texts_per_hour
     if not limit or texts == 0:
         return
-    if texts > limit:
-        raise JobTooLargeError(
-            f"Der Auftrag würde {thousands(texts)} verschiedene Texte kodieren; erlaubt sind {thousands(limit)} "
-            "je Schlüssel und Stunde. Bitte die Anfragen auf mehrere Aufträge aufteilen.",
-            [{"field": "requests", "texts": texts, "limit": limit}])
     now = now or utc_now()
     spent: Sequence[tuple[dt.datetime, int]] = jobs.texts_of_key(key_id, now - WINDOW)
     used = sum(n for _, n in spent)
