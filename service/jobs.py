@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, Flask, current_app, g, jsonify, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
 from matcher.batch.export import entity_ids, render, with_contacts
+from matcher.batch.job_process import JobProcess
 from matcher.batch.quotas import KeyQuota, QuotaExceededError
 from matcher.batch.runner import JobRunner, TooManyJobsError
 from matcher.store import Job
@@ -54,16 +56,52 @@ class QuotaExceeded(ApiError):
         self.retry_after = exc.retry_after
 
 
+class _InFlight:
+    """How many requests this process is serving right now (a job's encoding waits while there are any)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self.count += 1
+        g.matcher_in_flight = True
+
+    def leave(self, _exc: BaseException | None = None) -> None:
+        if g.pop("matcher_in_flight", False):
+            with self._lock:
+                self.count -= 1
+
+    def __call__(self) -> bool:
+        return self.count > 0
+
+
+def _job_process(app: Flask) -> JobProcess | None:
+    """The low-priority process the jobs run in (``JOB_PROCESS``); None where the model is an object, not a
+    spec another process could load (tests), or the switch is off: then jobs run in threads here."""
+    cfg = app.config
+    if not cfg["JOB_PROCESS"] or not isinstance(cfg["MODEL"], str):
+        return None
+    return JobProcess(get_state_of(app).store.url, cfg["MODEL"], threads=int(cfg["JOB_PROCESS_THREADS"]) or None,
+                      niceness=int(cfg["JOB_PROCESS_NICENESS"]))
+
+
 def init_app(app: Flask) -> None:
     """Start the job runner of this app: fails stale jobs of stopped processes (see :mod:`matcher.batch.runner`)."""
     state, cfg = get_state_of(app), app.config
+    in_flight = None
+    if cfg["JOB_YIELD_TO_REQUESTS"]:
+        in_flight = _InFlight()
+        app.before_request(in_flight.enter)
+        app.teardown_request(in_flight.leave)
     app.extensions[EXTENSION] = JobRunner(
         state.store, state.live, workers=int(cfg["JOB_WORKERS"]),
         heartbeat_seconds=float(cfg["JOB_HEARTBEAT_SECONDS"]), stale_seconds=float(cfg["JOB_STALE_SECONDS"]),
         max_pending=int(cfg["JOB_MAX_PENDING"]), retention_days=float(cfg["JOB_RETENTION_DAYS"]),
         quota=KeyQuota(int(cfg["JOB_MAX_PENDING_PER_KEY"] or 0), int(cfg["JOB_TEXTS_PER_HOUR_PER_KEY"] or 0)),
         niceness=int(cfg["JOB_NICENESS"]), encode_batch=int(cfg["JOB_ENCODE_BATCH"]),
-        encode_pause=float(cfg["JOB_ENCODE_PAUSE"])).start()
+        encode_pause=float(cfg["JOB_ENCODE_PAUSE"]), busy=in_flight, process=_job_process(app)).start()
 
 
 def get_runner() -> JobRunner:
