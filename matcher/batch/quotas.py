@@ -3,8 +3,10 @@
 A job belongs to the API key that made it (``jobs.key_id``). The limits are
 counted in the store, so every process and replica on one database counts
 the same jobs. The text budget counts what a job would actually encode: its
-distinct request texts without those whose vectors the embedder already
-holds (an invitation list encodes none: the event's profile is in the catalog).
+distinct request texts without those whose vectors the serving process's
+embedder already holds (an invitation list encodes none: the event's profile is
+in the catalog; a job process keeps a cache of its own, which is not consulted,
+so there the count errs on the safe side).
 No Flask here: :class:`QuotaExceededError` carries the seconds after which
 the same request would fit (``retry_after``); the service answers 429 with it.
 """
