@@ -25,6 +25,7 @@ def main() -> None:
     live = LiveMatcher(store, StoreBackedEmbedder(make_embedder(os.environ["MATCHER_JOB_CHILD_MODEL"], threads=threads),
                                                   store)).fit()
     runner = JobRunner(store, live, encode_batch=1 << 30)  # nothing to give way to in here
+    runner.progress_interval = 1.0   # fewer progress writes: each takes the database's write lock
     for line in sys.stdin:
         msg = json.loads(line)
         runner.run_job(msg["job"], msg["kind"], msg["params"], owner=msg["owner"])

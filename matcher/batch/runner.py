@@ -127,6 +127,7 @@ class JobRunner:
         self.encode_pause = encode_pause
         self.busy = busy
         self.process = process
+        self.progress_interval = 0.2     # seconds between progress writes (the job process writes less often)
 
     def start(self) -> JobRunner:
         """Check the settings, fail the stale jobs of stopped processes, delete expired jobs.
@@ -302,7 +303,7 @@ class JobRunner:
             if not self.store.jobs.start(job_id, owner):
                 log.warning("job %s was no longer ours to run (marked failed meanwhile)", job_id)
                 return
-            progress = ProgressWriter(self.store.jobs, job_id, owner)
+            progress = ProgressWriter(self.store.jobs, job_id, owner, interval=self.progress_interval)
             _, matcher = self.live.current()
             paced = getattr(self.live.embedder, "in_background", None)
             with paced(self.encode_batch, self.encode_pause, self.busy) if paced else contextlib.nullcontext():
