@@ -1,9 +1,11 @@
 """``/v1/jobs``: invitation lists and advisor assignments as background jobs, their state and exports.
 
 ``POST`` checks the input at once (unknown ids, bad quotas: 4xx), stores a
-queued job and answers 202 with its id; a thread of this process runs it on
-the live matcher (:class:`matcher.batch.runner.JobRunner`). ``GET /v1/jobs/<id>``
-answers from the store, so any worker or replica can. Results are stored
+queued job and answers 202 with its id; this process's low-priority job process
+runs it (:class:`matcher.batch.runner.JobRunner`). ``GET /v1/jobs/<id>``
+answers from the store, so any worker or replica can. A job belongs to the key
+that made it: other keys get 404 on every job route, admins see all; per-key
+limits answer 429 with Retry-After (:mod:`matcher.batch.quotas`). Results are stored
 without contact data; editor and admin callers get the catalog's current
 contact data added at read time.
 """

@@ -1,7 +1,9 @@
 """Running batch jobs (invitation lists, advisor assignments) in the background of a serving process.
 
-:class:`JobRunner` runs jobs in daemon threads of the serving process on the
-live matcher, writing state, progress and result to the store
+:class:`JobRunner` accepts jobs in the serving process and runs them — in its
+low-priority job process (:mod:`matcher.batch.job_process`), or in daemon
+threads of the serving process on the live matcher — writing state, progress
+and result to the store
 (``store.jobs``, :class:`~matcher.store.job_store.JobStore`), so any process or
 replica on the same database can answer for them; invitation jobs read the
 invitation history (``store.invitations``). No Flask here.
