@@ -12,7 +12,9 @@ page's "passt / passt nicht" buttons work without a key).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
@@ -23,7 +25,8 @@ from matcher.store import ROLES
 from .errors import Forbidden, Unauthorized
 from .state import get_store
 
-__all__ = ["ACCESS", "Access", "Caller", "current_caller", "require_role", "can_see_contact", "init_app"]
+__all__ = ["ACCESS", "Access", "Caller", "current_caller", "require_role", "can_see_contact", "browser_tab",
+           "TAB_HEADER", "init_app"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,20 @@ def current_caller() -> Caller:
 def can_see_contact() -> bool:
     """Contact data (personal) goes only to editor and admin keys."""
     return current_caller().allows("editor")
+
+
+TAB_HEADER = "X-Matcher-Tab"
+_TAB_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def browser_tab() -> str | None:
+    """An opaque id of the anonymous caller's browser tab: the SHA-256 of the token the web page
+    sends in ``X-Matcher-Tab`` (it gets one with each page load); None without a well-formed one.
+    Feedback in the open demo is bound to it, as keyed feedback is bound to the key."""
+    token = request.headers.get(TAB_HEADER, "")
+    if not _TAB_TOKEN.fullmatch(token):
+        return None
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def require_role(role: str) -> Caller:

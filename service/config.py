@@ -39,6 +39,20 @@ def default_config() -> dict[str, Any]:
         "JOB_MAX_PENDING": 20,                  # unfinished jobs one process accepts (429 above)
         "JOB_RETENTION_DAYS": 30,               # finished jobs (and their results) are deleted after this
         "MAX_JOB_BYTES": 16 * 1024 * 1024,      # body of POST /v1/jobs/assignments
+        # per-key limits and priority of batch jobs (issue 16; see docs/batch-jobs.md, matcher/batch/quotas.py)
+        "JOB_MAX_PENDING_PER_KEY": 3,           # unfinished jobs one key may have (429 above; 0: no limit)
+        "JOB_TEXTS_PER_HOUR_PER_KEY": 2000,     # distinct uncached texts one key's jobs may encode per hour
+        "JOB_PROCESS": True,                    # jobs run in a process of their own (needs MODEL as a spec)
+        "JOB_PROCESS_NICENESS": 19,             # that process's nice value (19: the lowest CPU priority)
+        "JOB_PROCESS_THREADS": 1,               # inference threads of its model (0: the backend's choice)
+        # only where jobs run in threads of the serving process (JOB_PROCESS false, or a model object):
+        "JOB_YIELD_TO_REQUESTS": True,          # a job's encoding waits while this process serves requests
+        "JOB_ENCODE_BATCH": 8,                  # texts a job encodes at a time (between two such waits)
+        "JOB_ENCODE_PAUSE": 0.0,                # extra pause after each batch, × its encoding time (0: none)
+        "JOB_NICENESS": 0,                      # job threads' nice value above the requests' (see docs/batch-jobs.md)
+        # rate limits of the landscape reports and job exports per key (per address without one)
+        "RATE_LIMIT_LANDSCAPE": "6 per minute",  # all three landscape routes together
+        "RATE_LIMIT_EXPORTS": "30 per minute",   # CSV and XLSX exports of jobs together
         "FIELDS_FILE": None,                    # fields of action (None: MATCHER_FIELDS_FILE or the package's own)
         # proxies in front that append to X-Forwarded-For (deploy/nginx.conf: 1); 0: forwarded headers are ignored
         "TRUSTED_PROXIES": 0,                   # see service/proxies.py

@@ -1,11 +1,19 @@
-"""``/v1/feedback``: what became of a recommended entity (accepted, declined, contacted)."""
+"""``/v1/feedback``: what became of a recommended entity (accepted, declined, contacted).
+
+Feedback is bound to whoever got the recommendation: the same API key, or in
+the open demo (``OPEN_FEEDBACK``, no key) the same browser tab (header
+``X-Matcher-Tab``, see :func:`service.auth.browser_tab`). Feedback on a
+recommendation issued to someone else is answered like an unknown one (404).
+Each (recommendation, entity, outcome) is stored once: 201 for a new row, 200
+with the stored row for a repeat.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from .auth import current_caller
+from .auth import browser_tab, current_caller
 from .models import FeedbackOut, FeedbackRequest
 from .openapi import documented
 from .parsing import parse_body
@@ -15,11 +23,15 @@ bp = Blueprint("feedback", __name__, url_prefix="/v1/feedback")
 
 
 @bp.post("")
-@documented("Rückmeldung zu einer Empfehlung", body=FeedbackRequest, responses={200: FeedbackOut, 201: FeedbackOut},
-            description="201 für eine neue Rückmeldung; 200 mit der gespeicherten, wenn dieselbe (Empfehlung, "
-                        "Eintrag, Ergebnis) schon vorliegt; 404, wenn die Empfehlung nicht an diesen Schlüssel "
-                        "(bzw. diesen Browser-Tab) ging.")
+@documented("Rückmeldung zu einer Empfehlung", body=FeedbackRequest, responses={201: FeedbackOut, 200: FeedbackOut},
+            description="Nur vom selben Schlüssel (bzw. ohne Schlüssel vom selben Browserfenster, Header "
+                        "X-Matcher-Tab), der die Empfehlung erhalten hat; sonst 404. Dieselbe Rückmeldung "
+                        "(Empfehlung, Eintrag, Ergebnis) wird nur einmal gespeichert: 201 beim ersten Mal, "
+                        "danach 200 mit dem gespeicherten Eintrag.")
 def create_feedback() -> ResponseReturnValue:
     req = parse_body(FeedbackRequest)
-    fid = get_store().add_feedback(req.recommendation_id, req.entity_id, req.outcome, key_id=current_caller().key_id)
-    return jsonify(FeedbackOut(id=fid, **req.model_dump()).model_dump()), 201
+    caller = current_caller()
+    fid, created = get_store().record_feedback(req.recommendation_id, req.entity_id, req.outcome,
+                                               key_id=caller.key_id,
+                                               tab=browser_tab() if caller.key_id is None else None)
+    return jsonify(FeedbackOut(id=fid, **req.model_dump()).model_dump()), 201 if created else 200

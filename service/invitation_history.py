@@ -16,7 +16,7 @@ from matcher.store import ERASED_PREFIX
 
 from .auth import current_caller
 from .job_models import InvitationListQuery, InvitationPage, RecordedInvitationsOut, RecordInvitationsRequest
-from .jobs import get_runner
+from .jobs import get_runner, owned_job
 from .openapi import documented
 from .parsing import parse_args, parse_body
 
@@ -31,7 +31,7 @@ def record_invitations() -> ResponseReturnValue:
     runner = get_runner()
     event, ids = req.event, req.entity_ids
     if req.job:
-        job = runner.get(req.job)
+        job = owned_job(req.job)     # another key's job: 404, as if there were none
         if job.kind != "invitations":
             raise ValidationError(f"Der Auftrag {job.id} ist keine Einladungsliste",
                                   [{"field": "job", "value": job.id}])

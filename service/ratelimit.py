@@ -1,10 +1,16 @@
-"""Rate limits on the recommendation routes, per API key (per client address without a key).
+"""Rate limits per API key (per client address without a key): recommendations, landscape reports, exports.
 
-Flask-Limiter does the counting. All ``/v1/recommendations/…`` routes share
-one budget per caller: ``RATE_LIMIT_RECOMMENDATIONS`` (limits notation, e.g.
-``"120 per minute"`` or ``"10 per second; 300 per hour"``; ``None`` or ``""``
-switches it off). A caller over the limit gets 429 in the one error shape
-(code ``rate_limited``) with ``Retry-After`` in seconds.
+Flask-Limiter does the counting. Each group of routes shares one budget per
+caller (limits notation, e.g. ``"120 per minute"`` or ``"10 per second; 300 per
+hour"``; ``None`` or ``""`` switches that group off):
+
+* all ``/v1/recommendations/…`` routes: ``RATE_LIMIT_RECOMMENDATIONS``;
+* the three ``/v1/landscape`` routes (JSON, HTML, XLSX; each report costs about
+  a second of CPU): ``RATE_LIMIT_LANDSCAPE``;
+* the job exports ``/v1/jobs/<id>/export.csv`` and ``.xlsx``: ``RATE_LIMIT_EXPORTS``.
+
+A caller over a limit gets 429 in the one error shape (code ``rate_limited``)
+with ``Retry-After`` in seconds.
 
 Scope: the counters live in ``RATELIMIT_STORAGE_URI`` — by default
 ``matcher-memory://``, i.e. in each process: limits' ``memory://`` storage
@@ -45,6 +51,11 @@ __all__ = ["init_app", "limit_key", "EXTENSION", "SweptMemoryStorage"]
 
 EXTENSION = "matcher_limiter"
 SCOPE = "recommendations"
+# the groups of routes with a budget of their own: config key, and what the German message calls them
+SCOPES = {"recommendations": ("RATE_LIMIT_RECOMMENDATIONS", "Empfehlungsanfragen"),
+          "landscape": ("RATE_LIMIT_LANDSCAPE", "Landschaftsberichte"),
+          "exports": ("RATE_LIMIT_EXPORTS", "Exporte von Auftragsergebnissen")}
+EXPORT_ENDPOINTS = frozenset({"jobs.export_csv", "jobs.export_xlsx"})
 
 
 class _Sweeper(threading.Thread):
@@ -101,32 +112,47 @@ def _rate_limited(exc: RateLimitExceeded) -> Response:
     reset_at = current.reset_at if current is not None else time.time() + 60
     retry_after = max(1, math.ceil(reset_at - time.time()))
     limit = str(exc.limit.limit)
+    what = SCOPES.get(str(exc.limit.scope), ("", "Anfragen"))[1]
     return error_response(
         429, "rate_limited",
-        f"Zu viele Empfehlungsanfragen (erlaubt: {limit} je Schlüssel bzw. ohne Schlüssel je Adresse). "
+        f"Zu viele {what} (erlaubt: {limit} je Schlüssel bzw. ohne Schlüssel je Adresse). "
         f"Bitte in {retry_after} Sekunden erneut versuchen.",
         [{"limit": limit, "retry_after_seconds": retry_after}], headers={"Retry-After": str(retry_after)})
 
 
-def init_app(app: Flask) -> None:
-    """Limit the recommendation routes (call after ``auth.init_app``: the key identifies the caller).
-
-    Raises:
-        ValueError: ``RATE_LIMIT_RECOMMENDATIONS`` is not in limits notation.
-    """
-    from .recommendations import bp
-
-    spec = app.config.get("RATE_LIMIT_RECOMMENDATIONS")
+def _spec(app: Flask, key: str) -> str | None:
+    """The limit configured under ``key`` (None: none); raises ValueError when it is not limits notation."""
+    spec = app.config.get(key)
     if not spec:
-        return
+        return None
     try:
         parse_many(spec)
     except ValueError:
-        raise ValueError(f"RATE_LIMIT_RECOMMENDATIONS={quoted(spec)} ist keine Ratengrenze wie „120 per minute“ "
+        raise ValueError(f"{key}={quoted(spec)} ist keine Ratengrenze wie „120 per minute“ "
                          "oder „10 per second; 300 per hour“") from None
+    return spec
+
+
+def init_app(app: Flask) -> None:
+    """Limit the recommendation and landscape routes and the job exports (call after ``auth.init_app``:
+    the key identifies the caller).
+
+    Raises:
+        ValueError: a ``RATE_LIMIT_*`` setting is not in limits notation.
+    """
+    from . import jobs, landscape, recommendations
+
+    specs = {scope: _spec(app, key) for scope, (key, _) in SCOPES.items()}
+    if not any(specs.values()):
+        return
     app.config.setdefault("RATELIMIT_STORAGE_URI", "matcher-memory://")
     limiter = Limiter(key_func=limit_key, strategy="moving-window", headers_enabled=False)
     limiter.init_app(app)
-    limiter.shared_limit(spec, scope=SCOPE)(bp)
+    # blueprint limits are checked before the view; of the jobs blueprint only the exports count
+    targets = {"recommendations": recommendations.bp, "landscape": landscape.bp, "exports": jobs.bp}
+    exempt = {"exports": lambda: request.endpoint not in EXPORT_ENDPOINTS}
+    for scope, spec in specs.items():
+        if spec:
+            limiter.shared_limit(spec, scope=scope, exempt_when=exempt.get(scope))(targets[scope])
     app.extensions[EXTENSION] = limiter
     app.register_error_handler(RateLimitExceeded, _rate_limited)

@@ -13,7 +13,7 @@ from matcher.domain.schema import Query
 from matcher.engine.matcher import Matcher
 from matcher.errors import ValidationError
 
-from .auth import can_see_contact, current_caller
+from .auth import browser_tab, can_see_contact, current_caller
 from .models import (
     AdvisorsRequest,
     EventsRequest,
@@ -65,7 +65,7 @@ def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> 
     rec_id = get_store().record_recommendation(
         task=query.task, query=_summary(query, k), shown=[r.entity_id for r in ranking.results],
         model_id=ranking.model_id, catalog_version=version, role=caller.role, key_id=caller.key_id,
-        asker_id=query.from_)
+        asker_id=query.from_, tab=browser_tab() if caller.key_id is None else None)
     staff = can_see_contact()
     results = [ResultOut(rank=r.rank, score=round(r.score, 4), explanation=r.explanation.as_dict(),
                          entity=r.entity if staff else r.entity.model_copy(update={"contact": None}))

@@ -11,6 +11,7 @@ and contact data come from the API, which checks the caller's key.
 from __future__ import annotations
 
 import gettext
+import secrets
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -107,8 +108,10 @@ def index() -> ResponseReturnValue:
         org_types=ORG_TYPE_LABELS_DE, quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS_DE},
         limits={"text": MAX_TEXT, "short": MAX_SHORT, "k": MAX_K, "list": MAX_LIST_SIZE},
         open_recommendations=bool(current_app.config["OPEN_RECOMMENDATIONS"]),
-        open_feedback=bool(current_app.config["OPEN_FEEDBACK"]))
-    return Response(html, mimetype="text/html", headers=SECURITY_HEADERS)
+        open_feedback=bool(current_app.config["OPEN_FEEDBACK"]),
+        tab_token=secrets.token_urlsafe(24))   # binds this tab's anonymous feedback to its recommendations
+    # no-store: the page carries a tab token of its own, which no cache may hand to another browser
+    return Response(html, mimetype="text/html", headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
 
 def init_app(app: Flask) -> None:

@@ -236,12 +236,15 @@ def test_feedback_on_a_recommended_entity(client, api_keys):
 
 
 def test_feedback_needs_a_key_unless_the_demo_opens_it(app, client, api_keys, monkeypatch):
-    rec = client.post("/v1/recommendations/advisors", headers={"Authorization": api_keys["reader"]},
-                      json={"text": "Faire Beschaffung", "k": 1}).json
+    tab = {"X-Matcher-Tab": "tab-token-of-this-test-0001"}
+    monkeypatch.setitem(app.config, "OPEN_RECOMMENDATIONS", True)
+    rec = client.post("/v1/recommendations/advisors", headers=tab, json={"text": "Faire Beschaffung", "k": 1}).json
     body = {"recommendation_id": rec["id"], "entity_id": rec["results"][0]["entity"]["id"], "outcome": "declined"}
-    assert client.post("/v1/feedback", json=body).status_code == 401
+    assert client.post("/v1/feedback", json=body, headers=tab).status_code == 401
     monkeypatch.setitem(app.config, "OPEN_FEEDBACK", True)
-    assert client.post("/v1/feedback", json=body).status_code == 201
+    assert client.post("/v1/feedback", json=body, headers=tab).status_code == 201
+    # bound to the browser tab that got the recommendation (tests/test_reliability_jobs.py checks more)
+    assert client.post("/v1/feedback", json=body).status_code == 404
     # an open demo still checks a key that is presented
     assert client.post("/v1/feedback", json=body, headers={"Authorization": api_keys["reader"]}).status_code == 403
 

@@ -141,7 +141,7 @@ class _Client:
         r = self._send(kind, "POST", f"/v1/recommendations/{kind}", headers, json=body)
         if r is not None and r.status_code == 200:
             data = r.json()
-            if data["results"]:
+            if data["results"] and headers is self.editor:   # feedback is bound to the key that got it
                 self.last_recommendation = (data["id"], [x["entity"]["id"] for x in data["results"]])
 
     def _advisors(self, kind: str) -> None:

@@ -1,7 +1,9 @@
 """Running batch jobs (invitation lists, advisor assignments) in the background of a serving process.
 
-:class:`JobRunner` runs jobs in daemon threads of the serving process on the
-live matcher, writing state, progress and result to the store
+:class:`JobRunner` accepts jobs in the serving process and runs them — in its
+low-priority job process (:mod:`matcher.batch.job_process`), or in daemon
+threads of the serving process on the live matcher — writing state, progress
+and result to the store
 (``store.jobs``, :class:`~matcher.store.job_store.JobStore`), so any process or
 replica on the same database can answer for them; invitation jobs read the
 invitation history (``store.invitations``). No Flask here.
@@ -30,6 +32,7 @@ replicas' clocks must agree to within a few seconds (NTP).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -40,22 +43,24 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-from matcher.batch.assignment import DEFAULT_ALTERNATES, assign_advisors, check_assignment_request
+from matcher.batch.assignment import DEFAULT_ALTERNATES, check_assignment_request
 from matcher.batch.invitations import (
-    DEFAULT_MMR_LAMBDA,
-    ExposurePolicy,
     check_invitation_request,
-    invitation_list,
 )
+from matcher.batch.job_process import JobProcess, JobProcessError
+from matcher.batch.job_work import ProgressWriter, compute, invitation_args
+from matcher.batch.priority import lower_thread_priority
+from matcher.batch.quotas import KeyQuota, check_key_quota, distinct_texts
 from matcher.batch.requests import AdvisorRequest
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ConflictError, MatcherError, ValidationError
 from matcher.store import Store
 from matcher.store.db import now as utc_now
 from matcher.store.job_redaction import redact_vanished
-from matcher.store.job_store import ACTIVE_STATES, JOB_KINDS, Job, JobFailedError, JobNotDoneError, JobStore
+from matcher.store.job_store import ACTIVE_STATES, JOB_KINDS, Job, JobFailedError, JobNotDoneError
 
 __all__ = [
     "ACTIVE_STATES",
@@ -78,41 +83,6 @@ class TooManyJobsError(ConflictError):
     code = "too_many_jobs"
 
 
-# ----------------------------------------------------------------------------- running jobs
-class _ProgressWriter:
-    """The library's progress callback → the job row, at most every ``interval`` seconds (and at
-    every new stage); never backwards, and below 100 until the job is done."""
-
-    def __init__(self, jobs: JobStore, job_id: str, owner: str, interval: float = 0.2):
-        self.jobs, self.job_id, self.owner, self.interval = jobs, job_id, owner, interval
-        self.percent, self.stage, self.written_at = 0.0, None, 0.0
-
-    def __call__(self, fraction: float, stage: str) -> None:
-        percent = max(self.percent, min(99.0, round(100.0 * float(fraction), 1)))
-        now = time.monotonic()
-        if stage == self.stage and (percent <= self.percent or now - self.written_at < self.interval):
-            return
-        self.percent, self.stage, self.written_at = percent, stage, now
-        try:
-            self.jobs.report_progress(self.job_id, self.owner, percent, stage)
-        except MatcherError as exc:  # a lost progress write is no reason to give the job up
-            log.warning("progress of %s not written: %s", self.job_id, exc)
-
-
-def _invitation_args(params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`~matcher.batch.invitations.invitation_list` from a job's parameters."""
-    as_of = params.get("as_of")
-    defaults = ExposurePolicy()
-    return {"event_id": params["event"], "size": int(params["size"]), "quotas": list(params.get("quotas") or ()),
-            "max_per_city": params.get("max_per_city"),
-            "mmr_lambda": float(params.get("mmr_lambda", DEFAULT_MMR_LAMBDA)),
-            "waitlist": int(params.get("waitlist") or 0),
-            "include_kinds": ("organisation", "advisor") if params.get("include_advisors") else ("organisation",),
-            "as_of": dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
-            "exposure": ExposurePolicy(float(params.get("exposure_penalty", defaults.penalty)),
-                                       int(params.get("exposure_days", defaults.window_days)))}
-
-
 class JobRunner:
     """Accepts jobs, runs them in ``workers`` daemon threads of this process, keeps them alive in the store.
 
@@ -127,6 +97,13 @@ class JobRunner:
         stale_seconds: a job without a sign of life for this long is marked failed (≥ 3 heartbeats).
         max_pending: unfinished jobs this process accepts (queued and running).
         retention_days: finished jobs are deleted after this many days.
+        quota: per-key limits (pending jobs, texts per hour), see :mod:`matcher.batch.quotas`.
+        process: run the jobs in this low-priority process (:mod:`matcher.batch.job_process`); None: in
+            threads of this process, where the next three settings apply.
+        niceness: how much lower the job threads' CPU priority is (0: as requests').
+        encode_batch, encode_pause, busy: texts encoded at a time, the pause after each batch as a multiple
+            of its time (0: none), and a callable that is true while interactive requests are served (the
+            job waits before each batch meanwhile); see :meth:`matcher.live.StoreBackedEmbedder.in_background`.
 
     Example:
         >>> runner = JobRunner(store, live).start()
@@ -136,7 +113,10 @@ class JobRunner:
     """
 
     def __init__(self, store: Store, live: Any, *, workers: int = 1, heartbeat_seconds: float = 5.0,
-                 stale_seconds: float = 60.0, max_pending: int = 20, retention_days: float = 30.0):
+                 stale_seconds: float = 60.0, max_pending: int = 20, retention_days: float = 30.0,
+                 quota: KeyQuota | None = None, niceness: int = 0, encode_batch: int = 8,
+                 encode_pause: float = 0.0, busy: Callable[[], bool] | None = None,
+                 process: JobProcess | None = None):
         self.store = store
         self.live = live
         self.workers = workers
@@ -144,6 +124,13 @@ class JobRunner:
         self.stale_seconds = stale_seconds
         self.max_pending = max_pending
         self.retention_days = retention_days
+        self.quota = quota
+        self.niceness = niceness
+        self.encode_batch = encode_batch
+        self.encode_pause = encode_pause
+        self.busy = busy
+        self.process = process
+        self.progress_interval = 0.2     # seconds between progress writes (the job process writes less often)
 
     def start(self) -> JobRunner:
         """Check the settings, fail the stale jobs of stopped processes, delete expired jobs.
@@ -220,7 +207,7 @@ class JobRunner:
         here, before a job exists, so the caller gets a 4xx at once."""
         _, matcher = self.live.current()
         if kind == "invitations":
-            args = _invitation_args(params)
+            args = invitation_args(params)
             check_invitation_request(matcher, args["event_id"], args["size"], quotas=args["quotas"],
                                      max_per_city=args["max_per_city"], mmr_lambda=args["mmr_lambda"],
                                      waitlist=args["waitlist"], include_kinds=args["include_kinds"])
@@ -240,6 +227,7 @@ class JobRunner:
 
         Raises:
             TooManyJobsError: this process already holds ``max_pending`` unfinished jobs.
+            QuotaExceededError, JobTooLargeError: the key's limits (:mod:`matcher.batch.quotas`).
             ValidationError, UnknownEntityError: from the checks.
         """
         owner = self.owner
@@ -248,10 +236,20 @@ class JobRunner:
                                    "ist, und dann erneut senden", [{"pending": self.pending,
                                                                    "limit": self.max_pending}])
         self.check(kind, params)
-        job = self.store.jobs.create(kind, self._stored_params(kind, params), owner=owner, key_id=key_id)
+        texts = self.texts_to_encode(kind, params)
+        if key_id is not None and self.quota is not None:
+            check_key_quota(self.store.jobs, self.quota, key_id, texts)
+        job = self.store.jobs.create(kind, self._stored_params(kind, params), owner=owner, key_id=key_id,
+                                     texts=texts)
         with self._lock:
             self._enqueue(job.id, kind, params)
         return job
+
+    def texts_to_encode(self, kind: str, params: dict[str, Any]) -> int:
+        """How many texts the job would encode: its distinct texts whose vectors are not cached."""
+        texts = distinct_texts(kind, params)
+        cached = getattr(self.live.embedder, "cached", None)
+        return len(texts) - (len(cached(texts, "query")) if texts and cached else 0)
 
     @staticmethod
     def _stored_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +273,7 @@ class JobRunner:
     # -- the threads
     def _work(self) -> None:
         me = threading.current_thread()
+        lower_thread_priority(self.niceness)
         while True:
             try:
                 job_id, kind, params = self._queue.get(timeout=IDLE_SECONDS)
@@ -285,33 +284,33 @@ class JobRunner:
                         return
                 continue
             try:
-                self._run(job_id, kind, params)
+                self._execute(job_id, kind, params)
             finally:
                 with self._lock:
                     self._active.pop(job_id, None)
 
-    def _run(self, job_id: str, kind: str, params: dict[str, Any]) -> None:
-        owner = self._owner
+    def _execute(self, job_id: str, kind: str, params: dict[str, Any]) -> None:
+        """Run the job in the job process if there is one, else in this thread."""
+        if self.process is None:
+            self.run_job(job_id, kind, params)
+            return
+        try:
+            self.process.run(job_id, self._owner, kind, params)
+        except JobProcessError as exc:
+            self._fail(job_id, self._owner, {"code": exc.code, "message": exc.message, "details": exc.details})
+
+    def run_job(self, job_id: str, kind: str, params: dict[str, Any], owner: str | None = None) -> None:
+        """Run one stored job here and store its outcome (as ``owner``: default this process)."""
+        owner = owner or self._owner
         try:
             if not self.store.jobs.start(job_id, owner):
                 log.warning("job %s was no longer ours to run (marked failed meanwhile)", job_id)
                 return
-            progress = _ProgressWriter(self.store.jobs, job_id, owner)
+            progress = ProgressWriter(self.store.jobs, job_id, owner, interval=self.progress_interval)
             version, matcher = self.live.current()
-            if kind == "invitations":
-                args = _invitation_args(params)
-                since = (args["as_of"] or dt.date.today()) - dt.timedelta(days=args["exposure"].window_days)
-                history = self.store.invitations.history(since=since)
-                result = invitation_list(matcher, **args, history=history, progress=progress).as_dict()
-            else:
-                requests = [r if isinstance(r, AdvisorRequest) else AdvisorRequest.model_validate(r)
-                            for r in params["requests"]]
-                as_of = params.get("as_of")
-                result = assign_advisors(
-                    matcher, requests, k_alternates=int(params.get("alternates", DEFAULT_ALTERNATES)),
-                    allow_partial=bool(params.get("allow_partial", False)), capacities=params.get("capacities"),
-                    as_of=dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
-                    progress=progress).as_dict()
+            paced = getattr(self.live.embedder, "in_background", None)
+            with paced(self.encode_batch, self.encode_pause, self.busy) if paced else contextlib.nullcontext():
+                result = compute(self.store, kind, params, matcher, progress)
             # an entity erased while this matcher was not yet refitted must not come back with the result
             result = redact_vanished(self.store, version, result)
             if not self.store.jobs.finish(job_id, owner, result):
@@ -364,6 +363,8 @@ class JobRunner:
         return n
 
     def _at_exit(self) -> None:
+        if self.process is not None:
+            self.process.close()
         try:
             n = self.stop()
             if n:

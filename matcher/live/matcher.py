@@ -90,10 +90,43 @@ class StoreBackedEmbedder:
         finally:
             self._local.persist = previous
 
+    @contextmanager
+    def in_background(self, batch: int = 8, pause: float = 0.0, yield_to: Callable[[], bool] | None = None,
+                      max_wait: float = 0.25) -> Iterator[None]:
+        """Within this block (in this thread) request texts not yet cached are encoded ``batch`` at a
+        time. Before each batch the thread waits while ``yield_to()`` is true (interactive requests are
+        being served), at most ``max_wait`` seconds a batch so that the job still advances under constant
+        load; after each batch it sleeps ``pause`` × the time the batch took. Waiting and sleeping release
+        the interpreter lock: a batch job's encoding leaves the CPU to interactive requests."""
+        previous = getattr(self._local, "background", None)
+        self._local.background = (max(1, int(batch)), max(0.0, float(pause)), yield_to, max(0.0, float(max_wait)))
+        try:
+            yield
+        finally:
+            self._local.background = previous
+
     def encode(self, texts: Sequence[str], role: Role) -> np.ndarray:
         if role == "passage" or getattr(self._local, "persist", False):
             return self._catalog.encode(texts, role)
+        background = getattr(self._local, "background", None)
+        if background is not None:
+            self._encode_paced(texts, role, *background)
         return self._requests.encode(texts, role)
+
+    def _encode_paced(self, texts: Sequence[str], role: Role, batch: int, pause: float,
+                      yield_to: Callable[[], bool] | None, max_wait: float) -> None:
+        """Put the vectors of ``texts`` into the request cache, ``batch`` texts at a time, giving way."""
+        cached = self.cached(texts, role)
+        missing = list(dict.fromkeys(t for t in texts if t not in cached))
+        for start in range(0, len(missing), batch):
+            if yield_to is not None:
+                deadline = time.monotonic() + max_wait
+                while yield_to() and time.monotonic() < deadline:
+                    time.sleep(0.002)
+            began = time.perf_counter()
+            self._requests.encode(missing[start : start + batch], role)
+            if pause > 0:
+                time.sleep(pause * (time.perf_counter() - began))
 
     def cached(self, texts: Sequence[str], role: Role) -> dict[str, np.ndarray]:
         """The vectors of ``texts`` that :meth:`encode` would find cached, by text (nothing is encoded)."""

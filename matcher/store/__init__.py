@@ -208,11 +208,12 @@ class Store:
     # -- audit and feedback (see AuditLog)
     def record_recommendation(self, *, task: str, query: dict[str, Any], shown: Sequence[str], model_id: str,
                               catalog_version: int, role: str, key_id: str | None = None,
-                              asker_id: str | None = None, recommendation_id: str | None = None) -> str:
+                              asker_id: str | None = None, recommendation_id: str | None = None,
+                              tab: str | None = None) -> str:
         """Write one audit entry for a recommendation served; return its id (for feedback)."""
         return self.audit.record(task=task, query=query, shown=shown, model_id=model_id,
                                  catalog_version=catalog_version, role=role, key_id=key_id, asker_id=asker_id,
-                                 recommendation_id=recommendation_id)
+                                 recommendation_id=recommendation_id, tab=tab)
 
     def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit entries (for staff and tests)."""
@@ -221,6 +222,12 @@ class Store:
     def add_feedback(self, recommendation_id: str, entity_id: str, outcome: str, key_id: str | None = None) -> int:
         """Record what became of one recommended entity; return the feedback id (:meth:`AuditLog.add_feedback`)."""
         return self.audit.add_feedback(recommendation_id, entity_id, outcome, key_id=key_id)
+
+    def record_feedback(self, recommendation_id: str, entity_id: str, outcome: str, *, key_id: str | None,
+                        tab: str | None) -> tuple[int, bool]:
+        """Feedback bound to the caller that got the recommendation, stored once; (id, new?)
+        (:meth:`AuditLog.record_feedback`)."""
+        return self.audit.record_feedback(recommendation_id, entity_id, outcome, key_id=key_id, tab=tab)
 
     def contacted_pairs(self) -> set[tuple[str, str]]:
         """(asker, entity) pairs with "contacted" feedback: they know each other already."""

@@ -1,8 +1,11 @@
 """The audit log of recommendations served, and the feedback on them.
 
 Each recommendation served is one audit entry (what was asked, as a summary
-without free text, and which entity ids were shown); feedback names an entity
-that entry showed. Erasure (GDPR art. 17) deletes an entity's feedback and
+without free text, which entity ids were shown, and to whom: the API key, or
+for an anonymous caller of the open demo an opaque id of its browser tab);
+feedback names an entity that entry showed. Feedback through the API is bound
+to whoever got the recommendation (:meth:`AuditLog.record_feedback`), and each
+(recommendation, entity, outcome) is stored once. Erasure (GDPR art. 17) deletes an entity's feedback and
 replaces its id in the audit log by anonymous tokens, a new one for each entry
 (:meth:`AuditLog.pseudonymise`).
 """
@@ -36,14 +39,15 @@ class AuditLog:
     # -- audit
     def record(self, *, task: str, query: dict[str, Any], shown: Sequence[str], model_id: str,
                catalog_version: int, role: str, key_id: str | None = None,
-               asker_id: str | None = None, recommendation_id: str | None = None) -> str:
-        """Write one audit entry for a recommendation served; return its id (for feedback)."""
+               asker_id: str | None = None, recommendation_id: str | None = None, tab: str | None = None) -> str:
+        """Write one audit entry for a recommendation served; return its id (for feedback). ``tab``: an
+        opaque id of the anonymous caller's browser tab (a hash, never the token itself)."""
         rec_id = recommendation_id or f"rec_{uuid.uuid4().hex}"
         with self.db.write() as conn:
             conn.execute(insert(audit_log).values(
                 recommendation_id=rec_id, created_at=now(), key_id=key_id, role=role, task=task,
                 asker_id=asker_id, query=query, shown=list(shown), model_id=model_id,
-                catalog_version=catalog_version))
+                catalog_version=catalog_version, tab=tab))
         return rec_id
 
     def entries(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -54,31 +58,59 @@ class AuditLog:
 
     # -- feedback
     def add_feedback(self, recommendation_id: str, entity_id: str, outcome: str, key_id: str | None = None) -> int:
-        """Record what became of one recommended entity; return the feedback id.
+        """Record what became of one recommended entity, for a trusted caller (command line, tests: not
+        bound to whoever got the recommendation); return the feedback id (the existing one for a repeat).
 
         Raises :class:`UnknownEntityError` for an unknown recommendation and
         :class:`ValidationError` when the entity was not part of it.
         """
+        return self._feedback(recommendation_id, entity_id, outcome, key_id, None, bound=False)[0]
+
+    def record_feedback(self, recommendation_id: str, entity_id: str, outcome: str, *, key_id: str | None,
+                        tab: str | None) -> tuple[int, bool]:
+        """Feedback from the caller that got the recommendation: the same API key (``key_id``), or without
+        a key the same browser tab (``tab``, as given to :meth:`record`). Return the feedback id and
+        whether it is new (a repeated identical post returns the row stored first).
+
+        Raises:
+            UnknownEntityError: unknown recommendation, or one issued to another key or tab (the same
+                answer: whether it exists is not revealed).
+            ValidationError: the entity was not part of it, or an unknown outcome.
+        """
+        return self._feedback(recommendation_id, entity_id, outcome, key_id, tab, bound=True)
+
+    def _feedback(self, recommendation_id: str, entity_id: str, outcome: str, key_id: str | None,
+                  tab: str | None, bound: bool) -> tuple[int, bool]:
         if outcome not in OUTCOMES:
             raise ValidationError(f"Unbekanntes Ergebnis {quoted(outcome)}; erlaubt: {alternatives(OUTCOMES)}",
                                   [{"field": "outcome", "value": outcome}])
+        unknown = UnknownEntityError(f"Unbekannte Empfehlung {quoted(recommendation_id)}",
+                                     [{"field": "recommendation_id", "value": recommendation_id}])
         with self.db.write() as conn:
-            shown = conn.scalar(select(audit_log.c.shown).where(audit_log.c.recommendation_id == recommendation_id))
-            if shown is None:
-                raise UnknownEntityError(f"Unbekannte Empfehlung {quoted(recommendation_id)}",
-                                         [{"field": "recommendation_id", "value": recommendation_id}])
-            if entity_id not in shown:
+            entry = conn.execute(select(audit_log.c.shown, audit_log.c.key_id, audit_log.c.tab)
+                                 .where(audit_log.c.recommendation_id == recommendation_id)).first()
+            if entry is None or (bound and not _same_caller(entry.key_id, entry.tab, key_id, tab)):
+                raise unknown
+            if entity_id not in entry.shown:
                 raise ValidationError(f"{quoted(entity_id)} war nicht Teil der Empfehlung {quoted(recommendation_id)}",
                                       [{"field": "entity_id", "value": entity_id}])
-            result = conn.execute(insert(feedback).values(recommendation_id=recommendation_id, entity_id=entity_id,
-                                                          outcome=outcome, key_id=key_id, created_at=now()))
-            return int(result.inserted_primary_key[0])
+            # stored once per (recommendation, entity, outcome): a repeat (or a concurrent twin) inserts nothing
+            created = conn.execute(self.db.insert_ignore(feedback).values(
+                recommendation_id=recommendation_id, entity_id=entity_id, outcome=outcome, key_id=key_id,
+                created_at=now())).rowcount == 1
+            fid = conn.scalar(select(feedback.c.id).where(feedback.c.recommendation_id == recommendation_id,
+                                                          feedback.c.entity_id == entity_id,
+                                                          feedback.c.outcome == outcome))
+            return int(fid), created
 
     def contacted_pairs(self) -> set[tuple[str, str]]:
-        """(asker, entity) pairs with "contacted" feedback: they know each other already."""
+        """(asker, entity) pairs with "contacted" feedback: they know each other already. Only feedback
+        from the API key that got the recommendation counts: anonymous feedback (the open demo) and
+        feedback from another key never change what the landscape proposes."""
         q = (select(audit_log.c.asker_id, feedback.c.entity_id)
              .join(audit_log, audit_log.c.recommendation_id == feedback.c.recommendation_id)
-             .where(feedback.c.outcome == "contacted", audit_log.c.asker_id.is_not(None)).distinct())
+             .where(feedback.c.outcome == "contacted", audit_log.c.asker_id.is_not(None),
+                    feedback.c.key_id.is_not(None), feedback.c.key_id == audit_log.c.key_id).distinct())
         with self.db.read() as conn:
             return {(a, b) for a, b in conn.execute(q)}
 
@@ -111,3 +143,10 @@ class AuditLog:
                 shown=new_shown, query=new_query, asker_id=token if asker == entity_id else asker))
             changed += 1
         return changed
+
+
+def _same_caller(got_key: str | None, got_tab: str | None, key_id: str | None, tab: str | None) -> bool:
+    """Whether a caller (``key_id`` or, without a key, ``tab``) is the one a recommendation went to."""
+    if key_id is not None:
+        return got_key == key_id
+    return got_key is None and got_tab is not None and got_tab == tab

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, delete, insert, or_, select, update
+from sqlalchemy import Connection, Text, and_, cast, delete, func, insert, or_, select, update
 
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ConflictError, InfeasibleError, UnknownEntityError, ValidationError
@@ -25,7 +25,7 @@ from matcher.store.db import Database, chunks, utc
 from matcher.store.db import now as utc_now  # fail_stale's parameter ``now`` is the time to judge by
 from matcher.store.tables import jobs
 
-__all__ = ["ACTIVE_STATES", "JOB_KINDS", "Job", "JobFailedError", "JobNotDoneError", "JobStore"]
+__all__ = ["ACTIVE_STATES", "JOB_KINDS", "Job", "JobFailedError", "JobNotDoneError", "JobStore", "unknown_job"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,12 @@ def _job(row: Any) -> Job:
                updated=utc(row["updated_at"]), heartbeat=utc(row["heartbeat_at"]))
 
 
+def unknown_job(job_id: str) -> UnknownEntityError:
+    """The error for a job that does not exist — and for another key's job, which must look the same."""
+    return UnknownEntityError(f"Unbekannter Auftrag {quoted(job_id)} (Aufträge werden nach einiger Zeit gelöscht)",
+                              [{"field": "job", "value": job_id}])
+
+
 class JobStore:
     """The jobs table (one transaction a call).
 
@@ -112,8 +118,9 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def create(self, kind: str, params: dict[str, Any], owner: str, key_id: str | None = None) -> Job:
-        """A new queued job owned by ``owner``."""
+    def create(self, kind: str, params: dict[str, Any], owner: str, key_id: str | None = None,
+               texts: int = 0) -> Job:
+        """A new queued job owned by ``owner`` (the process), made by ``key_id``, encoding ``texts`` texts."""
         if kind not in JOB_KINDS:
             raise ValidationError(f"Unbekannte Auftragsart {quoted(kind)}; erlaubt: {alternatives(JOB_KINDS)}",
                                   [{"field": "kind", "value": kind}])
@@ -122,7 +129,7 @@ class JobStore:
         with self.db.write() as conn:
             conn.execute(insert(jobs).values(id=job_id, kind=kind, state="queued", progress=0.0, stage=None,
                                              params=_json_ready(params), key_id=key_id, owner=owner,
-                                             created_at=at, updated_at=at, heartbeat_at=at))
+                                             texts=texts, created_at=at, updated_at=at, heartbeat_at=at))
         return self.get(job_id)
 
     def get(self, job_id: str) -> Job:
@@ -130,9 +137,7 @@ class JobStore:
         with self.db.read() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         if row is None:
-            raise UnknownEntityError(f"Unbekannter Auftrag {quoted(job_id)} "
-                                     "(Aufträge werden nach einiger Zeit gelöscht)",
-                                     [{"field": "job", "value": job_id}])
+            raise unknown_job(job_id)
         return _job(row)
 
     def _change(self, job_id: str, owner: str, states: Sequence[str], **values: Any) -> bool:
@@ -218,6 +223,21 @@ class JobStore:
             return conn.execute(delete(jobs).where(jobs.c.state.in_(("done", "failed")),
                                                    jobs.c.updated_at < cutoff)).rowcount
 
+
+    # -- per-key quotas (the caller's key made the job: ``key_id``)
+    def pending_of_key(self, key_id: str) -> int:
+        """Unfinished (queued or running) jobs made by ``key_id``, in every process on this database."""
+        with self.db.read() as conn:
+            return int(conn.scalar(select(func.count()).select_from(jobs).where(
+                jobs.c.key_id == key_id, jobs.c.state.in_(ACTIVE_STATES))) or 0)
+
+    def texts_of_key(self, key_id: str, since: dt.datetime) -> list[tuple[dt.datetime, int]]:
+        """(created, texts) of the jobs ``key_id`` made since ``since``, oldest first (the hourly text budget)."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(jobs.c.created_at, jobs.c.texts).where(
+                jobs.c.key_id == key_id, jobs.c.created_at >= since, jobs.c.texts > 0)
+                .order_by(jobs.c.created_at)).all()
+        return [(utc(at), int(n)) for at, n in rows]
 
     # -- erasure, in a transaction the caller holds (matcher/store/erasure.py)
     @staticmethod

@@ -91,6 +91,8 @@ audit_log = Table(
     Column("shown", _JSON, nullable=False),                         # entity ids, best first
     Column("model_id", String(200), nullable=False),
     Column("catalog_version", BigInteger, nullable=False),
+    # --- per-key ownership (migration 0003_keys): sha256 of the browser tab token of an anonymous caller
+    Column("tab", String(64), nullable=True),
 )
 feedback = Table(
     "feedback", metadata,
@@ -100,6 +102,7 @@ feedback = Table(
     Column("outcome", String(16), nullable=False),
     Column("key_id", String(16), nullable=True),
     Column("created_at", _TS, nullable=False),
+    UniqueConstraint("recommendation_id", "entity_id", "outcome"),   # migration 0003_keys: idempotent feedback
 )
 api_keys = Table(
     "api_keys", metadata,
@@ -133,7 +136,10 @@ jobs = Table(
     Column("owner", String(64), nullable=True),
     Column("heartbeat_at", _TS, nullable=True),
     Column("stage", String(100), nullable=True),                    # German label of the current step
+    # --- per-key quotas (migration 0003_keys): texts the job encodes (hourly budget of its key); key_id indexed
+    Column("texts", Integer, nullable=True),
 )
+Index("ix_jobs_key_id", jobs.c.key_id)
 # --- jobs feature (migration 0002): invitations actually sent, read by invitation jobs for exposure control
 invitations = Table(
     "invitations", metadata,

@@ -16,10 +16,17 @@ export function setKey(key) {
   document.dispatchEvent(new CustomEvent("matcher:key-changed"));
 }
 
+/** This page's tab token (from the server, one per page load): without a key, feedback is bound to it. */
+function tabToken() {
+  try { return JSON.parse(document.getElementById("page-data").textContent).tabToken || ""; } catch { return ""; }
+}
+
 function headers(extra) {
   const h = { Accept: "application/json", ...extra };
   const key = getKey();
   if (key) h.Authorization = `Bearer ${key}`;
+  const tab = tabToken();
+  if (tab) h["X-Matcher-Tab"] = tab;
   return h;
 }
 
