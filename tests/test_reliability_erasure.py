@@ -148,17 +148,17 @@ def make_the_advisor_appear_everywhere(client, auth: dict[str, dict[str, str]]) 
     assert r.status_code == 201, r.json
 
     submitted = {
-        "invitations": client.post("/v1/jobs/invitations", headers=auth["reader"], json=INVITATIONS),
+        "invitations": client.post("/v1/jobs/invitations", headers=auth["editor"], json=INVITATIONS),
         # capacity 1 for two requests only this advisor can serve: one is blocked, and the message names him
-        "assignments": client.post("/v1/jobs/assignments", headers=auth["reader"], json={
+        "assignments": client.post("/v1/jobs/assignments", headers=auth["editor"], json={
             "requests": REQUESTS, "capacities": {ADVISOR_ID: 1}, "allow_partial": True, "alternates": 3}),
-        "failed": client.post("/v1/jobs/assignments", headers=auth["reader"], json={
+        "failed": client.post("/v1/jobs/assignments", headers=auth["editor"], json={
             "requests": REQUESTS, "capacities": {ADVISOR_ID: 1}, "allow_partial": False}),
     }
     job_ids = {}
     for kind, r in submitted.items():
         assert r.status_code == 202, (kind, r.json)
-        job = poll(client, auth["reader"], r.json["id"])
+        job = poll(client, auth["editor"], r.json["id"])
         assert job["state"] == ("failed" if kind == "failed" else "done"), (kind, job["error"])
         job_ids[kind] = job["id"]
     r = client.post("/v1/invitations", headers=auth["editor"], json={"job": job_ids["invitations"]})
@@ -219,19 +219,19 @@ def test_erasure_leaves_nothing_in_the_store_files_or_any_answer(make_app, tmp_p
     assert len(after.checked) > 50
 
     # the old jobs still load, and show the advisor as a deleted entry under a token of their own
-    reader = auth["reader"]
-    invitation = client.get(f"/v1/jobs/{job_ids['invitations']}", headers=reader).json["result"]
+    owner = auth["editor"]    # jobs belong to the key that made them
+    invitation = client.get(f"/v1/jobs/{job_ids['invitations']}", headers=owner).json["result"]
     erased = [p for p in invitation["invitees"] + invitation["waitlist"] if p["name"] == ERASED_NAME]
     assert len(erased) == 1 and erased[0]["id"].startswith("gelöscht-")
     assert erased[0]["entity"] == {"id": erased[0]["id"], "kind": "advisor", "name": ERASED_NAME}
-    assignment = client.get(f"/v1/jobs/{job_ids['assignments']}", headers=reader).json["result"]
+    assignment = client.get(f"/v1/jobs/{job_ids['assignments']}", headers=owner).json["result"]
     tokens = {a["advisor"]["id"] for a in assignment["assignments"] if a["advisor"] and
               a["advisor"]["name"] == ERASED_NAME}
     assert len(tokens) == 1 and tokens <= set(assignment["load"])       # one job, one consistent token
     assert tokens.isdisjoint({erased[0]["id"]})                          # another job, another token
     assert all(a["explanation"] is None for a in assignment["assignments"]
                if a["advisor"] and a["advisor"]["name"] == ERASED_NAME)
-    assert ERASED_NAME in client.get(f"/v1/jobs/{job_ids['failed']}", headers=reader).json["error"]["message"]
+    assert ERASED_NAME in client.get(f"/v1/jobs/{job_ids['failed']}", headers=owner).json["error"]["message"]
     csv_text = client.get(f"/v1/jobs/{job_ids['assignments']}/export.csv", headers=auth["editor"]).get_data(
         as_text=True)
     assert ERASED_NAME in csv_text and ADVISOR_ID not in csv_text
@@ -298,7 +298,7 @@ def test_erasure_through_gunicorn_with_two_workers_leaves_nothing_in_the_files(s
     client = HttpClient(server.url)
     job_ids = make_the_advisor_appear_everywhere(client, auth)
     for _ in range(8):    # both workers have served (and opened connections) by now, most likely
-        client.get(f"/v1/jobs/{job_ids['invitations']}", headers=auth["reader"])
+        client.get(f"/v1/jobs/{job_ids['invitations']}", headers=auth["editor"])
 
     r = client.delete(f"/v1/entities/{ADVISOR_ID}?erase=true", headers=auth["admin"])
 

@@ -182,6 +182,19 @@ def test_feedback_needs_a_served_recommendation_that_showed_the_entity(store):
         store.add_feedback(rec, "adv-a", "liked")
 
 
+def test_feedback_is_bound_to_its_key_and_stored_once_on_every_backend(store):
+    store.upsert_entities([advisor("adv-a")])
+    rec = store.record_recommendation(task="advisors", query={"k": 1}, shown=["adv-a"], model_id="m",
+                                      catalog_version=1, role="editor", key_id="key-1")
+    first = store.record_feedback(rec, "adv-a", "contacted", key_id="key-1", tab=None)
+    assert first[1] is True
+    assert store.record_feedback(rec, "adv-a", "contacted", key_id="key-1", tab=None) == (first[0], False)
+    assert store.record_feedback(rec, "adv-a", "accepted", key_id="key-1", tab=None)[1] is True
+    with pytest.raises(UnknownEntityError):
+        store.record_feedback(rec, "adv-a", "declined", key_id="key-2", tab=None)
+    assert len(store.feedback_for("adv-a")) == 2
+
+
 def test_erasure_removes_entity_vectors_feedback_and_personal_data_in_the_audit_log(store):
     a, b = advisor("adv-a"), advisor("adv-b", description="Ganz andere Beschreibung der zweiten Person.")
     store.upsert_entities([a, b])

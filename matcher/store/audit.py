@@ -95,9 +95,10 @@ class AuditLog:
                 raise ValidationError(f"{quoted(entity_id)} war nicht Teil der Empfehlung {quoted(recommendation_id)}",
                                       [{"field": "entity_id", "value": entity_id}])
             # stored once per (recommendation, entity, outcome): a repeat (or a concurrent twin) inserts nothing
+            # (the inserted id, not rowcount: PostgreSQL's driver reports -1 for an INSERT … RETURNING)
             created = conn.execute(self.db.insert_ignore(feedback).values(
                 recommendation_id=recommendation_id, entity_id=entity_id, outcome=outcome, key_id=key_id,
-                created_at=now())).rowcount == 1
+                created_at=now()).returning(feedback.c.id)).scalar() is not None
             fid = conn.scalar(select(feedback.c.id).where(feedback.c.recommendation_id == recommendation_id,
                                                           feedback.c.entity_id == entity_id,
                                                           feedback.c.outcome == outcome))
