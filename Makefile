@@ -37,7 +37,7 @@ run: install
 test: install
 	bash tests/ensure_chromium.sh
 	bash tests/ensure_nginx.sh
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 # The numeric tests (pytest -m numerics: scores, rankings, calibration computed with BLAS and the
 # embedding engines) under other OpenBLAS kernels and thread counts, as on other x86-64 CPUs (issue 14).

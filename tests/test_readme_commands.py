@@ -27,6 +27,7 @@ README = ROOT / "README.md"
 EXEMPT = {
     "make test": "this test suite itself",
     "make bench": "the 16-minute benchmark; bench/README.md and `python -m bench --quick` cover it",
+    "make check-reliability": "the 12-minute reliability run; `make test` runs the same tests at small size",
 }
 
 
