@@ -50,7 +50,6 @@ from .errors import error_response
 __all__ = ["init_app", "limit_key", "EXTENSION", "SweptMemoryStorage"]
 
 EXTENSION = "matcher_limiter"
-SCOPE = "recommendations"
 # the groups of routes with a budget of their own: config key, and what the German message calls them
 SCOPES = {"recommendations": ("RATE_LIMIT_RECOMMENDATIONS", "Empfehlungsanfragen"),
           "landscape": ("RATE_LIMIT_LANDSCAPE", "Landschaftsberichte"),

@@ -11,14 +11,11 @@ cannot do that: a thread that holds the lock holds it whatever its priority.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import threading
-from collections.abc import Iterator
 
-__all__ = ["lower_thread_priority", "short_switch_interval"]
+__all__ = ["lower_thread_priority"]
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +37,3 @@ def lower_thread_priority(niceness: int) -> bool:
         log.info("job thread priority not lowered: %s", exc)
         return False
 
-
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_default = sys.getswitchinterval()
-
-
-@contextlib.contextmanager
-def short_switch_interval(seconds: float) -> Iterator[None]:
-    """While a job runs, the interpreter hands its lock over every ``seconds`` instead of every 5 ms, so a
-    request thread that waits for it (after each database call, each numpy call) waits that much less.
-    Process-wide; restored when the last running job ends. ``seconds`` ≤ 0: unchanged."""
-    global _switch_users
-    if seconds <= 0:
-        yield
-        return
-    with _switch_lock:
-        _switch_users += 1
-        sys.setswitchinterval(min(seconds, _switch_default))
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_default)
