@@ -24,10 +24,15 @@ from matcher.errors import UnknownEntityError, ValidationError
 from matcher.store.db import Database, now, utc
 from matcher.store.tables import audit_log, feedback
 
-__all__ = ["ERASED_PREFIX", "OUTCOMES", "AuditLog"]
+__all__ = ["ERASED_PREFIX", "OUTCOMES", "AuditLog", "erased_token"]
 
 OUTCOMES = ("accepted", "declined", "contacted")
 ERASED_PREFIX = "gelöscht-"
+
+
+def erased_token() -> str:
+    """A random stand-in for an erased id: cannot be traced back to it, or linked to another one."""
+    return ERASED_PREFIX + secrets.token_hex(8)
 
 
 class AuditLog:
@@ -96,13 +101,15 @@ class AuditLog:
                                       [{"field": "entity_id", "value": entity_id}])
             # stored once per (recommendation, entity, outcome): a repeat (or a concurrent twin) inserts nothing
             # (the inserted id, not rowcount: PostgreSQL's driver reports -1 for an INSERT … RETURNING)
-            created = conn.execute(self.db.insert_ignore(feedback).values(
+            fid = conn.execute(self.db.insert_ignore(feedback).values(
                 recommendation_id=recommendation_id, entity_id=entity_id, outcome=outcome, key_id=key_id,
-                created_at=now()).returning(feedback.c.id)).scalar() is not None
+                created_at=now()).returning(feedback.c.id)).scalar()
+            if fid is not None:
+                return int(fid), True
             fid = conn.scalar(select(feedback.c.id).where(feedback.c.recommendation_id == recommendation_id,
                                                           feedback.c.entity_id == entity_id,
                                                           feedback.c.outcome == outcome))
-            return int(fid), created
+            return int(fid), False
 
     def contacted_pairs(self) -> set[tuple[str, str]]:
         """(asker, entity) pairs with "contacted" feedback: they know each other already. Only feedback
@@ -135,7 +142,7 @@ class AuditLog:
                 cast(audit_log.c.query, Text).like(f'%"{entity_id}"%')))).all()
         changed = 0
         for row_id, asker, query, shown in rows:
-            token = ERASED_PREFIX + secrets.token_hex(8)   # random: cannot be traced back to the id
+            token = erased_token()
             new_shown = [token if s == entity_id else s for s in shown]
             new_query = {k: (token if v == entity_id else v) for k, v in (query or {}).items()}
             if new_shown == shown and new_query == query and asker != entity_id:

@@ -25,13 +25,12 @@ Everything here is pure except :func:`redact_vanished`, which asks the catalog.
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
-from matcher.store.audit import ERASED_PREFIX
+from matcher.store.audit import erased_token
 from matcher.store.db import chunks
 from matcher.store.tables import entities
 
@@ -49,11 +48,6 @@ _CONTACT_FIELDS = ("person", "email", "phone", "website", "address")
 _ID_CHARS = r"A-Za-z0-9_\-"
 
 
-def new_token() -> str:
-    """A random stand-in for an erased id: cannot be traced back to it, or linked to another one."""
-    return ERASED_PREFIX + secrets.token_hex(8)
-
-
 def entity_strings(record: Mapping[str, Any] | None) -> set[str]:
     """The strings that identify an entity in free text: its name and its contact data."""
     if not record:
@@ -69,29 +63,27 @@ def _is_record(value: Any, entity_id: str) -> bool:
     return isinstance(value, Mapping) and value.get("id") == entity_id
 
 
-def _records(value: Any, entity_id: str) -> Iterable[Mapping[str, Any]]:
-    """Every JSON object in ``value`` whose ``id`` is ``entity_id``."""
+def _objects(value: Any, keep: Callable[[Mapping[str, Any]], bool]) -> Iterable[Mapping[str, Any]]:
+    """Every JSON object in ``value`` (at any depth) for which ``keep`` is true."""
     if isinstance(value, Mapping):
-        if value.get("id") == entity_id:
+        if keep(value):
             yield value
         for v in value.values():
-            yield from _records(v, entity_id)
+            yield from _objects(v, keep)
     elif isinstance(value, list):
         for v in value:
-            yield from _records(v, entity_id)
+            yield from _objects(v, keep)
+
+
+def _records(value: Any, entity_id: str) -> Iterable[Mapping[str, Any]]:
+    """Every JSON object in ``value`` whose ``id`` is ``entity_id``."""
+    return _objects(value, lambda o: o.get("id") == entity_id)
 
 
 def _named(value: Any) -> Iterable[Mapping[str, Any]]:
     """Every object in ``value`` that names an entity (an ``id`` with a ``name``: records, invitees,
     alternates, the event of a list; a request has no name)."""
-    if isinstance(value, Mapping):
-        if isinstance(value.get("id"), str) and "name" in value:
-            yield value
-        for v in value.values():
-            yield from _named(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _named(v)
+    return _objects(value, lambda o: isinstance(o.get("id"), str) and "name" in o)
 
 
 class JobRedactor:
@@ -121,7 +113,7 @@ class JobRedactor:
         # whole words only: a short name must not eat into other words ("Eva" in "Evaluation")
         pattern = [re.compile(rf"(?<!\w){re.escape(s)}(?!\w)", re.IGNORECASE) for s in names]
         id_pattern = re.compile(rf"(?<![{_ID_CHARS}.:]){re.escape(self.entity_id)}(?![{_ID_CHARS}]|[.:][{_ID_CHARS}])")
-        token = new_token()
+        token = erased_token()
 
         def text(s: str) -> str:
             s = id_pattern.sub(token, s)
