@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, TypeVar
@@ -93,10 +94,17 @@ def _query_type(prop: dict[str, Any]) -> str | None:
     return next(iter(types)) if len(types) == 1 else None
 
 
-def _check_query_text(model: type[BaseModel], args: dict[str, str]) -> None:
+@functools.cache
+def _query_kinds(model: type[BaseModel]) -> dict[str, str]:
+    """The parameters of ``model`` whose query text :data:`_QUERY_TEXT` checks, with their schema type."""
     props = model.model_json_schema().get("properties", {})
-    bad = [(name, _QUERY_EXPECTED[kind]) for name, value in args.items()
-           if (kind := _query_type(props.get(name, {}))) in _QUERY_TEXT and not _QUERY_TEXT[kind].fullmatch(value)]
+    return {name: kind for name, prop in props.items() if (kind := _query_type(prop)) in _QUERY_TEXT}
+
+
+def _check_query_text(model: type[BaseModel], args: dict[str, str]) -> None:
+    kinds = _query_kinds(model)
+    bad = [(name, _QUERY_EXPECTED[kinds[name]]) for name, value in args.items()
+           if name in kinds and not _QUERY_TEXT[kinds[name]].fullmatch(value)]
     if bad:
         raise ValidationError("Ungültige Angaben; siehe details",
                               [{"field": name, "message": message, "value": args[name]} for name, message in bad])
