@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 from werkzeug.routing import Rule
 
 from .auth import ACCESS
-from .contract import JOB_ID_PATTERN, PRIVATE_HEADERS, EntityIdConverter, JobIdConverter
+from .contract import JOB_ID_PATTERN, PRIVATE_HEADERS
 from .models import ErrorOut
 
 __all__ = ["Operation", "documented", "openapi_document"]
@@ -84,11 +84,13 @@ _HEADER = {"schema": {"type": "string"}, "required": True}
 
 
 def _path_parameter(rule: Rule, name: str) -> dict[str, Any]:
-    converter = rule._converters.get(name)  # werkzeug keeps a rule's converters only there
+    # the converter as the rule's text names it (``<job_id:job_id>``; service/contract.py registers them)
+    named = re.search(rf"<(?:(\w+)(?:\([^)]*\))?:)?{re.escape(name)}>", rule.rule)
+    converter = named.group(1) if named else None
     schema: dict[str, Any] = {"type": "string"}
-    if isinstance(converter, EntityIdConverter):
+    if converter == "entity_id":
         schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$", "not": {"const": "import"}}
-    elif isinstance(converter, JobIdConverter):
+    elif converter == "job_id":
         schema = {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"}
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
