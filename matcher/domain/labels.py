@@ -26,11 +26,13 @@ __all__ = [
     "INVITEE_TYPE_LABELS",
     "LANGUAGE_NAMES_DE",
     "LANGUAGE_NAMES_EN",
+    "APPLICANT_TYPE_PLURALS_DE",
+    "PARTNER_KIND_LABELS_DE",
 ]
 
 # the entity kinds as a person reads them (the codes stay what the API and files use)
 KIND_LABELS = {"advisor": "Beraterin oder Berater", "organisation": "Organisation", "event": "Veranstaltung",
-               "municipality": "Kommune"}
+               "municipality": "Kommune", "programme": "Förderprogramm"}
 
 # organisation types (schema.ORG_TYPES), which are also the actor types of the landscape report
 ORG_TYPE_LABELS_DE = {"migrant_organisation": "Migrantenorganisation",
@@ -105,3 +107,14 @@ _LANGUAGES = {
 }
 LANGUAGE_NAMES_DE = {code: de for code, (de, _) in _LANGUAGES.items()}
 LANGUAGE_NAMES_EN = {code: en for code, (_, en) in _LANGUAGES.items()}
+
+# who may apply for a funding programme (schema.APPLICANT_TYPES), as a funding guideline names them
+APPLICANT_TYPE_PLURALS_DE = {"municipality": "Kommunen", "municipal_office": "kommunale Stellen",
+                             "migrant_organisation": "Migrantenorganisationen", "eine_welt_group": "Eine-Welt-Gruppen",
+                             "association": "andere Vereine"}
+# the partners a programme requires (schema.RequiredPartner.kind)
+PARTNER_KIND_LABELS_DE = {"municipality_abroad": "eine Partnerkommune im Ausland",
+                          "partner_abroad": "eine Partnerorganisation im Ausland",
+                          "german_municipality": "eine deutsche Kommune",
+                          "civil_society": "ein zivilgesellschaftlicher Partner",
+                          "migrant_organisation": "eine Migrantenorganisation"}

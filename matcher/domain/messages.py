@@ -26,7 +26,7 @@ from matcher.domain.labels import KIND_LABELS  # defined with the other labels; 
 __all__ = ["validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean", "listed",
            "json_error_reason", "KIND_LABELS", "GENERIC_MESSAGE"]
 
-_KINDS = ("advisor", "organisation", "event", "municipality")
+_KINDS = ("advisor", "organisation", "event", "municipality", "programme")
 GENERIC_MESSAGE = "ungültiger Wert"
 
 _SIMPLE = {

@@ -44,6 +44,13 @@ __all__ = [
     "Organisation",
     "Event",
     "Municipality",
+    "APPLICANT_TYPES",
+    "Eligibility",
+    "ProjectPlace",
+    "Deadlines",
+    "RequiredPartner",
+    "Programme",
+    "ProjectFacts",
     "Entity",
     "Query",
     "parse_entity",
@@ -53,9 +60,9 @@ __all__ = [
     "pydantic_details",
 ]
 
-KINDS = ("advisor", "organisation", "event", "municipality")
+KINDS = ("advisor", "organisation", "event", "municipality", "programme")
 ORG_TYPES = ("migrant_organisation", "civil_society", "municipal_office", "institution")
-TASKS = ("advisors", "partners", "events", "invitations")
+TASKS = ("advisors", "partners", "events", "invitations", "programmes")
 
 MAX_TEXT = 5000          # one description / need text
 MAX_SHORT = 200          # names, cities, topics
@@ -201,7 +208,113 @@ class Municipality(_EntityBase):
     kind: Literal["municipality"]
 
 
-Entity = Annotated[Advisor | Organisation | Event | Municipality, Field(discriminator="kind")]
+# ----------------------------------------------------------------------------- funding programmes (issue 20)
+# who may apply for a programme: the actor types of the field, in the words of funding guidelines
+APPLICANT_TYPES = ("municipality", "municipal_office", "migrant_organisation", "eine_welt_group", "association")
+ApplicantType = Literal["municipality", "municipal_office", "migrant_organisation", "eine_welt_group", "association"]
+Money = Annotated[int, Field(ge=0, le=100_000_000, description="Euro")]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, description="Prozent")]
+Months = Annotated[int, Field(ge=1, le=240)]
+
+
+class Eligibility(_Strict):
+    """Who may apply, and the conditions an applicant must meet."""
+
+    applicant_types: Annotated[list[ApplicantType], Field(min_length=1, max_length=5)]
+    registered_association: bool = Field(
+        default=False, description="Vereine nur als eingetragener Verein (e. V.) mit Gemeinnützigkeit")
+    min_years: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=None, description="Vereine bestehen seit mindestens so vielen Jahren")
+    seat_in_nrw: bool = Field(default=False, description="Sitz der antragstellenden Stelle in NRW")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] = ""
+
+
+class ProjectPlace(_Strict):
+    """Where a funded project may take place."""
+
+    germany: bool = True
+    nrw_only: bool = Field(default=False, description="die Inlandsarbeit nur in NRW")
+    abroad: bool = False
+    countries: Annotated[list[CountryCode], Field(max_length=200)] = Field(
+        default=[], description="im Ausland nur in diesen Ländern (ISO 3166-1); leer: jedes Partnerland")
+
+
+class Deadlines(_Strict):
+    """When applications are due: fixed dates (that may repeat every year) or rolling."""
+
+    rolling: bool = Field(default=False, description="Anträge laufend möglich")
+    dates: Annotated[list[IsoDate], Field(max_length=24)] = []
+    annual: bool = Field(default=False, description="die Fristen wiederholen sich jährlich zum selben Tag")
+    lead_weeks: Annotated[int, Field(ge=0, le=104)] | None = Field(
+        default=None, description="Antrag mindestens so viele Wochen vor Projektbeginn")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+PartnerKind = Literal["municipality_abroad", "partner_abroad", "german_municipality", "civil_society",
+                      "migrant_organisation"]
+
+
+class RequiredPartner(_Strict):
+    kind: PartnerKind
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+class Programme(_EntityBase):
+    """A funding programme (Förderprogramm): who funds what, for whom, how much, by when.
+
+    ``topics`` are its themes; ``source`` and ``retrieved`` say where and when its conditions were
+    taken from (they change every year: check them against the funder before applying)."""
+
+    kind: Literal["programme"]
+    funder: ShortText
+    eligibility: Eligibility
+    place: ProjectPlace = ProjectPlace()
+    min_amount: Money | None = None
+    max_amount: Money | None = None
+    own_share: Percent | None = Field(default=None, description="Eigenanteil in Prozent der Gesamtkosten")
+    deadlines: Deadlines = Deadlines()
+    min_months: Months | None = None
+    max_months: Months | None = None
+    required_partners: Annotated[list[RequiredPartner], Field(max_length=10)] = []
+    application_kind: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT)] = Field(
+        default="", description="Art des Antrags, z. B. „Kleinprojekt“, „Partnerschaftsprojekt“ (für Beratende)")
+    source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    retrieved: IsoDate
+    example: bool = Field(default=False, description="Beispieldaten: Bedingungen beim Fördergeber prüfen")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Programme:
+        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
+            raise ValueError("min_amount darf nicht größer als max_amount sein")
+        if self.min_months is not None and self.max_months is not None and self.min_months > self.max_months:
+            raise ValueError("min_months darf nicht größer als max_months sein")
+        if not self.deadlines.rolling and not self.deadlines.dates:
+            raise ValueError("deadlines: bitte Fristen (dates) angeben oder rolling: true")
+        return self
+
+    @property
+    def partner_countries(self) -> list[str]:
+        """The countries a project abroad may be in (what the engine's country signal reads)."""
+        return self.place.countries
+
+
+class ProjectFacts(_Strict):
+    """What a project idea says about its applicant and plan (for the eligibility rules of programmes).
+
+    Every fact is optional: a rule whose fact is not given is reported as „bitte prüfen“, never as excluding."""
+
+    applicant_type: ApplicantType | None = None
+    registered: bool | None = Field(default=None, description="eingetragener, gemeinnütziger Verein")
+    years: Annotated[int, Field(ge=0, le=500)] | None = Field(default=None, description="besteht seit … Jahren")
+    abroad: bool | None = Field(default=None, description="das Projekt findet (auch) im Ausland statt")
+    partner_country: CountryCode | None = None
+    amount: Money | None = Field(default=None, description="beantragte Fördersumme in Euro")
+    own_share: Percent | None = Field(default=None, description="Eigenanteil im Budget, in Prozent")
+    start: IsoDate | None = Field(default=None, description="geplanter Projektbeginn")
+    months: Months | None = Field(default=None, description="geplante Laufzeit in Monaten")
+
+
+Entity = Annotated[Advisor | Organisation | Event | Municipality | Programme, Field(discriminator="kind")]
 _ENTITY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Entity)
 
 
@@ -214,7 +327,7 @@ class Query(_Strict):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
     id: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
-    task: Literal["advisors", "partners", "events", "invitations"]
+    task: Literal["advisors", "partners", "events", "invitations", "programmes"]
     text: LongText | None = None
     from_: EntityId | None = Field(default=None, alias="from")
     city: Annotated[str, StringConstraints(max_length=MAX_SHORT)] | None = None
@@ -225,6 +338,7 @@ class Query(_Strict):
     require_languages: bool = False
     as_of: IsoDate | None = None
     org_types: Annotated[list[OrgType], Field(max_length=4)] = []
+    project: ProjectFacts | None = None   # task programmes: the applicant and the plan
 
     @model_validator(mode="after")
     def _has_text_or_from(self) -> Query:
@@ -241,7 +355,7 @@ def pydantic_details(exc: PydanticValidationError, **where: Any) -> list[dict[st
     return validation_details(exc, **where)
 
 
-def parse_entity(record: Any) -> Advisor | Organisation | Event | Municipality:
+def parse_entity(record: Any) -> Advisor | Organisation | Event | Municipality | Programme:
     """Validate one entity record (a dict) and return the typed profile.
 
     Raises:
@@ -278,7 +392,7 @@ def _read_records(path: Path) -> Iterator[Record]:
             yield lineno, None, f"ungültiges JSON: {json_error_reason(exc)}"
 
 
-def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Municipality]:
+def load_catalog(path: str | Path) -> list[Advisor | Organisation | Event | Municipality | Programme]:
     """Load a catalog (JSON Lines, or a JSON list) of entities.
 
     All or nothing: if any line is bad, nothing is returned and

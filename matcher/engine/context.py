@@ -32,7 +32,8 @@ __all__ = ["ASKER_KINDS", "NeedVectors", "QueryContext", "check_asker", "prepare
 
 # the kinds of entity that may ask (``from``) for each task
 ASKER_KINDS = {"advisors": ("municipality", "organisation"), "partners": ("organisation", "municipality"),
-               "events": ("organisation", "municipality", "advisor"), "invitations": ("event",)}
+               "events": ("organisation", "municipality", "advisor"), "invitations": ("event",),
+               "programmes": ("organisation", "municipality")}
 _EMPTY: frozenset[str] = frozenset()
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from matcher.domain.messages import alternatives, quoted
-from matcher.domain.schema import KINDS, Advisor, Event, Municipality, Organisation
+from matcher.domain.schema import KINDS, Advisor, Event, Municipality, Organisation, Programme
 from matcher.engine.embedding import Embedder
 from matcher.errors import UnknownEntityError, ValidationError
 from matcher.text.countries import country_mentions
@@ -34,7 +34,7 @@ from matcher.text.profile import passages, profile_text
 
 __all__ = ["DOMAIN_TEXT", "CatalogIndex", "Entity", "KindBlock"]
 
-Entity = Advisor | Organisation | Event | Municipality
+Entity = Advisor | Organisation | Event | Municipality | Programme
 
 # what "belonging to the field at all" is measured against (the domain signal)
 DOMAIN_TEXT = (

@@ -18,7 +18,8 @@ __all__ = ["SIGNALS", "TASK_KIND", "Weights"]
 SIGNALS = ("dense", "lexical", "domain", "proximity", "region", "language", "country", "type_fit", "time_fit",
            "capacity")
 # the kind of entity each task ranks
-TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation"}
+TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation",
+             "programmes": "programme"}
 
 
 @dataclass(frozen=True)

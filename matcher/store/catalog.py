@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 
 from matcher.domain.messages import quoted
-from matcher.domain.schema import Advisor, Event, Municipality, Organisation, parse_entity
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation, Programme, parse_entity
 from matcher.engine.embedding import CachedEmbedder
 from matcher.errors import ConflictError, StoreError, UnknownEntityError, ValidationError
 from matcher.store.db import Database, chunks, now, translated_errors, utc
@@ -25,7 +25,7 @@ from matcher.text.profile import passages, profile_text
 
 __all__ = ["Catalog", "Entity", "ImportReport", "entity_text_keys", "fold"]
 
-Entity = Advisor | Organisation | Event | Municipality
+Entity = Advisor | Organisation | Event | Municipality | Programme
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from matcher.domain.schema import Advisor, Event, Municipality, Organisation
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation, Programme
 
 __all__ = ["profile_text", "passages", "split_sentences"]
 
@@ -37,9 +37,11 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def profile_text(entity: Advisor | Organisation | Event | Municipality) -> str:
+def profile_text(entity: Advisor | Organisation | Event | Municipality | Programme) -> str:
     """The whole profile as one text: name, description, topics."""
     parts = [entity.name.rstrip(".") + "."]
+    if isinstance(entity, Programme):
+        parts.append(f"Fördergeber: {entity.funder.rstrip('.')}.")
     if entity.description:
         parts.append(entity.description)
     if entity.topics:
@@ -47,7 +49,7 @@ def profile_text(entity: Advisor | Organisation | Event | Municipality) -> str:
     return " ".join(parts)
 
 
-def passages(entity: Advisor | Organisation | Event | Municipality) -> list[str]:
+def passages(entity: Advisor | Organisation | Event | Municipality | Programme) -> list[str]:
     """The profile's passages: description sentences, evidence texts, topic list."""
     out = split_sentences(entity.description) if entity.description else []
     out.extend(t.strip() for t in entity.evidence if t.strip())
