@@ -14,6 +14,7 @@ from matcher.domain.messages import alternatives
 from matcher.domain.schema import TASKS, Query, load_catalog, load_qrels, load_queries
 from matcher.errors import CatalogError
 from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from matcher.programmes.matching import match_programmes, ranked_ids
 
 __all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport"]
 
@@ -81,6 +82,8 @@ def matcher_ranker(matcher, as_of: dt.date | None = None, k: int = 10) -> Callab
     """Adapt a fitted :class:`~matcher.engine.matcher.Matcher` to :func:`evaluate`."""
 
     def rank(q: Query) -> list[tuple[str, float]]:
+        if q.task == "programmes":  # eligible programmes first, then the excluded ones (as the product answers)
+            return ranked_ids(match_programmes(matcher, q, k=k, today=as_of, suggest=0))
         return [(r.entity_id, r.score) for r in matcher.rank(q, k=k, as_of=as_of).results]
 
     return rank
