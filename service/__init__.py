@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         jobs,
         landscape,
         metrics,
+        programmes,  # noqa: F401  # its route joins the recommendations blueprint before it is registered
         proxies,
         ratelimit,
         recommendations,

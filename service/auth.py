@@ -47,6 +47,7 @@ ACCESS: dict[str, Access] = {
     "recommendations.partners": READ,
     "recommendations.events": READ,
     "recommendations.invitees": READ,
+    "recommendations.programmes": READ,
     "entities.list_entities": READ,
     "entities.get_entity": READ,
     "entities.create_entity": Access("editor"),

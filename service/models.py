@@ -199,7 +199,7 @@ class ResultOut(BaseModel):
 
 class RecommendationOut(BaseModel):
     id: str = Field(description="Kennung dieser Empfehlung (für POST /v1/feedback)")
-    task: Literal["advisors", "partners", "events", "invitations"]
+    task: Literal["advisors", "partners", "events", "invitations", "programmes"]
     model: str = Field(description="Embedding-Modell, das die Empfehlung berechnet hat")
     catalog_version: int
     candidates: int = Field(description="Wie viele Einträge in Frage kamen")
@@ -209,7 +209,7 @@ class RecommendationOut(BaseModel):
 
 # ----------------------------------------------------------------------------- catalog
 class EntityListQuery(_Request):
-    kind: Literal["advisor", "organisation", "event", "municipality"] | None = None
+    kind: Literal["advisor", "organisation", "event", "municipality", "programme"] | None = None
     city: City | None = None
     topic: ShortText | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50

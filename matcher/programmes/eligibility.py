@@ -133,7 +133,8 @@ def _place(p: Programme, f: ProjectFacts) -> list[Rule]:
     # the project (also) takes place abroad, or may
     if where.countries:
         if country is None:
-            rules.append(Rule("country", "check", f"Im Ausland nur in bestimmten Ländern: {_countries(where.countries)}"))
+            rules.append(Rule("country", "check",
+                              f"Im Ausland nur in bestimmten Ländern: {_countries(where.countries)}"))
         elif country in where.countries:
             rules.append(Rule("country", "ok", f"Projekte in {name} sind förderfähig"))
         elif f.abroad or not where.germany:
@@ -171,7 +172,8 @@ def _own_share(p: Programme, f: ProjectFacts) -> list[Rule]:
     if f.own_share is None:
         return [Rule("own_share", "check", f"Eigenanteil {_percent(need)} der Gesamtkosten")]
     if f.own_share + 1e-9 < need:
-        return [Rule("own_share", "fail", f"Eigenanteil {_percent(need)}, Ihr Budget sieht {_percent(f.own_share)} vor")]
+        return [Rule("own_share", "fail",
+                     f"Eigenanteil {_percent(need)}, Ihr Budget sieht {_percent(f.own_share)} vor")]
     return [Rule("own_share", "ok", f"Eigenanteil {_percent(need)}: Ihr Budget sieht {_percent(f.own_share)} vor")]
 
 
