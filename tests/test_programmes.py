@@ -144,3 +144,84 @@ def test_rules_read_as_german_checklist_lines():
     assert "• Nächste Frist: 31.03.2027 — in 17 Wochen" in nakopa
     closed = [r.line for r in check_programme(PROGRAMMES["prg-115"], ProjectFacts(), TODAY)]
     assert "✗ Keine offene Antragsrunde: die letzte Frist war am 30.06.2026" in closed
+
+
+# ----------------------------------------------------------------------------- API, end to end
+ROUTE = "/v1/recommendations/programmes"
+IDEA = {"text": "Unser ghanaischer Verein möchte mit einer Partnerorganisation in Ghana eine Ausbildungswerkstatt "
+                "für junge Frauen aufbauen.", "city": "Bochum", "applicant_type": MSO, "registered": True,
+        "years": 4, "abroad": True, "partner_country": "GH", "amount": 40000, "own_share": 10,
+        "start": "2027-09-01", "as_of": "2026-12-03", "k": 20}
+
+
+@pytest.fixture(scope="module")
+def with_programmes(app, client_module, api_keys):
+    """The module's app with the example programmes imported through the API (JSON Lines)."""
+    body = (FIXTURES / "programmes.jsonl").read_bytes()
+    r = client_module.post("/v1/entities/import", data=body, headers={**_auth(api_keys, "editor"),
+                                                                      "Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200 and r.json["created"] == len(PROGRAMMES), r.json
+    return app
+
+
+@pytest.fixture(scope="module")
+def client_module(app):
+    return app.test_client()
+
+
+def _auth(keys, role):
+    return {"Authorization": keys[role]}
+
+
+def test_programmes_are_entities_listed_exported_and_read_back(with_programmes, client_module, api_keys):
+    page = client_module.get("/v1/entities?kind=programme&limit=100", headers=_auth(api_keys, "reader")).json
+    assert page["total"] == len(PROGRAMMES)
+    one = client_module.get("/v1/entities/prg-109", headers=_auth(api_keys, "reader")).json
+    assert one["funder"].startswith("Deutsche Gesellschaft") and one["deadlines"]["annual"] is True
+    assert parse_entity(one) == PROGRAMMES["prg-109"]
+
+
+def test_a_project_idea_gets_eligible_programmes_first_and_the_excluded_ones_with_their_rule(
+        with_programmes, client_module, api_keys):
+    r = client_module.post(ROUTE, json=IDEA, headers=_auth(api_keys, "reader"))
+    assert r.status_code == 200, r.json
+    out = r.json
+    assert out["task"] == "programmes" and out["as_of"] == "2026-12-03"
+    assert len(out["eligible"]) + len(out["ineligible"]) == len(PROGRAMMES)
+    best = out["eligible"][0]
+    assert best["programme"]["id"] == "prg-109" and best["eligible"] is True and best["excluded_by"] == []
+    assert "✓ Migrantenorganisationen sind antragsberechtigt" in [x["line"] for x in best["rules"]]
+    assert "• Nächste Frist: 30.04.2027 — in 21 Wochen" in [x["line"] for x in best["rules"]]
+    assert best["next_deadline"] == "2027-04-30"
+    assert best["partners"] and all(p["kind"] == "organisation" for p in best["partners"])
+    assert best["advisors"] and all(a["kind"] == "advisor" for a in best["advisors"])
+    excluded = {x["programme"]["id"]: x for x in out["ineligible"]}
+    assert [x["line"] for x in excluded["prg-107"]["excluded_by"]] == ["✗ Eigenanteil 25 %, Ihr Budget sieht 10 % vor"]
+    assert all(x["excluded_by"] and x["eligible"] is False for x in out["ineligible"])
+    # audited like every recommendation: the programmes and the suggestions shown, no free text
+    entry = with_programmes.extensions["matcher"].store.audit_entries(1)[0]
+    assert entry["task"] == "programmes" and "prg-109" in entry["shown"] and best["advisors"][0]["id"] in entry["shown"]
+    assert IDEA["text"] not in json.dumps(entry, ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"city": "Bochum"}, "(body)"),
+    ({"text": "Bildung", "applicant_type": "verein"}, "applicant_type"),
+    ({"text": "Bildung", "own_share": 120}, "own_share"),
+    ({"text": "Bildung", "start": "01.03.2027"}, "start"),
+    ({"text": "Bildung", "partner_country": "Ghana"}, "partner_country"),
+    ({"text": "Bildung", "amount": "5000"}, "amount"),
+    ({"text": "Bildung", "budget": 5000}, "budget"),
+    ({"text": "Bildung", "city": "Bochun"}, "city"),
+])
+def test_a_bad_request_is_422_in_german_naming_its_field(with_programmes, client_module, api_keys, body, field):
+    r = client_module.post(ROUTE, json=body, headers=_auth(api_keys, "reader"))
+    assert r.status_code == 422, r.json
+    assert r.json["error"]["code"] == "validation_error"
+    assert field in json.dumps(r.json["error"]["details"], ensure_ascii=False)
+
+
+def test_the_route_needs_a_key_like_the_other_recommendations(with_programmes, client_module):
+    r = client_module.post(ROUTE, json={"text": "Bildung"})
+    assert r.status_code == 401 and r.json["error"]["message"]
+    assert ROUTE in client_module.get("/openapi.json").json["paths"]
