@@ -12,7 +12,8 @@ from matcher.cli.common import catalog_option, database_option, decimal, fitted_
 
 __all__ = ["rank", "evaluate"]
 
-TASKS = ("advisors", "partners", "events", "invitations")
+TASKS = ("advisors", "partners", "events", "invitations", "programmes")
+APPLICANT_TYPES = ("municipality", "municipal_office", "migrant_organisation", "eine_welt_group", "association")
 
 
 @german.command()
@@ -28,12 +29,22 @@ TASKS = ("advisors", "partners", "events", "invitations")
 @german.option("--lang", default="de", show_default=True, type=german.Choice(["de", "en"]),
                help="Sprache der Begründungen.")
 @german.option("--json", "as_json", is_flag=True, help="Ergebnis als JSON ausgeben.")
+@german.option("--applicant-type", type=german.Choice(APPLICANT_TYPES), default=None,
+               help="programmes: wer beantragt.")
+@german.option("--partner-country", default=None, metavar="LAND", help="programmes: Partnerland (ISO, z. B. GH).")
+@german.option("--abroad/--inland", default=None, help="programmes: das Projekt findet (auch) im Ausland statt.")
+@german.option("--amount", type=german.IntRange(0), default=None, help="programmes: beantragte Summe in Euro.")
+@german.option("--own-share", type=float, default=None, help="programmes: Eigenanteil im Budget in Prozent.")
+@german.option("--start", type=german.Date(), default=None, help="programmes: geplanter Projektbeginn.")
+@german.option("--as-of", type=german.Date(), default=None, help="programmes: Stichtag der Fristen (Standard: heute).")
 @catalog_option
 @database_option
 @model_option
 def rank(task: str, text: str | None, from_: str | None, city: str | None, languages: tuple[str, ...], k: int,
-         lang: str, as_json: bool, catalog_file: str | None, url: str | None, model: str | None) -> None:
-    """Eine Anfrage beantworten: die besten Vorschläge mit Begründung."""
+         lang: str, as_json: bool, applicant_type: str | None, partner_country: str | None, abroad: bool | None,
+         amount: int | None, own_share: float | None, start: dt.date | None, as_of: dt.date | None,
+         catalog_file: str | None, url: str | None, model: str | None) -> None:
+    """Eine Anfrage beantworten: die besten Vorschläge mit Begründung (programmes: mit Förderbedingungen)."""
     from pydantic import ValidationError as PydanticValidationError
 
     from matcher.domain.messages import validation_details
@@ -41,14 +52,20 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
     from matcher.errors import ValidationError
     from matcher.text.gazetteer import default_gazetteer
 
+    facts = {"applicant_type": applicant_type, "partner_country": partner_country, "abroad": abroad,
+             "amount": amount, "own_share": own_share, "start": start}
     try:
         query = Query.model_validate({"task": task, "text": text, "from": from_, "city": city,
-                                      "languages": list(languages)})
+                                      "languages": list(languages), "as_of": as_of,
+                                      "project": facts if task == "programmes" else None})
     except PydanticValidationError as exc:
         raise ValidationError("Ungültige Anfrage; siehe unten", validation_details(exc)) from None
     if city:
         require_place(default_gazetteer(), city)  # before the fit: a typo costs no model load
     m = fitted_matcher(catalog_file, url, model)
+    if task == "programmes":
+        _programmes(m, query, k, lang, as_json)
+        return
     ranking = m.rank(query, k=k, lang=lang)
     if as_json:
         out = [{"rank": r.rank, "id": r.entity_id, "name": r.entity.name, "score": round(r.score, 4),
@@ -61,6 +78,40 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
         click.echo(f"{r.rank:>2}. {r.entity.name} ({r.entity_id}, {r.entity.city or '–'})  {decimal(r.score)}")
         for reason in r.explanation.reasons:
             click.echo(f"      – {reason}")
+
+
+def _programmes(m, query, k: int, lang: str, as_json: bool) -> None:
+    """``rank --task programmes``: eligible programmes with their checklist, then the excluded ones."""
+    from matcher.domain.formatting import german_date
+    from matcher.programmes.matching import match_programmes
+
+    found = match_programmes(m, query, k=k, lang=lang)
+    if as_json:
+        def row(x):
+            return {"rank": x.rank, "id": x.programme.id, "name": x.programme.name, "score": round(x.score, 4),
+                    "eligible": x.eligible, "rules": [r.as_dict() for r in x.rules],
+                    "next_deadline": x.next_deadline.isoformat() if x.next_deadline else None,
+                    "partners": [s.as_dict() for s in x.partners], "advisors": [s.as_dict() for s in x.advisors]}
+        click.echo(json.dumps({"model": found.model_id, "as_of": found.today.isoformat(),
+                               "eligible": [row(x) for x in found.eligible],
+                               "ineligible": [row(x) for x in found.ineligible]}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Förderprogramme (Fristen Stand {german_date(found.today)}; Beispieldaten: Bedingungen beim "
+               "Fördergeber prüfen)")
+    if not found.eligible:
+        click.echo("Kein Programm ohne Ausschlussgrund gefunden.")
+    for x in found.eligible:
+        click.echo(f"{x.rank:>2}. {x.programme.name} ({x.programme.id}; {x.programme.funder})  {decimal(x.score)}")
+        for r in x.rules:
+            click.echo(f"      {r.line}")
+        for s in [*x.partners, *x.advisors]:
+            click.echo(f"      → {s.name} ({s.id}): {s.reason}")
+    if found.ineligible:
+        click.echo("\nNicht passend (mit Ausschlussgrund):")
+    for x in found.ineligible:
+        click.echo(f"{x.rank:>2}. {x.programme.name} ({x.programme.id})")
+        for r in x.excluded_by:
+            click.echo(f"      {r.line}")
 
 
 @german.command()
