@@ -25,10 +25,11 @@ $(STAMP): pyproject.toml
 
 # the store lives in the venv's data folder (.venv/var/matcher, see `matcher info`), shared with
 # .venv/bin/matcher; the demo catalog's vectors come from models/ (verified by re-encoding a sample),
-# so the first start encodes nothing
+# so the first start encodes only the example funding programmes (fixtures/programmes.jsonl, a few seconds)
 run: install
 	$(VENV)/bin/matcher db upgrade
 	$(VENV)/bin/matcher load --if-empty fixtures/catalog.jsonl
+	$(VENV)/bin/matcher load --if-empty fixtures/programmes.jsonl
 	$(VENV)/bin/matcher vectors import --optional models/fixture-vectors.npz
 	# the loopback demo answers recommendations and takes feedback without a key
 	MATCHER_OPEN_RECOMMENDATIONS=true MATCHER_OPEN_FEEDBACK=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 \

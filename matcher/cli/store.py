@@ -84,7 +84,8 @@ def db_revision(url: str | None, message: str) -> None:
 
 @german.command()
 @database_option
-@german.option("--if-empty", is_flag=True, help="Nichts tun, wenn der Katalog schon Einträge hat.")
+@german.option("--if-empty", is_flag=True,
+               help="Nichts tun, wenn der Katalog schon Einträge der Arten dieser Datei hat (z. B. Förderprogramme).")
 @click.argument("file", metavar="DATEI", type=german.ExistingFile())
 def load(url: str | None, if_empty: bool, file: str) -> None:
     """Eine Katalogdatei (JSON Lines, JSON-Liste oder CSV) in einer Transaktion laden.
@@ -95,10 +96,12 @@ def load(url: str | None, if_empty: bool, file: str) -> None:
     from matcher.domain.catalog_io import read_catalog_file
 
     store = open_store(url)
-    if if_empty and store.count_entities() > 0:
-        click.echo(f"{store.location}: Katalog nicht leer ({store.count_entities()} Einträge); nichts geladen.")
+    entities = read_catalog_file(file)
+    present = sum(store.count_entities(kind) for kind in {e.kind for e in entities}) if if_empty else 0
+    if present:
+        click.echo(f"{store.location}: Katalog nicht leer ({present} Einträge dieser Arten); nichts geladen.")
         return
-    report = store.upsert_entities(read_catalog_file(file))
+    report = store.upsert_entities(entities)
     click.echo(f"{file}: {report.created} neu, {report.updated} ersetzt; Katalogversion {report.catalog_version}")
 
 
