@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, render_template
 from flask.typing import ResponseReturnValue
 
 from matcher.domain.formatting import thousands
-from matcher.domain.labels import GROUP_LABELS, LANGUAGE_NAMES_DE, ORG_TYPE_LABELS_DE
+from matcher.domain.labels import APPLICANT_TYPE_LABELS_DE, GROUP_LABELS, LANGUAGE_NAMES_DE, ORG_TYPE_LABELS_DE
 from matcher.domain.schema import MAX_SHORT, MAX_TEXT
 from matcher.engine.matcher import Matcher
 
@@ -105,7 +105,7 @@ def index() -> ResponseReturnValue:
     choices = current_app.extensions[EXTENSION].for_matcher(matcher)
     html = render_template(
         "index.html", cities=choices.cities, languages=choices.languages,
-        org_types=ORG_TYPE_LABELS_DE, quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS_DE},
+        org_types=ORG_TYPE_LABELS_DE, applicant_types=APPLICANT_TYPE_LABELS_DE, quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS_DE},
         limits={"text": MAX_TEXT, "short": MAX_SHORT, "k": MAX_K, "list": MAX_LIST_SIZE},
         open_recommendations=bool(current_app.config["OPEN_RECOMMENDATIONS"]),
         open_feedback=bool(current_app.config["OPEN_FEEDBACK"]),

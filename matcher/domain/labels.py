@@ -27,6 +27,7 @@ __all__ = [
     "LANGUAGE_NAMES_DE",
     "LANGUAGE_NAMES_EN",
     "APPLICANT_TYPE_PLURALS_DE",
+    "APPLICANT_TYPE_LABELS_DE",
     "PARTNER_KIND_LABELS_DE",
 ]
 
@@ -112,6 +113,9 @@ LANGUAGE_NAMES_EN = {code: en for code, (_, en) in _LANGUAGES.items()}
 APPLICANT_TYPE_PLURALS_DE = {"municipality": "Kommunen", "municipal_office": "kommunale Stellen",
                              "migrant_organisation": "Migrantenorganisationen", "eine_welt_group": "Eine-Welt-Gruppen",
                              "association": "andere Vereine"}
+APPLICANT_TYPE_LABELS_DE = {"municipality": "Kommune", "municipal_office": "kommunale Stelle",
+                            "migrant_organisation": "Migrantenorganisation", "eine_welt_group": "Eine-Welt-Gruppe",
+                            "association": "anderer Verein"}
 # the partners a programme requires (schema.RequiredPartner.kind)
 PARTNER_KIND_LABELS_DE = {"municipality_abroad": "eine Partnerkommune im Ausland",
                           "partner_abroad": "eine Partnerorganisation im Ausland",

@@ -5,6 +5,7 @@ import { initInvitations } from "./invitations.js";
 import { initKey } from "./key.js";
 import { initLandscape } from "./landscape.js";
 import { initPartners } from "./partners.js";
+import { initProgrammes } from "./programmes.js";
 import { initReadiness } from "./readiness.js";
 import { attachCounters } from "./ui.js";
 
@@ -12,6 +13,7 @@ initKey();
 attachCounters();
 initAdvisors();
 initPartners();
+initProgrammes();
 initInvitations();
 initLandscape();
 initReadiness();
