@@ -105,7 +105,8 @@ def index() -> ResponseReturnValue:
     choices = current_app.extensions[EXTENSION].for_matcher(matcher)
     html = render_template(
         "index.html", cities=choices.cities, languages=choices.languages,
-        org_types=ORG_TYPE_LABELS_DE, applicant_types=APPLICANT_TYPE_LABELS_DE, quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS_DE},
+        org_types=ORG_TYPE_LABELS_DE, applicant_types=APPLICANT_TYPE_LABELS_DE,
+        quota_groups={g: GROUP_LABELS[g] for g in ORG_TYPE_LABELS_DE},
         limits={"text": MAX_TEXT, "short": MAX_SHORT, "k": MAX_K, "list": MAX_LIST_SIZE},
         open_recommendations=bool(current_app.config["OPEN_RECOMMENDATIONS"]),
         open_feedback=bool(current_app.config["OPEN_FEEDBACK"]),

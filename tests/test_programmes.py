@@ -225,3 +225,72 @@ def test_the_route_needs_a_key_like_the_other_recommendations(with_programmes, c
     r = client_module.post(ROUTE, json={"text": "Bildung"})
     assert r.status_code == 401 and r.json["error"]["message"]
     assert ROUTE in client_module.get("/openapi.json").json["paths"]
+
+
+# ----------------------------------------------------------------------------- matching, landscape, evaluation
+@pytest.fixture(scope="module")
+def programme_matcher(fast_embedder, catalog):
+    """The engine (fast real model) on the fixture catalog plus the example programmes."""
+    from matcher.engine.matcher import Matcher
+
+    return Matcher(fast_embedder).fit([*catalog, *PROGRAMMES.values()])
+
+
+def test_the_day_is_injectable_and_moves_deadlines_to_the_next_round(programme_matcher):
+    from matcher.domain.schema import Query
+    from matcher.programmes.matching import match_programmes
+
+    query = Query(task="programmes", text="Partnerschaftsprojekt unserer Stadt mit der Partnerkommune in Tansania",
+                  city="Witten", project=ProjectFacts(applicant_type=MUN, abroad=True, partner_country="TZ"))
+
+    def line(today):
+        found = match_programmes(programme_matcher, query, k=20, today=today, suggest=0)
+        nakopa = next(m for m in found.eligible if m.programme.id == "prg-101")
+        return next(r.line for r in nakopa.rules if r.code == "deadline"), {m.programme.id for m in found.ineligible}
+    before, _ = line(D(2027, 1, 1))
+    after, excluded = line(D(2027, 6, 20))
+    assert before == "• Nächste Frist: 15.01.2027 — in 2 Wochen"
+    assert after == "• Nächste Frist: 15.01.2028 — in 29 Wochen (nächste Runde)"
+    assert "prg-114" in excluded                                              # Ukraine only
+
+
+def test_the_landscape_lists_the_funding_deadlines_of_the_next_six_months(programme_matcher):
+    from matcher.landscape.funding import funding_deadlines
+    from matcher.landscape.report import render_html
+
+    deadlines = funding_deadlines(programme_matcher, TODAY)
+    dates = [f.date for f in deadlines]
+    assert dates == sorted(dates) and all(TODAY <= d <= TODAY + dt.timedelta(days=183) for d in dates)
+    pairs = {(f.programme_id, f.date) for f in deadlines}
+    assert {("prg-101", D(2027, 1, 15)), ("prg-108", D(2027, 1, 31)), ("prg-108", D(2027, 5, 31))} <= pairs
+    assert not {p for p, _ in pairs} & {"prg-115", "prg-105", "prg-110"}     # closed, rolling, too late
+
+    from matcher.landscape.build import build_landscape
+    from matcher.landscape.fields import FieldClassifier
+
+    report = build_landscape(programme_matcher, FieldClassifier().fit(programme_matcher), "Witten", today=TODAY)
+    assert report.funding == deadlines
+    html = render_html(report)
+    assert "Förderfristen der nächsten 6 Monate" in html and "15.01.2027" in html
+    assert report.as_dict()["funding_deadlines"][0]["date"] == dates[0].isoformat()
+
+
+def test_the_judged_set_has_enough_defended_judgements():
+    from matcher.evaluation.judged import load_dataset
+
+    root = FIXTURES.parent / "eval" / "programmes"
+    ds = load_dataset(root)
+    assert len(ds.queries) >= 25 and {q.task for q in ds.queries} == {"programmes"}
+    assert {e.id for e in ds.catalog} == set(PROGRAMMES)
+    rows = [line.split("\t") for line in (root / "qrels.tsv").read_text(encoding="utf-8").splitlines()]
+    assert all(len(r) == 4 and r[3].strip() for r in rows)                   # every judgement has its note
+
+
+@pytest.mark.numerics
+def test_evaluate_reports_the_programmes_task_above_the_bar(default_embedder):
+    from matcher.engine.matcher import Matcher
+    from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
+
+    ds = load_dataset(FIXTURES.parent / "eval" / "programmes")
+    report = evaluate(matcher_ranker(Matcher(default_embedder).fit(ds.catalog)), ds)
+    assert report.per_task["programmes"]["ndcg@10"] >= 0.85, report.per_task

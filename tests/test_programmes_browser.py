@@ -13,9 +13,9 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+from test_web_browser import ARTIFACTS, WCAG_AA, WebServer, browser, open_page, page  # noqa: F401  (fixtures)
 
 from conftest import FIXTURES, ServerProcess, free_port
-from test_web_browser import ARTIFACTS, WCAG_AA, WebServer, browser, open_page, page  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ def web(tmp_path_factory, seeded_template) -> Iterator[WebServer]:
     server.kill(signal.SIGTERM)
 
 
-def test_a_project_idea_finds_programmes_with_the_checklist_and_the_excluded_ones_with_their_rule(page, web):
+def test_a_project_idea_finds_programmes_with_the_checklist_and_the_excluded_ones_with_their_rule(page, web):  # noqa: F811
     from axe_playwright_python.sync_playwright import Axe
 
     open_page(page, web)
@@ -74,7 +74,7 @@ def test_a_project_idea_finds_programmes_with_the_checklist_and_the_excluded_one
     page.traffic.check()
 
 
-def test_an_empty_idea_is_explained_in_german_and_nothing_is_sent(page, web):
+def test_an_empty_idea_is_explained_in_german_and_nothing_is_sent(page, web):  # noqa: F811
     open_page(page, web)
     page.locator("#programme-form").get_by_role("button", name="Förderprogramme suchen").click()
     error = page.locator("#programme-text-error")

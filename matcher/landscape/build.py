@@ -30,6 +30,7 @@ from matcher.domain.messages import alternatives, did_you_mean, quoted
 from matcher.domain.schema import ORG_TYPES
 from matcher.errors import NotFittedError, ValidationError
 from matcher.landscape.fields import Actor, FieldClassifier
+from matcher.landscape.funding import FundingDeadline, funding_deadlines
 from matcher.landscape.links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
 from matcher.text.gazetteer import Place, haversine_km
 
@@ -74,6 +75,7 @@ class Landscape:
     links: list[MissingLink]
     excluded: dict[str, int]               # pairs left out, by reason
     link_weights: LinkWeights = field(default_factory=LinkWeights)
+    funding: list[FundingDeadline] = field(default_factory=list)   # programme deadlines in the next 6 months
 
     def cell(self, field_id: str, kind: str) -> list[Actor]:
         """Actors of one type that work in one field."""
@@ -113,6 +115,7 @@ class Landscape:
             "missing_links": [link.as_dict() for link in self.links],
             "excluded_pairs": self.excluded,
             "link_weights": asdict(self.link_weights),
+            "funding_deadlines": [f.as_dict() for f in self.funding],
         }
 
 
@@ -199,5 +202,6 @@ def build_landscape(matcher: Matcher, classifier: FieldClassifier, city: str, ra
     links, excluded = find_missing_links(matcher, classifier, members, contacted, link_types, weights)
     fields = [(f.id, f.label) for f in classifier.fields_.fields]
     actors = [classifier.actor(matcher.entities_[i].id) for i in members]
-    return Landscape(area, today or dt.date.today(), matcher.model_id, fields, actors,
-                     links if limit is None else links[:limit], excluded, weights)
+    today = today or dt.date.today()
+    return Landscape(area, today, matcher.model_id, fields, actors,
+                     links if limit is None else links[:limit], excluded, weights, funding_deadlines(matcher, today))

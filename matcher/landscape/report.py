@@ -185,6 +185,26 @@ _TEMPLATE = """<!doctype html>
      {{ ls.excluded.contacted }} bereits kontaktiert, {{ ls.excluded.named_in_profile }} nennen einander im Profil.</p>
 </section>
 
+<section id="foerderfristen">
+  <h2>Förderfristen der nächsten 6 Monate</h2>
+  {% if ls.funding %}
+  <table>
+    <thead><tr><th>Frist</th><th>Programm</th><th>Fördergeber</th><th>Antragsberechtigt</th></tr></thead>
+    <tbody>
+    {% for f in ls.funding %}
+      <tr><td>{{ f.date|german_date }}</td>
+          <td>{{ f.name }}{% if f.example %} <span class="note">(Beispieldaten)</span>{% endif %}</td>
+          <td>{{ f.funder }}</td><td>{{ f.applicants }}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  <p class="note">Programme mit laufender Antragstellung haben keine Frist und fehlen hier. Beispieldaten: Bedingungen
+     und Fristen beim Fördergeber prüfen.</p>
+  {% else %}
+  <p>Keine Förderfristen in den nächsten sechs Monaten im Katalog.</p>
+  {% endif %}
+</section>
+
 <section id="namen">
   <h2>Wer arbeitet in welchem Handlungsfeld?</h2>
   <table>
@@ -282,8 +302,13 @@ def _write_xlsx(landscape: Landscape, path: Path | IO[bytes]) -> None:
                                 _TYPE_CELLS[link.b.actor_type],
                                 None if link.distance_km is None else round(link.distance_km, 1),
                                 round(link.score, 2), "\n".join(link.reasons)])
+    funding = wb.create_sheet("Förderfristen")
+    append_text_row(funding, ["Frist", "Programm", "Fördergeber", "Antragsberechtigt", "Beispieldaten"])
+    for f in landscape.funding:
+        append_text_row(funding, [german_date(f.date), f.name, f.funder, f.applicants, "ja" if f.example else "nein"])
     for sheet, widths in ((ws, [44, 22, 22, 22, 22, 10]), (names, [44, 34, 34, 34, 34]),
-                          (fields, [10, 40, 26, 18, 36, 26, 80, 12]), (links, [6, 38, 24, 38, 24, 14, 10, 90])):
+                          (fields, [10, 40, 26, 18, 36, 26, 80, 12]), (links, [6, 38, 24, 38, 24, 14, 10, 90]),
+                          (funding, [12, 60, 50, 50, 14])):
         header_row = 2 if sheet is ws else 1
         for cell in sheet[header_row]:
             cell.font = bold
