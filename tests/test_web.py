@@ -141,4 +141,4 @@ def test_page_has_a_status_line_for_a_starting_service_and_marks_the_forms_that_
     assert [a for _, a in parsed.tags if a.get("id") == "service-status"] == [
         {"class": "service-status", "id": "service-status", "role": "status", "aria-live": "polite"}]
     waiting = {a["id"] for a in parsed.all("form") if "data-needs-matcher" in a}
-    assert waiting == {"advisor-form", "partner-form", "invite-form", "landscape-form"}     # not the key form
+    assert waiting == {"advisor-form", "partner-form", "programme-form", "invite-form", "landscape-form"}  # not the key
