@@ -32,7 +32,8 @@ def test_the_example_programmes_are_many_marked_as_examples_with_source_and_date
 
 def test_a_programme_without_deadlines_or_with_a_reversed_range_is_refused_by_field():
     record = json.loads((FIXTURES / "programmes.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    for change in ({"deadlines": {}}, {"min_amount": 10, "max_amount": 5}, {"eligibility": {"applicant_types": []}},
+    for change in ({"deadlines": {}}, {"deadlines": {"dates": [], "rolling": False}},
+                   {"eligibility": {"applicant_types": []}},
                    {"own_share": 120}, {"retrieved": "15.11.2026"}):
         with pytest.raises(ValidationError):
             parse_entity(record | change)

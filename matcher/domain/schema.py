@@ -240,7 +240,11 @@ class ProjectPlace(_Strict):
 
 
 class Deadlines(_Strict):
-    """When applications are due: fixed dates (that may repeat every year) or rolling."""
+    """When applications are due: fixed dates (that may repeat every year) or rolling (one of the two)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["rolling"], "properties": {"rolling": {"const": True}}},
+        {"required": ["dates"], "properties": {"dates": {"type": "array", "minItems": 1}}}]})
 
     rolling: bool = Field(default=False, description="Anträge laufend möglich")
     dates: Annotated[list[IsoDate], Field(max_length=24)] = []
@@ -248,6 +252,12 @@ class Deadlines(_Strict):
     lead_weeks: Annotated[int, Field(ge=0, le=104)] | None = Field(
         default=None, description="Antrag mindestens so viele Wochen vor Projektbeginn")
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _dates_or_rolling(self) -> Deadlines:
+        if not self.rolling and not self.dates:
+            raise ValueError("Bitte Fristen (dates) angeben oder rolling: true")
+        return self
 
 
 PartnerKind = Literal["municipality_abroad", "partner_abroad", "german_municipality", "civil_society",
@@ -263,7 +273,8 @@ class Programme(_EntityBase):
     """A funding programme (Förderprogramm): who funds what, for whom, how much, by when.
 
     ``topics`` are its themes; ``source`` and ``retrieved`` say where and when its conditions were
-    taken from (they change every year: check them against the funder before applying)."""
+    taken from (they change every year: check them against the funder before applying). A minimum above
+    its maximum is not refused (no JSON Schema can say so): it excludes every amount or duration."""
 
     kind: Literal["programme"]
     funder: ShortText
@@ -272,7 +283,7 @@ class Programme(_EntityBase):
     min_amount: Money | None = None
     max_amount: Money | None = None
     own_share: Percent | None = Field(default=None, description="Eigenanteil in Prozent der Gesamtkosten")
-    deadlines: Deadlines = Deadlines()
+    deadlines: Deadlines
     min_months: Months | None = None
     max_months: Months | None = None
     required_partners: Annotated[list[RequiredPartner], Field(max_length=10)] = []
@@ -281,16 +292,6 @@ class Programme(_EntityBase):
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     retrieved: IsoDate
     example: bool = Field(default=False, description="Beispieldaten: Bedingungen beim Fördergeber prüfen")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> Programme:
-        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
-            raise ValueError("min_amount darf nicht größer als max_amount sein")
-        if self.min_months is not None and self.max_months is not None and self.min_months > self.max_months:
-            raise ValueError("min_months darf nicht größer als max_months sein")
-        if not self.deadlines.rolling and not self.deadlines.dates:
-            raise ValueError("deadlines: bitte Fristen (dates) angeben oder rolling: true")
-        return self
 
     @property
     def partner_countries(self) -> list[str]:
