@@ -60,7 +60,7 @@ def test_excel_report_opens_with_openpyxl(client, reader):
     assert r.status_code == 200
     assert r.headers["Content-Disposition"] == 'attachment; filename="landschaft-koeln.xlsx"'
     wb = load_workbook(io.BytesIO(r.data))
-    assert wb.sheetnames == ["Abdeckung", "Namen", "Zuordnungen", "Fehlende Verbindungen"]
+    assert wb.sheetnames == ["Abdeckung", "Namen", "Zuordnungen", "Fehlende Verbindungen", "Förderfristen"]
     assert wb["Abdeckung"]["A2"].value == "Handlungsfeld"
 
 

@@ -295,3 +295,19 @@ def test_evaluate_reports_the_programmes_task_above_the_bar(default_embedder):
     ds = load_dataset(FIXTURES.parent / "eval" / "programmes")
     report = evaluate(matcher_ranker(Matcher(default_embedder).fit(ds.catalog)), ds)
     assert report.per_task["programmes"]["ndcg@10"] >= 0.85, report.per_task
+
+
+def test_erasure_removes_a_programme_and_a_suggested_partner_from_the_programme_audit(
+        with_programmes, client_module, api_keys):
+    copy = json.loads(PROGRAMMES["prg-109"].model_dump_json(exclude_none=True)) | {"id": "prg-erase"}
+    assert client_module.post("/v1/entities", json=copy, headers=_auth(api_keys, "editor")).status_code == 201
+    out = client_module.post(ROUTE, json=IDEA, headers=_auth(api_keys, "reader")).json
+    partner = out["eligible"][0]["partners"][0]["id"]
+    store = with_programmes.extensions["matcher"].store
+    shown = json.dumps([e["shown"] for e in store.audit_entries(1000)])
+    assert "prg-erase" in shown and partner in shown
+    for entity_id in ("prg-erase", partner):
+        r = client_module.delete(f"/v1/entities/{entity_id}?erase=true", headers=_auth(api_keys, "admin"))
+        assert r.status_code == 200 and r.json["erased"] and r.json["audit_entries"] >= 1, r.json
+    shown = json.dumps([e["shown"] for e in store.audit_entries(1000)])
+    assert "prg-erase" not in shown and partner not in shown
