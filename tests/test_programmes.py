@@ -311,3 +311,19 @@ def test_erasure_removes_a_programme_and_a_suggested_partner_from_the_programme_
         assert r.status_code == 200 and r.json["erased"] and r.json["audit_entries"] >= 1, r.json
     shown = json.dumps([e["shown"] for e in store.audit_entries(1000)])
     assert "prg-erase" not in shown and partner not in shown
+
+
+def test_the_command_line_ranks_programmes_with_the_checklist():
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    res = CliRunner().invoke(cli, [
+        "rank", "--catalog", str(FIXTURES / "programmes.jsonl"), "--task", "programmes", "--text",
+        "Die Stadt möchte mit ihrer ukrainischen Partnerstadt Notstromaggregate beschaffen", "--city", "Bielefeld",
+        "--applicant-type", "municipality", "--abroad", "--partner-country", "UA", "--amount", "60000",
+        "--own-share", "0", "--start", "2027-02-01", "--as-of", "2026-12-03", "-k", "3"])
+    assert res.exit_code == 0, res.output
+    assert "1. Kommunale Partnerschaften mit der Ukraine: Kleinprojekte (prg-114" in res.output
+    assert "✓ Kommunen sind antragsberechtigt" in res.output and "Nicht passend (mit Ausschlussgrund):" in res.output
+    assert "✗ Eigenanteil 10 %, Ihr Budget sieht 0 % vor" in res.output                   # Nakopa, excluded

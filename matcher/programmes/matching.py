@@ -120,6 +120,8 @@ def short_name(programme: Programme) -> str | None:
 def _partners(matcher: Matcher, query: Query, facts: ProjectFacts, p: Programme, n: int) -> list[Suggestion]:
     """Organisations for each partner the programme requires (the partner search, with the project idea)."""
     out: list[Suggestion] = []
+    if matcher.index_.block("organisation").size == 0:
+        return out
     seen = {query.from_}
     from matcher.text.countries import country_name_de
 
@@ -146,6 +148,8 @@ def _advisors(matcher: Matcher, query: Query, p: Programme, n: int) -> list[Sugg
     short = short_name(p)
     index = matcher.index_
     block = index.block("advisor")
+    if block.size == 0:
+        return []
     named = []
     if short:
         pattern = re.compile(rf"\b{re.escape(short)}\b")
