@@ -222,6 +222,18 @@ def test_a_bad_request_is_422_in_german_naming_its_field(with_programmes, client
     assert field in json.dumps(r.json["error"]["details"], ensure_ascii=False)
 
 
+def test_an_applicant_from_the_catalog_gives_its_type_and_seat(with_programmes, client_module, api_keys):
+    reader = _auth(api_keys, "reader")
+    out = client_module.post(ROUTE, json={"applicant": "mun-101", "text": "Partnerschaftsprojekt Wasser in Tansania",
+                                          "as_of": "2026-12-03"}, headers=reader).json
+    nakopa = next(x for x in out["eligible"] if x["programme"]["id"] == "prg-101")
+    assert "✓ Kommunen sind antragsberechtigt" in [x["line"] for x in nakopa["rules"]]
+    assert all(x["programme"]["id"] != "prg-109" for x in out["eligible"])       # diaspora: not for municipalities
+    assert client_module.post(ROUTE, json={"applicant": "org-999"}, headers=reader).status_code == 404
+    wrong = client_module.post(ROUTE, json={"applicant": "adv-101"}, headers=reader)
+    assert wrong.status_code == 422 and "adv-101" in wrong.json["error"]["message"]
+
+
 def test_the_route_needs_a_key_like_the_other_recommendations(with_programmes, client_module):
     r = client_module.post(ROUTE, json={"text": "Bildung"})
     assert r.status_code == 401 and r.json["error"]["message"]
