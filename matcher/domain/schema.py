@@ -45,6 +45,7 @@ __all__ = [
     "Event",
     "Municipality",
     "APPLICANT_TYPES",
+    "ApplicantType",
     "Eligibility",
     "ProjectPlace",
     "Deadlines",

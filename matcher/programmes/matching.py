@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from matcher.domain.labels import PARTNER_KIND_LABELS_DE
 from matcher.domain.schema import ApplicantType, Municipality, Organisation, Programme, ProjectFacts, Query
 from matcher.engine.explain import Explanation, explain, topic_similarities
 from matcher.engine.matcher import Matcher
+from matcher.errors import ValidationError
 from matcher.programmes.deadlines import next_round
 from matcher.programmes.eligibility import Rule, check_programme, excluding
+from matcher.text.countries import country_name_de
 
 __all__ = ["ProgrammeMatch", "ProgrammeMatches", "Suggestion", "applicant_type_of", "match_programmes",
            "ranked_ids"]
@@ -118,27 +121,23 @@ def short_name(programme: Programme) -> str | None:
 
 
 def _partners(matcher: Matcher, query: Query, facts: ProjectFacts, p: Programme, n: int) -> list[Suggestion]:
-    """Organisations for each partner the programme requires (the partner search, with the project idea)."""
+    """Up to ``n`` organisations for each partner the programme requires (the partner search, with the idea)."""
     out: list[Suggestion] = []
     if matcher.index_.block("organisation").size == 0:
         return out
     seen = {query.from_}
-    from matcher.text.countries import country_name_de
-
     where = f" in {country_name_de(facts.partner_country)}" if facts.partner_country else ""
     for required in p.required_partners:
-        text = " ".join(t for t in [query.text, required.description + where] if t)
+        wanted = required.description or PARTNER_KIND_LABELS_DE[required.kind]
+        text = " ".join(t for t in [query.text, wanted + where] if t)
         q = Query(task="partners", text=text, city=query.city, lat=query.lat, lon=query.lon,
                   org_types=_PARTNER_ORG_TYPES[required.kind])
-        for r in matcher.rank(q, k=n + len(seen)).results:
-            if r.entity_id in seen:
-                continue
+        fresh = [r for r in matcher.rank(q, k=n + len(seen)).results if r.entity_id not in seen][:n]
+        for r in fresh:
             seen.add(r.entity_id)
             reason = r.explanation.reasons[0] if r.explanation.reasons else ""
             out.append(Suggestion(r.entity_id, r.entity.name, r.entity.kind,
-                                  f"Für: {required.description or required.kind}" + (f" — {reason}" if reason else "")))
-            if sum(s.reason.startswith(f"Für: {required.description or required.kind}") for s in out) >= n:
-                break
+                                  f"Für: {wanted}" + (f" — {reason}" if reason else "")))
     return out
 
 
@@ -181,8 +180,6 @@ def match_programmes(matcher: Matcher, query: Query, k: int = 10, today: dt.date
         UnknownEntityError: ``query.from_`` is not in the catalog.
         ValidationError: the asker is of the wrong kind, or the query is not for programmes.
     """
-    from matcher.errors import ValidationError
-
     if query.task != "programmes":
         raise ValidationError("match_programmes beantwortet nur die Aufgabe „programmes“",
                               [{"field": "task", "value": query.task}])
