@@ -256,7 +256,7 @@ def test_command_writes_html_xlsx_and_json(tmp_path, monkeypatch):
         assert "Köln und 30 km Umkreis" in res.output and out.stat().st_size > 1000
     assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["missing_links"]
     wb = load_workbook(tmp_path / "report.xlsx")
-    assert wb.sheetnames == ["Abdeckung", "Namen", "Zuordnungen", "Fehlende Verbindungen"]
+    assert wb.sheetnames == ["Abdeckung", "Namen", "Zuordnungen", "Fehlende Verbindungen", "Förderfristen"]
     assert wb["Abdeckung"]["A3"].value == "Fairer Handel und faire Beschaffung"
     bad = runner.invoke(landscape, [*CATALOG, "--city", "Köln", "--out", str(tmp_path / "report.pdf")])
     assert bad.exit_code == 2 and "--out" in bad.output
