@@ -66,20 +66,47 @@ class TextCounts:
         self.analyzer = analyzer
         self.vocabulary: dict[str, int] = {}
         self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # rows read from a pickle, kept packed (one CSR-like triple, no per-text arrays) until asked for
+        self._packed: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._packed_pos: dict[str, int] | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]  # a lock cannot be pickled (fitted matchers are cached on disk by bench/)
+        # a lock cannot be pickled (fitted matchers are cached on disk by bench/); the rows are packed
+        # into three arrays, so that a persisted index holds no per-text objects beyond the texts
+        with self._lock:
+            texts = [*self._packed[0], *self._rows] if self._packed is not None else list(self._rows)
+            rows = [self._row_of(t) for t in texts]
+        indptr = np.concatenate([[0], np.cumsum([r[0].size for r in rows])]).astype(np.int64)
+        ids = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
+        counts = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.int64)
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_rows", "_packed", "_packed_pos")}
+        state["_packed_rows"] = (texts, indptr, ids.astype(np.int32), counts.astype(np.int32))
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        packed = state.pop("_packed_rows", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._rows = state.get("_rows", {})
+        self._packed, self._packed_pos = packed, None
+
+    def _row_of(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
+        found = self._rows.get(text)
+        if found is None and self._packed is not None:
+            texts, indptr, ids, counts = self._packed
+            if self._packed_pos is None:  # built on the first refit, not at start-up
+                self._packed_pos = {t: i for i, t in enumerate(texts)}
+            i = self._packed_pos.get(text)
+            if i is not None:
+                a, b = indptr[i], indptr[i + 1]
+                found = (ids[a:b].astype(np.int64), counts[a:b].astype(np.int64))
+        return found
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, counts) of ``text``, counting it first if it is new."""
-        found = self._rows.get(text)
+        found = self._row_of(text)
         if found is not None:
             return found
         counted = Counter(self.analyzer(text))
@@ -109,7 +136,11 @@ class TextCounts:
         """Forget the counts of every text not in ``texts`` (the vocabulary only grows)."""
         keep = set(texts)
         with self._lock:
-            self._rows = {t: r for t, r in self._rows.items() if t in keep}
+            if self._packed is not None:  # unpack what is kept: a refit after a start from a stored index
+                self._rows = {t: r for t in keep if (r := self._row_of(t)) is not None}
+                self._packed, self._packed_pos = None, None
+            else:
+                self._rows = {t: r for t, r in self._rows.items() if t in keep}
 
 
 class _TfidfView:
