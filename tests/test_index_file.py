@@ -53,7 +53,7 @@ def test_an_index_read_from_its_file_ranks_as_the_fitted_one_and_is_mapped_not_c
     assert loaded is not None
     # the large arrays are read-only views of the file, not copies
     assert not loaded.profile_vecs.flags.writeable and not loaded.profile_vecs.flags.owndata
-    assert not loaded.lexical.char_matrix_.data.flags.writeable
+    assert not loaded.lexical.char_csc_[0].data.flags.writeable
     _same_rankings(Matcher(fast_embedder).use_index(loaded), fitted)
     # another version (or model, or code) is not this file's: nothing is returned
     assert load_index(path, {**meta, "catalog_version": 4}, default_gazetteer()) is None
@@ -68,7 +68,9 @@ def _store(url: str) -> Store:
 
 
 def _live(store: Store, embedder, index_dir) -> LiveMatcher:
-    return LiveMatcher(store, StoreBackedEmbedder(embedder, store, batch_window=None), index_dir=index_dir).fit()
+    live = LiveMatcher(store, StoreBackedEmbedder(embedder, store, batch_window=None), index_dir=index_dir).fit()
+    live.wait_for_index_file()
+    return live
 
 
 @pytest.mark.numerics
@@ -86,6 +88,7 @@ def test_a_restart_reads_the_index_and_a_stale_one_is_rebuilt_not_used(tmp_path,
     store.upsert_entities([parse_entity(NEW)])          # the catalog moves on: the file is stale
     # the refit after a start from the file (packed n-gram counts, mapped vectors) takes over its work
     version, refitted = second.current()
+    second.wait_for_index_file()
     assert version == store.catalog_version() and not second.loaded_from_file_
     assert "adv-index-file" in refitted.index_.row
     scratch = Matcher(fast_embedder).fit(store.snapshot()[1])
@@ -112,6 +115,7 @@ def test_two_replicas_on_postgresql_start_from_one_index_and_refit_incrementally
     q = Query(task="advisors", text="Sisal-Genossenschaften in Tansania")
     for live in (a, b):  # each replica sees the new version and refits on the index it serves
         version, matcher = live.current()
+        live.wait_for_index_file()
         assert version == store_a.catalog_version()
         assert matcher.rank(q, k=3, as_of=AS_OF).results[0].entity_id == "adv-index-file"
     _same_rankings(b.matcher_, Matcher(fast_embedder).fit(store_a.snapshot()[1]))

@@ -67,10 +67,9 @@ def save_index(index: CatalogIndex, path: Path, meta: dict[str, Any]) -> Path:
         return False
 
     out = io.BytesIO()
-    pickler = pickle.Pickler(out, protocol=5, buffer_callback=out_of_band)
     # the gazetteer is the reader's own (its file is part of ``meta``): not copied into every index
-    pickler.persistent_id = lambda obj: "gazetteer" if obj is index.gazetteer else None  # type: ignore[method-assign]
-    pickler.dump(index)
+    state = {k: v for k, v in index.__getstate__().items() if k != "gazetteer"}
+    pickle.Pickler(out, protocol=5, buffer_callback=out_of_band).dump(state)
     body = out.getbuffer()
     spans, offset = [], _align(len(body))
     for buf in buffers:
@@ -124,11 +123,9 @@ def load_index(path: Path, meta: dict[str, Any], gazetteer: Gazetteer) -> Catalo
     view = memoryview(mapped)
     body = view[start : start + header["pickle"]]
     buffers = [view[start + a : start + a + n] for a, n in header["buffers"]]
-    unpickler = pickle.Unpickler(io.BytesIO(body), buffers=buffers)
-    unpickler.persistent_load = lambda pid: gazetteer  # type: ignore[method-assign]
-    index = unpickler.load()
-    if not isinstance(index, CatalogIndex):
-        return None
+    state = pickle.loads(body, buffers=buffers)
+    index = CatalogIndex.__new__(CatalogIndex)
+    index.__setstate__({**state, "gazetteer": gazetteer})
     return index
 
 

@@ -176,7 +176,9 @@ class LiveMatcher:
     ``refit_wait`` bounds how long :meth:`current` waits for a refit it
     started; a longer refit finishes in the background while the previous
     matcher keeps serving. ``index_dir``: where fitted indexes are kept and
-    looked for (see the module docstring; None: every start fits).
+    looked for (see the module docstring; None: every start fits); writing
+    one deletes the other index files there (an index holds the catalog's
+    texts: an erased entity must not outlive its catalog version).
 
     Example:
         >>> live = LiveMatcher(store, StoreBackedEmbedder(make_embedder("use"), store)).fit()
@@ -184,15 +186,13 @@ class LiveMatcher:
     """
 
     def __init__(self, store: Store, embedder: StoreBackedEmbedder, weights: Weights | None = None,
-                 gazetteer: Gazetteer | None = None, refit_wait: float = 5.0, index_dir: Path | None = None,
-                 keep_indexes: int = 4):
+                 gazetteer: Gazetteer | None = None, refit_wait: float = 5.0, index_dir: Path | None = None):
         self.store = store
         self.embedder = embedder
         self.weights = weights
         self.gazetteer = gazetteer
         self.refit_wait = refit_wait
         self.index_dir = index_dir
-        self.keep_indexes = keep_indexes
 
     def fit(self, progress: Callable[[str, int, int], None] | None = None) -> LiveMatcher:
         """Load the catalog from the store and fit (encoding only texts without stored vectors).
@@ -203,6 +203,7 @@ class LiveMatcher:
         fitting thread; the service reads it from request threads while the first fit runs.
         """
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._refit_thread: threading.Thread | None = None
         self._snapshot_at = float("-inf")   # a current() in another thread may look before the fit ends
         self.refits_ = 0
@@ -235,8 +236,17 @@ class LiveMatcher:
         self.fit_seconds_ = time.monotonic() - read_at
         log.info("catalog version %s %s: %d entities in %.2f s", version,
                  "read from its index file" if index is not None else "fitted", len(matcher.index_), self.fit_seconds_)
-        if index is None and stamp is not None and stamp[0] == version:
-            self._write_index(matcher.index_, stamp)   # a write between stamp and snapshot: the next fit saves
+        if index is None and stamp is not None and stamp[0] == version:   # (else a write came between the two
+            # reads: the next fit saves) written in the background: the fitted catalog serves meanwhile
+            self._writer = threading.Thread(target=self._write_index, args=(matcher.index_, stamp),
+                                            name="matcher-index-write", daemon=True)
+            self._writer.start()
+
+    def wait_for_index_file(self, timeout: float | None = None) -> None:
+        """Wait until the index file of the last fit is written (tests, and a clean shutdown)."""
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.join(timeout)
 
     # ------------------------------------------------------------------ the index file
     def _persists(self) -> bool:
@@ -263,11 +273,14 @@ class LiveMatcher:
     def _write_index(self, index: CatalogIndex, stamp: tuple[int, str]) -> None:
         meta = self._index_meta(stamp)
         try:
-            path = save_index(index, self._index_path(meta), meta)
-            old = sorted(path.parent.glob("catalog-*.idx"), key=lambda p: p.stat().st_mtime, reverse=True)
-            for stale in old[self.keep_indexes :]:
-                stale.unlink(missing_ok=True)   # a process that maps it keeps its pages until it lets go
-        except OSError:  # no room or no right to write: the next start fits again
+            with self._write_lock:
+                if self.state_[0] != stamp[0]:
+                    return   # a newer catalog is fitted: its file is the one to keep
+                path = save_index(index, self._index_path(meta), meta)
+                for stale in path.parent.glob("catalog-*.idx"):
+                    if stale != path:   # a process that maps it keeps its pages until it lets go
+                        stale.unlink(missing_ok=True)
+        except Exception:  # no room or no right to write: the next start fits again
             log.exception("could not write the index of catalog version %s", stamp[0])
 
     def _check(self) -> None:
