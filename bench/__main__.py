@@ -194,6 +194,7 @@ def prepare(cfg: argparse.Namespace, only: set[str], embedder, vectors, log) -> 
                     s = Store(url)
                     live = LiveMatcher(s, StoreBackedEmbedder(embedder, s, batch_window=None), index_dir=building)
                     live.fit()
+                    live.wait_for_index_file()
                     s.close()
                     del live
                     building.rename(index_dir)
