@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="embedding model (default: the engine's default, e5+use)")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--prepare", action="store_true", help="only fill the caches in var/bench/ (the build step)")
+    ap.add_argument("--requests", type=int, default=None, help="latency requests per size (default 100)")
+    ap.add_argument("--concurrent-requests", type=int, default=None,
+                    help="requests per concurrency level, split among the clients (default 96)")
     args = ap.parse_args(argv)
     from matcher.engine.embedding import DEFAULT_MODEL, make_embedder
 
@@ -227,8 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         model=args.model or DEFAULT_MODEL,
         sizes=(500, 2_000) if args.quick else (1_000, 10_000, 100_000),
         main_size=2_000 if args.quick else 10_000,
-        requests=8 if args.quick else 100,
-        concurrent_requests=16 if args.quick else 96,
+        requests=args.requests or (8 if args.quick else 100),
+        concurrent_requests=args.concurrent_requests or (16 if args.quick else 96),
         import_profiles=20 if args.quick else 300,
         batch=dict(n_orgs=2_000, n_advisors=50, n_requests=300, repeat=1) if args.quick else
         dict(n_orgs=50_000, n_advisors=500, n_requests=5_000, repeat=3),
