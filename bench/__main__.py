@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None, help="embedding model (default: the engine's default, e5+use)")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--prepare", action="store_true", help="only fill the caches in var/bench/ (the build step)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="catalog sizes (default 1000 10000 100000)")
     ap.add_argument("--requests", type=int, default=None, help="latency requests per size (default 100)")
     ap.add_argument("--concurrent-requests", type=int, default=None,
                     help="requests per concurrency level, split among the clients (default 96)")
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = argparse.Namespace(
         model=args.model or DEFAULT_MODEL,
-        sizes=(500, 2_000) if args.quick else (1_000, 10_000, 100_000),
+        sizes=tuple(args.sizes) if args.sizes else (500, 2_000) if args.quick else (1_000, 10_000, 100_000),
         main_size=2_000 if args.quick else 10_000,
         requests=args.requests or (8 if args.quick else 100),
         concurrent_requests=args.concurrent_requests or (16 if args.quick else 96),

@@ -89,7 +89,10 @@ class BenchServer:
                 if time.monotonic() - started > self.timeout:
                     raise RuntimeError(f"server not ready after {self.timeout:.0f} s: see {self.log}")
                 try:
-                    if requests.get(f"{self.base}/readyz", timeout=5).status_code == 200:
+                    # several workers: ready when many fresh connections in a row (spread over the
+                    # workers by the kernel) all find a ready worker
+                    if all(requests.get(f"{self.base}/readyz", timeout=5).status_code == 200
+                           for _ in range(1 if self.workers == 1 else 30)):
                         break
                 except requests.RequestException:
                     pass
