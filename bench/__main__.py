@@ -72,6 +72,21 @@ def _index_dir(store, n: int) -> Path:
     return WORK / f"index-{n}-{store.path.stem.rsplit('-', 1)[-1]}"
 
 
+def _linked_copy(index_dir: Path, name: str) -> Path:
+    """A run's own copy of a cached index folder, by hard links (no data copied): a server that refits
+    (the bulk import) writes its new index there and deletes the old file there, not in the cache."""
+    import shutil
+
+    from bench.stores import WORK
+
+    run = WORK / "run" / name
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    for f in index_dir.glob("*.idx"):
+        (run / f.name).hardlink_to(f)
+    return run
+
+
 def _start_figures(srv) -> dict:
     return {"startup_seconds": round(srv.startup_seconds, 2),
             "texts_encoded_at_startup": int(srv.metric("matcher_texts_encoded")), **srv.memory_mb()}
@@ -117,7 +132,8 @@ def serving_rows(cfg: argparse.Namespace, only: set[str], embedder, vectors, log
             log(f"serving {n:,} profiles ({stored.shape[0]:,} × {stored.shape[1]} stored vectors)")
             # the bare model's start beside each start measured: the shared machine's load moves between them
             started["bare_model"] = bare_model_baseline(cfg.model)
-            with BenchServer(url, cfg.model, WORK / "run" / f"server-{n}.log", index_dir=index_dir) as srv:
+            with BenchServer(url, cfg.model, WORK / "run" / f"server-{n}.log",
+                             index_dir=_linked_copy(index_dir, f"index-{n}")) as srv:
                 started.update(_start_figures(srv))
                 started["index_file_mb"] = round(sum(f.stat().st_size for f in index_dir.glob("*.idx")) / 2 ** 20, 1)
                 log(f"start at {n:,} from the index: {started['startup_seconds']} s")
@@ -158,8 +174,8 @@ def serving_rows(cfg: argparse.Namespace, only: set[str], embedder, vectors, log
                 # several workers on one machine: the index file's pages are shared (PSS counts them once)
                 discard(url)
                 url = working_copy(store, f"serve-{n}")
-                with BenchServer(url, cfg.model, WORK / "run" / f"server-{n}-3w.log", index_dir=index_dir,
-                                 workers=3) as srv:
+                with BenchServer(url, cfg.model, WORK / "run" / f"server-{n}-3w.log",
+                                 index_dir=_linked_copy(index_dir, f"index-{n}"), workers=3) as srv:
                     concurrency(srv.base, 6, 4, tag=f"w3n{n}")   # every worker serves
                     started["three_workers"] = {"startup_seconds": round(srv.startup_seconds, 2), **srv.pss_mb()}
                 log(f"three workers at {n:,}: {started['three_workers']['workers_pss_total_mb']} MB PSS together")
