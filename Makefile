@@ -70,7 +70,9 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 # speed, memory, scaling and the reviewer-paper gold standard: one table, also written to
-# bench/results/latest.json (6-7 min on 2 cores with the caches in var/bench/; a fresh clone fills them first: ~18 min)
+# bench/results/latest.json. Its first phase fills the caches in var/bench/ (the build step, also
+# `python -m bench --prepare`: papers' and pool vectors, stores, persisted indexes; ~20 min on a fresh clone,
+# seconds when warm); the table's last line states that and the measuring (~10 min on 2 cores) apart
 bench: install
 	$(PY) -m bench
 

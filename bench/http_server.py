@@ -1,7 +1,8 @@
 """A real gunicorn server on a loopback port for the benchmarks, with its start-up time and memory.
 
-Started as ``make run`` starts it (``service.wsgi:app``, 1 worker, 4 threads) on a free port of
-127.0.0.1, in its own process group so that stopping it stops its worker too.
+Started as ``make run`` starts it (``service.wsgi:app``, 1 worker, 4 threads; more workers for the
+memory rows) on a free port of 127.0.0.1, in its own process group so that stopping it stops its
+workers too.
 """
 
 from __future__ import annotations
@@ -46,11 +47,18 @@ def _status_kb(pid: int, field: str) -> int:
     return int(m[1]) if m else 0
 
 
+def _rollup_kb(pid: int, field: str) -> int:
+    m = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M)
+    return int(m[1]) if m else 0
+
+
 class BenchServer:
     """``with BenchServer(url, model) as s:`` — spawned, ready (``/readyz`` 200), stopped on exit."""
 
     def __init__(self, database_url: str, model: str, log: Path, threads: int = 4, extra_env: dict | None = None,
-                 timeout: float = 1800):
+                 timeout: float = 1800, workers: int = 1, index_dir: Path | None = None):
+        self.workers = workers
+        self.index_dir = index_dir
         self.database_url = database_url
         self.model = model
         self.log = log
@@ -65,11 +73,13 @@ class BenchServer:
                "MATCHER_MODEL": self.model, "MATCHER_OPEN_RECOMMENDATIONS": "true", "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1",
                # the limiter stays on (its cost is part of every request) but never refuses a load test
-               "MATCHER_RATE_LIMIT_RECOMMENDATIONS": "1000000 per minute", **self.extra_env}
+               "MATCHER_RATE_LIMIT_RECOMMENDATIONS": "1000000 per minute",
+               # where the fitted index is kept between starts (false: fit at every start)
+               "MATCHER_INDEX_DIR": str(self.index_dir) if self.index_dir else "false", **self.extra_env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
              "--threads", str(self.threads), "--timeout", "1800", "service.wsgi:app"],
             cwd=ROOT, env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -79,7 +89,10 @@ class BenchServer:
                 if time.monotonic() - started > self.timeout:
                     raise RuntimeError(f"server not ready after {self.timeout:.0f} s: see {self.log}")
                 try:
-                    if requests.get(f"{self.base}/readyz", timeout=5).status_code == 200:
+                    # several workers: ready when many fresh connections in a row (spread over the
+                    # workers by the kernel) all find a ready worker
+                    if all(requests.get(f"{self.base}/readyz", timeout=5).status_code == 200
+                           for _ in range(1 if self.workers == 1 else 30)):
                         break
                 except requests.RequestException:
                     pass
@@ -102,11 +115,23 @@ class BenchServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
-    def worker_pid(self) -> int:
+    def worker_pids(self) -> list[int]:
         workers = _children(self.proc.pid)
-        if len(workers) != 1:
-            raise RuntimeError(f"expected one gunicorn worker, found {workers}")
-        return workers[0]
+        if len(workers) != self.workers:
+            raise RuntimeError(f"expected {self.workers} gunicorn worker(s), found {workers}")
+        return workers
+
+    def worker_pid(self) -> int:
+        return self.worker_pids()[0]
+
+    def pss_mb(self) -> dict[str, float]:
+        """Proportional set size (shared pages divided among the processes that map them, so a sum counts
+        them once) of every worker and of the master, from ``/proc/PID/smaps_rollup``, in MB."""
+        workers = [_rollup_kb(pid, "Pss") / 1024 for pid in self.worker_pids()]
+        return {"workers_pss_mb": [round(w, 1) for w in workers], "workers_pss_total_mb": round(sum(workers), 1),
+                "master_pss_mb": round(_rollup_kb(self.proc.pid, "Pss") / 1024, 1),
+                "workers_rss_mb": [round(_status_kb(pid, "VmRSS") / 1024, 1) for pid in self.worker_pids()],
+                "workers_peak_rss_mb": [round(_status_kb(pid, "VmHWM") / 1024, 1) for pid in self.worker_pids()]}
 
     def memory_mb(self) -> dict[str, float]:
         """The worker's resident memory now and its peak (VmHWM) so far, in MB."""

@@ -7,6 +7,7 @@ goes through these functions, so the CLI, the server and batch jobs agree:
 ``MATCHER_THREADS``       inference threads per process (default: the backend's choice)
 ``MATCHER_DATA_DIR``      where the embedded store lives (default: see :func:`data_dir`)
 ``MATCHER_DATABASE_URL``  the store (default: ``sqlite:///<data dir>/matcher.db``)
+``MATCHER_INDEX_DIR``     where fitted catalog indexes are kept for the next start (default: ``<data dir>/index``)
 ``MATCHER_PLACES_FILE``   the curated gazetteer (default: the package's ``data/nrw_places.json``)
 ``MATCHER_FIELDS_FILE``   the fields of action (default: the package's ``data/fields_of_action.json``)
 """
@@ -20,8 +21,8 @@ from pathlib import Path
 
 DEFAULT_MODEL = "e5+use"  # multilingual-e5-small (4-bit) and USE multilingual v3, fused (see the model card)
 
-__all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "package_data", "places_file",
-           "fields_file"]
+__all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "index_dir", "package_data",
+           "places_file", "fields_file"]
 
 
 def model_spec() -> str:
@@ -57,6 +58,13 @@ def data_dir() -> Path:
 def database_url() -> str:
     """The store's URL: ``MATCHER_DATABASE_URL``, else the SQLite file ``<data dir>/matcher.db``."""
     return os.environ.get("MATCHER_DATABASE_URL") or f"sqlite:///{data_dir() / 'matcher.db'}"
+
+
+def index_dir() -> Path:
+    """Where the fitted catalog index is kept between starts: ``MATCHER_INDEX_DIR``, else ``<data dir>/index``
+    (see :mod:`matcher.engine.index_file`)."""
+    configured = os.environ.get("MATCHER_INDEX_DIR")
+    return Path(configured).expanduser().resolve() if configured else data_dir() / "index"
 
 
 def package_data(name: str) -> Path:

@@ -26,7 +26,11 @@ def default_config() -> dict[str, Any]:
         "MAX_BODY_BYTES": 256 * 1024,           # JSON request bodies (413 above)
         "MAX_IMPORT_BYTES": 16 * 1024 * 1024,   # bulk import bodies
         "REFIT_WAIT_SECONDS": 5.0,              # how long a request waits for a refit after a catalog change
+        "INDEX_DIR": None,                      # fitted catalog indexes for the next start (None: MATCHER_INDEX_DIR
+                                                # or <data dir>/index, see matcher.settings; False: fit at every start)
         "REQUEST_CACHE_SIZE": 2048,             # request-text vectors kept in memory (never stored)
+        "ENCODE_BATCH_WINDOW": 0.002,           # seconds concurrent requests' texts are collected for one forward
+                                                # pass (matcher.engine.batching); None: one request at a time
         # rate limit of /v1/recommendations/* per key (per address without one); see service/ratelimit.py
         "RATE_LIMIT_RECOMMENDATIONS": "120 per minute",   # limits notation; None or "": no limit
         "RATELIMIT_ENABLED": True,              # Flask-Limiter's switch (False: no limits at all)

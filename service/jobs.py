@@ -85,8 +85,9 @@ def _job_process(app: Flask) -> JobProcess | None:
     cfg = app.config
     if not cfg["JOB_PROCESS"] or not isinstance(cfg["MODEL"], str):
         return None
+    live = get_state_of(app).live
     return JobProcess(get_state_of(app).store.url, cfg["MODEL"], threads=int(cfg["JOB_PROCESS_THREADS"]) or None,
-                      niceness=int(cfg["JOB_PROCESS_NICENESS"]))
+                      niceness=int(cfg["JOB_PROCESS_NICENESS"]), index_dir=live.index_dir)
 
 
 def init_app(app: Flask) -> None:

@@ -30,6 +30,12 @@ class ServiceMetrics:
         self.refits = Gauge("matcher_refits", "Refits after catalog changes since start", registry=self.registry)
         self.fit_seconds = Gauge("matcher_fit_seconds", "Duration of the last fit", registry=self.registry)
         self.encoded = Gauge("matcher_texts_encoded", "Texts encoded by the model since start", registry=self.registry)
+        self.index_loaded = Gauge("matcher_index_from_file", "1 if the serving index was read from its file, "
+                                  "0 if it was fitted", registry=self.registry)
+        self.passes = Gauge("matcher_encode_passes", "Forward passes of request texts (micro-batched) since start",
+                            registry=self.registry)
+        self.batched = Gauge("matcher_encode_batched_calls", "Request encodes that shared a forward pass with "
+                             "another since start", registry=self.registry)
 
 
 def _start() -> None:
@@ -61,6 +67,11 @@ def metrics_response() -> Response:
         m.refits.set(live.refits_)
         m.fit_seconds.set(live.fit_seconds_)
         m.encoded.set(live.embedder.encoded)
+        m.index_loaded.set(int(getattr(live, "loaded_from_file_", False)))
+        batcher = getattr(live.embedder, "batcher", None)
+        if batcher is not None:
+            m.passes.set(batcher.passes)
+            m.batched.set(batcher.batched_calls)
     return Response(generate_latest(m.registry), content_type=CONTENT_TYPE_LATEST)
 
 

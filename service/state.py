@@ -15,10 +15,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
 
+from matcher import settings
 from matcher.engine.embedding import make_embedder
 from matcher.errors import MatcherError
 from matcher.live import LiveMatcher, StoreBackedEmbedder
@@ -160,8 +162,12 @@ def init_app(app: Flask) -> None:
     store.check_schema()
     model = cfg["MODEL"]
     base = make_embedder(model, threads=cfg["THREADS"]) if isinstance(model, str) else model
-    embedder = StoreBackedEmbedder(base, store, request_cache_size=int(cfg["REQUEST_CACHE_SIZE"]))
-    live = LiveMatcher(store, embedder, refit_wait=float(cfg["REFIT_WAIT_SECONDS"]))
+    window = cfg["ENCODE_BATCH_WINDOW"]
+    embedder = StoreBackedEmbedder(base, store, request_cache_size=int(cfg["REQUEST_CACHE_SIZE"]),
+                                   batch_window=None if window is None else float(window))
+    index_dir = cfg["INDEX_DIR"]
+    live = LiveMatcher(store, embedder, refit_wait=float(cfg["REFIT_WAIT_SECONDS"]),
+                       index_dir=None if index_dir is False else Path(index_dir or settings.index_dir()))
     state = ServiceState(store=store, live=live, startup=Startup())
     app.extensions[EXTENSION] = state
     if not cfg["START_IN_BACKGROUND"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -22,8 +23,11 @@ def main() -> None:
     answers, sys.stdout = sys.stdout, sys.stderr           # the pipe carries answers only
     store = Store(os.environ["MATCHER_JOB_CHILD_DATABASE_URL"])
     threads = int(os.environ.get("MATCHER_JOB_CHILD_THREADS", "1")) or None
+    index_dir = os.environ.get("MATCHER_JOB_CHILD_INDEX_DIR")
+    # the serving process's index file: mapped (its pages shared), not fitted again
     live = LiveMatcher(store, StoreBackedEmbedder(make_embedder(os.environ["MATCHER_JOB_CHILD_MODEL"], threads=threads),
-                                                  store)).fit()
+                                                  store, batch_window=None),
+                       index_dir=Path(index_dir) if index_dir else None).fit()
     runner = JobRunner(store, live, encode_batch=1 << 30)  # nothing to give way to in here
     runner.progress_interval = 1.0   # fewer progress writes: each takes the database's write lock
     for line in sys.stdin:

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from matcher.errors import MatcherError
@@ -49,9 +50,13 @@ class JobProcess:
         model: the embedding model spec the child loads (``MATCHER_MODEL``'s form, e.g. ``"e5+use"``).
         threads: inference threads of the child's model (None: the backend's choice).
         niceness: added to the child's nice value (19: lowest priority).
+        index_dir: where the serving process keeps its fitted index: the child maps it instead of
+            fitting the catalog again (None: the child fits).
     """
 
-    def __init__(self, database_url: str, model: str, threads: int | None = 1, niceness: int = 19):
+    def __init__(self, database_url: str, model: str, threads: int | None = 1, niceness: int = 19,
+                 index_dir: Path | None = None):
+        self.index_dir = index_dir
         self.database_url = database_url
         self.model = model
         self.threads = threads
@@ -64,7 +69,8 @@ class JobProcess:
             return self._proc
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
                "MATCHER_JOB_CHILD_DATABASE_URL": self.database_url, "MATCHER_JOB_CHILD_MODEL": self.model,
-               "MATCHER_JOB_CHILD_THREADS": str(self.threads or 0), "MATCHER_JOB_CHILD_NICENESS": str(self.niceness)}
+               "MATCHER_JOB_CHILD_THREADS": str(self.threads or 0), "MATCHER_JOB_CHILD_NICENESS": str(self.niceness),
+               "MATCHER_JOB_CHILD_INDEX_DIR": str(self.index_dir or "")}
         self._proc = subprocess.Popen([sys.executable, "-m", "matcher.batch.job_child"], env=env, text=True,
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1)
         log.info("job process %d started", self._proc.pid)

@@ -27,6 +27,7 @@ from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import KINDS, Advisor, Event, Municipality, Organisation, Programme
 from matcher.engine.embedding import Embedder
 from matcher.errors import UnknownEntityError, ValidationError
+from matcher.text.columns import packed
 from matcher.text.countries import country_mentions
 from matcher.text.gazetteer import Gazetteer, Place, area_keys, haversine_km
 from matcher.text.lexical import LexicalIndex
@@ -43,6 +44,9 @@ DOMAIN_TEXT = (
     "mit dem Globalen Süden, Globales Lernen, Bildung für nachhaltige Entwicklung, Menschenrechte, Agenda 2030."
 )
 _ENCODE_BATCH = 256
+# what a pickled index packs (matcher.text.columns): read item by item, never as a whole list
+_PACKED_TEXTS = ("profile_texts", "passage_texts", "passage_unique_texts", "country_texts")
+_PACKED_VALUES = ("entities", "places", "languages", "countries", "countries_named", "topic_rows")
 
 
 @dataclass(frozen=True)
@@ -323,6 +327,12 @@ class CatalogIndex:
         state = self.__dict__.copy()
         state["_derived"] = {}
         del state["_derived_lock"]  # a lock cannot be pickled (fitted indexes are cached on disk by bench/)
+        # per-entity and per-passage values as packed columns: a pickled index (the persisted one,
+        # see matcher.engine.index_file) then holds two arrays each, not millions of objects to rebuild
+        for name in _PACKED_TEXTS:
+            state[name] = packed(state[name], texts=True)
+        for name in _PACKED_VALUES:
+            state[name] = packed(state[name], keep=name == "entities")
         return state
 
     def __setstate__(self, state: dict) -> None:

@@ -130,6 +130,20 @@ class Matcher:
                                    on_progress=on_progress, progress_bar=self.progress)
         return self
 
+    def use_index(self, index: CatalogIndex) -> Matcher:
+        """Take ``index`` as the fitted index (one read from a file, see :mod:`matcher.engine.index_file`):
+        the matcher is then as fitted on the catalog the index was built from with this embedder.
+
+        Raises:
+            ValueError: the index was built with another embedding model.
+        """
+        if index.model_id != self.embedder.model_id:
+            raise ValueError(f"index of model {index.model_id}, matcher of {self.embedder.model_id}")
+        self.gazetteer_ = self.gazetteer or index.gazetteer or default_gazetteer()
+        self.weights_ = self.weights or Weights()
+        self.index_ = index
+        return self
+
     def _check(self) -> None:
         if not hasattr(self, "index_"):
             raise NotFittedError("Matcher is not fitted: call fit(entities) first")

@@ -7,6 +7,12 @@ catalog. Refits encode nothing that is already in the store's vector cache, and 
 over from the serving matcher what it computed for texts that did not change (vectors,
 n-gram counts, country mentions), so a refit costs little more than the change itself.
 
+With an ``index_dir``, each fitted index is also written there (:mod:`matcher.engine.index_file`),
+named by the store's catalog stamp (version and when it was set), the model and the code; a
+start or refit that finds the index of the catalog it is about to fit maps that file instead:
+no text is read, counted or encoded, and every process serving that catalog on the machine
+shares the file's pages. An index of another catalog version is never used.
+
 Catalog vectors and the vectors encoded while fitting go to the store; the
 vectors of request texts (a municipality's need) stay in a bounded in-process
 cache, so user input is never written to the database and the table does not
@@ -15,20 +21,28 @@ grow with traffic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
+from matcher.engine.batching import MicroBatcher
 from matcher.engine.embedding import CachedEmbedder, Embedder, Role
+from matcher.engine.index import DOMAIN_TEXT, CatalogIndex
+from matcher.engine.index_file import code_key, load_index, save_index
 from matcher.engine.matcher import Matcher, Weights
 from matcher.errors import NotFittedError
+from matcher.settings import places_file
 from matcher.store import Store
-from matcher.text.gazetteer import Gazetteer
+from matcher.text.gazetteer import Gazetteer, default_gazetteer
 
 __all__ = ["LRUVectorCache", "StoreBackedEmbedder", "LiveMatcher"]
 
@@ -67,17 +81,21 @@ class StoreBackedEmbedder:
 
     Passages, and everything encoded inside :meth:`persisting` (a fit: profile
     texts, passages, the engine's fixed reference texts), are cached in the
-    store; other ``query`` texts in an :class:`LRUVectorCache`.
+    store; other ``query`` texts in an :class:`LRUVectorCache`. Request texts of
+    concurrent requests are encoded together (:class:`~matcher.engine.batching.MicroBatcher`,
+    ``batch_window`` seconds of collection while requests come together; None: one at a time).
     ``calls``/``encoded`` count what reached the model.
     """
 
-    def __init__(self, embedder: Embedder, store: Store, request_cache_size: int = 2048):
+    def __init__(self, embedder: Embedder, store: Store, request_cache_size: int = 2048,
+                 batch_window: float | None = 0.002):
         self.embedder = embedder
         self.store = store
         self.model_id = embedder.model_id
         self.dim = embedder.dim
         self._catalog = CachedEmbedder(embedder, store.vectors)
-        self._requests = CachedEmbedder(embedder, LRUVectorCache(request_cache_size))
+        self.batcher = MicroBatcher(embedder, window=batch_window) if batch_window is not None else None
+        self._requests = CachedEmbedder(self.batcher or embedder, LRUVectorCache(request_cache_size))
         self._local = threading.local()
 
     @contextmanager
@@ -157,7 +175,10 @@ class LiveMatcher:
 
     ``refit_wait`` bounds how long :meth:`current` waits for a refit it
     started; a longer refit finishes in the background while the previous
-    matcher keeps serving.
+    matcher keeps serving. ``index_dir``: where fitted indexes are kept and
+    looked for (see the module docstring; None: every start fits); writing
+    one deletes the other index files there (an index holds the catalog's
+    texts: an erased entity must not outlive its catalog version).
 
     Example:
         >>> live = LiveMatcher(store, StoreBackedEmbedder(make_embedder("use"), store)).fit()
@@ -165,12 +186,13 @@ class LiveMatcher:
     """
 
     def __init__(self, store: Store, embedder: StoreBackedEmbedder, weights: Weights | None = None,
-                 gazetteer: Gazetteer | None = None, refit_wait: float = 5.0):
+                 gazetteer: Gazetteer | None = None, refit_wait: float = 5.0, index_dir: Path | None = None):
         self.store = store
         self.embedder = embedder
         self.weights = weights
         self.gazetteer = gazetteer
         self.refit_wait = refit_wait
+        self.index_dir = index_dir
 
     def fit(self, progress: Callable[[str, int, int], None] | None = None) -> LiveMatcher:
         """Load the catalog from the store and fit (encoding only texts without stored vectors).
@@ -181,6 +203,7 @@ class LiveMatcher:
         fitting thread; the service reads it from request threads while the first fit runs.
         """
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._refit_thread: threading.Thread | None = None
         self._snapshot_at = float("-inf")   # a current() in another thread may look before the fit ends
         self.refits_ = 0
@@ -192,18 +215,73 @@ class LiveMatcher:
         read_at = time.monotonic()
         if progress is not None:
             progress("catalog", 0, 0)
-        version, entities = self.store.snapshot()
         matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights)
-        previous = self.state_[1] if hasattr(self, "state_") else None
-        on_progress = None if progress is None else \
-            (lambda done, total: progress("encoding" if done < total else "indexing", done, total))
-        with self.embedder.persisting():
-            # a refit takes over what the serving matcher computed for unchanged texts
-            matcher.fit(entities, reuse=previous, on_progress=on_progress)
+        stamp = self.store.catalog_stamp() if self._persists() else None
+        index = self._read_index(stamp) if stamp is not None else None
+        if index is not None:
+            version = stamp[0]
+            matcher.use_index(index)
+            self.loaded_from_file_ = True
+        else:
+            version, entities = self.store.snapshot()
+            previous = self.state_[1] if hasattr(self, "state_") else None
+            on_progress = None if progress is None else \
+                (lambda done, total: progress("encoding" if done < total else "indexing", done, total))
+            with self.embedder.persisting():
+                # a refit takes over what the serving matcher computed for unchanged texts
+                matcher.fit(entities, reuse=previous, on_progress=on_progress)
+            self.loaded_from_file_ = False
         self.state_ = (version, matcher)   # one assignment: readers never see a version with another matcher
         self._snapshot_at = read_at
         self.fit_seconds_ = time.monotonic() - read_at
-        log.info("catalog version %s fitted: %d entities in %.2f s", version, len(entities), self.fit_seconds_)
+        log.info("catalog version %s %s: %d entities in %.2f s", version,
+                 "read from its index file" if index is not None else "fitted", len(matcher.index_), self.fit_seconds_)
+        if index is None and stamp is not None and stamp[0] == version:   # (else a write came between the two
+            # reads: the next fit saves) written in the background: the fitted catalog serves meanwhile
+            self._writer = threading.Thread(target=self._write_index, args=(matcher.index_, stamp),
+                                            name="matcher-index-write", daemon=True)
+            self._writer.start()
+
+    def wait_for_index_file(self, timeout: float | None = None) -> None:
+        """Wait until the index file of the last fit is written (tests, and a clean shutdown)."""
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.join(timeout)
+
+    # ------------------------------------------------------------------ the index file
+    def _persists(self) -> bool:
+        # a gazetteer or domain text of the caller's own has no key: such matchers fit at every start
+        return self.index_dir is not None and self.gazetteer is None
+
+    def _index_meta(self, stamp: tuple[int, str]) -> dict:
+        return {"catalog_version": stamp[0], "catalog_stamp": stamp[1], "model_id": self.embedder.model_id,
+                "code": code_key(), "places": _file_hash(str(places_file())),
+                "domain_text": hashlib.sha1(DOMAIN_TEXT.encode()).hexdigest()[:16]}
+
+    def _index_path(self, meta: dict) -> Path:
+        name = hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
+        return Path(self.index_dir) / f"catalog-{name}.idx"
+
+    def _read_index(self, stamp: tuple[int, str]) -> CatalogIndex | None:
+        meta = self._index_meta(stamp)
+        try:
+            return load_index(self._index_path(meta), meta, default_gazetteer())
+        except Exception:  # a damaged or foreign file: fit instead (and overwrite it)
+            log.exception("index file for catalog version %s unreadable; fitting instead", stamp[0])
+            return None
+
+    def _write_index(self, index: CatalogIndex, stamp: tuple[int, str]) -> None:
+        meta = self._index_meta(stamp)
+        try:
+            with self._write_lock:
+                if self.state_[0] != stamp[0]:
+                    return   # a newer catalog is fitted: its file is the one to keep
+                path = save_index(index, self._index_path(meta), meta)
+                for stale in path.parent.glob("catalog-*.idx"):
+                    if stale != path:   # a process that maps it keeps its pages until it lets go
+                        stale.unlink(missing_ok=True)
+        except Exception:  # no room or no right to write: the next start fits again
+            log.exception("could not write the index of catalog version %s", stamp[0])
 
     def _check(self) -> None:
         if not hasattr(self, "state_"):
@@ -258,3 +336,8 @@ class LiveMatcher:
         except Exception as exc:  # keep serving the previous catalog; the next request retries
             self.last_error_ = exc
             log.exception("refit failed; still serving catalog version %s", self.state_[0])
+
+
+@cache
+def _file_hash(path: str) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]

@@ -172,6 +172,10 @@ class Store:
         """The version of the catalog: bumped by every catalog write (cheap: one row)."""
         return self.catalog.version()
 
+    def catalog_stamp(self) -> tuple[int, str]:
+        """The catalog version and when it was set (:meth:`Catalog.stamp`)."""
+        return self.catalog.stamp()
+
     def snapshot(self) -> tuple[int, list[Entity]]:
         """The whole catalog and its version, ordered by id (:meth:`Catalog.snapshot`)."""
         return self.catalog.snapshot()

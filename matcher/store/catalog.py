@@ -75,6 +75,16 @@ class Catalog:
             raise StoreError("Die Datenbank ist nicht eingerichtet: bitte `matcher db upgrade` ausführen")
         return int(value)
 
+    def stamp(self) -> tuple[int, str]:
+        """The catalog version and when it was set: together they name one state of one store's
+        catalog (another store at the same version was written at another time)."""
+        with translated_errors(), self.db.engine.connect() as conn:
+            row = conn.execute(select(catalog_version.c.version, catalog_version.c.updated_at)
+                               .where(catalog_version.c.id == 1)).first()
+        if row is None:
+            raise StoreError("Die Datenbank ist nicht eingerichtet: bitte `matcher db upgrade` ausführen")
+        return int(row[0]), str(row[1])
+
     def snapshot(self) -> tuple[int, list[Entity]]:
         """The whole catalog and its version, ordered by id.
 

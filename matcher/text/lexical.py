@@ -24,6 +24,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 from stop_words import get_stop_words
 
 from matcher.errors import NotFittedError
+from matcher.text.columns import PackedColumn, packed
 
 __all__ = ["LexicalIndex", "TextCounts", "word_tokens", "stem"]
 
@@ -64,28 +65,79 @@ class TextCounts:
 
     def __init__(self, analyzer: Callable[[str], list[str]]):
         self.analyzer = analyzer
-        self.vocabulary: dict[str, int] = {}
+        self._vocabulary: dict[str, int] | None = {}
+        self._vocabulary_terms: Sequence[str] = ()   # the vocabulary by id, while the dict is not built
         self._rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # rows read from a pickle, kept packed (one CSR-like triple, no per-text arrays) until asked for
+        self._packed: tuple[Sequence[str], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._packed_pos: dict[str, int] | None = None
         self._lock = threading.Lock()
 
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        """Term → id (ids in the order terms were first seen). Read from a pickle, it is built when
+        first asked for: by the next refit, not at start-up."""
+        vocab = self._vocabulary
+        if vocab is None:
+            with self._lock:
+                if self._vocabulary is None:
+                    self._vocabulary = {t: i for i, t in enumerate(self._vocabulary_terms)}
+                    self._vocabulary_terms = ()
+                vocab = self._vocabulary
+        return vocab
+
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"]  # a lock cannot be pickled (fitted matchers are cached on disk by bench/)
+        # a lock cannot be pickled (fitted matchers are cached on disk by bench/); the rows are packed
+        # into one column of texts and three arrays, so that a persisted index holds no per-text objects
+        with self._lock:
+            items = list(self._rows.items())
+            base = self._packed
+        lengths = [r[0].size for _, r in items]
+        ids = np.concatenate([r[0] for _, r in items]).astype(np.int32) if items else np.zeros(0, np.int32)
+        counts = np.concatenate([r[1] for _, r in items]).astype(np.int32) if items else np.zeros(0, np.int32)
+        texts = PackedColumn.of_texts(t for t, _ in items)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        if base is not None:   # read from a pickle and counted more since: the packed rows first
+            texts = packed(base[0], texts=True).extended(texts)
+            indptr = np.concatenate([base[1], base[1][-1] + indptr[1:]])
+            ids, counts = np.concatenate([base[2], ids]), np.concatenate([base[3], counts])
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_rows", "_packed", "_packed_pos")}
+        state["_packed_rows"] = (texts, indptr, ids, counts)
+        terms = self._vocabulary_terms if self._vocabulary is None else list(self._vocabulary)
+        state["_vocabulary"], state["_vocabulary_terms"] = None, packed(terms, texts=True)
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        rows = state.pop("_packed_rows", None)
+        if "vocabulary" in state:   # pickled by an older version
+            state["_vocabulary"], state["_vocabulary_terms"] = state.pop("vocabulary"), ()
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._rows = state.get("_rows", {})
+        self._packed, self._packed_pos = rows, None
+
+    def _row_of(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
+        found = self._rows.get(text)
+        if found is None and self._packed is not None:
+            texts, indptr, ids, counts = self._packed
+            if self._packed_pos is None:  # built on the first refit, not at start-up
+                self._packed_pos = {t: i for i, t in enumerate(texts)}
+            i = self._packed_pos.get(text)
+            if i is not None:
+                a, b = indptr[i], indptr[i + 1]
+                found = (ids[a:b].astype(np.int64), counts[a:b].astype(np.int64))
+        return found
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, counts) of ``text``, counting it first if it is new."""
-        found = self._rows.get(text)
+        found = self._row_of(text)
         if found is not None:
             return found
         counted = Counter(self.analyzer(text))
         terms = list(counted)
+        vocab = self.vocabulary
         with self._lock:
-            vocab = self.vocabulary
             known = list(map(vocab.get, terms))  # a C loop; most terms of a catalog are known after its first texts
             if None in known:
                 for j, term in enumerate(terms):
@@ -109,7 +161,11 @@ class TextCounts:
         """Forget the counts of every text not in ``texts`` (the vocabulary only grows)."""
         keep = set(texts)
         with self._lock:
-            self._rows = {t: r for t, r in self._rows.items() if t in keep}
+            if self._packed is not None:  # unpack what is kept: a refit after a start from a stored index
+                self._rows = {t: r for t in keep if (r := self._row_of(t)) is not None}
+                self._packed, self._packed_pos = None, None
+            else:
+                self._rows = {t: r for t, r in self._rows.items() if t in keep}
 
 
 class _TfidfView:
@@ -130,7 +186,7 @@ class _TfidfView:
                 names[i] = term
         keep = keep[np.argsort(names[keep], kind="stable")]  # columns in the vectorizer's (alphabetical) order
         self.feature_names_ = names[keep]
-        self.column_ = {t: j for j, t in enumerate(self.feature_names_)}   # frozen: later counting cannot change it
+        self._column: dict[str, int] | None = None
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(matrix[:, keep])
         self.matrix_ = self.tfidf_.transform(matrix[:, keep]).astype(np.float32).tocsr()
 
@@ -157,8 +213,25 @@ class _TfidfView:
         inplace_csr_row_normalize_l2(counts)
         return counts
 
+    @property
+    def column_(self) -> dict[str, int]:
+        """Term → column (frozen at fit: later counting cannot change it); built on first use."""
+        column = self._column
+        if column is None:
+            column = self._column = {t: j for j, t in enumerate(self.feature_names_)}
+        return column
+
     def get_feature_names_out(self) -> np.ndarray:
         return self.feature_names_
+
+    def __getstate__(self) -> dict:
+        # the fitted matrix is the index's to keep (``word_matrix_``) or to drop (the character view's);
+        # the column of each term is rebuilt from the names when first needed
+        return {k: v for k, v in self.__dict__.items() if k != "matrix_"} | {"_column": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({k: v for k, v in state.items() if k != "column_"})   # (older pickles held it)
+        self._column = None
 
 
 _CHAR_WB = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True)
@@ -248,6 +321,13 @@ class LexicalIndex:
         self.word_names_ = self.word_.get_feature_names_out() if self.word_ is not None else np.array([])
         self.n_ = len(texts)
         return self
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["texts_"] = packed(self.texts_, texts=True)   # read one row at a time (matched terms)
+        state["_surface"] = {}
+        state["char_matrix_"] = None   # only a fit reads it (to build char_csc_, which is kept)
+        return state
 
     def _check(self) -> None:
         if not hasattr(self, "counts_"):
