@@ -22,12 +22,12 @@ from matcher.engine.explain import Explanation, explain, topic_similarities
 from matcher.engine.index import DOMAIN_TEXT, CatalogIndex, Entity, KindBlock
 from matcher.engine.scoring import BlockScores, ScoreRow, score_contexts
 from matcher.engine.similarity import top_k
-from matcher.engine.weights import SIGNALS, TASK_KIND, Weights
+from matcher.engine.weights import SIGNALS, TASK_KIND, TASK_KINDS, Weights
 from matcher.errors import NotFittedError
 from matcher.text.gazetteer import Gazetteer, default_gazetteer
 from matcher.text.intent import Intent
 
-__all__ = ["DOMAIN_TEXT", "SIGNALS", "TASK_KIND", "Matcher", "QueryScores", "Ranking", "Result", "Weights"]
+__all__ = ["DOMAIN_TEXT", "SIGNALS", "TASK_KIND", "TASK_KINDS", "Matcher", "QueryScores", "Ranking", "Result", "Weights"]
 
 
 @dataclass
@@ -162,7 +162,7 @@ class Matcher:
             ValidationError: the asker is of the wrong kind for the task.
         """
         ctx = self.contexts([query], as_of)[0]
-        block = self.index_.block(TASK_KIND[query.task])
+        block = self.index_.block_of(TASK_KINDS[query.task])
         return QueryScores.of(score_contexts(self.index_, [ctx], block, self.weights_), 0, ctx)
 
     def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de") -> Ranking:

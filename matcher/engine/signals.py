@@ -39,7 +39,8 @@ from matcher.text.gazetteer import Place
 
 __all__ = [
     "SIGNAL_FUNCTIONS", "candidate_mask", "candidate_masks", "capacity", "country", "dense", "distance_km", "domain",
-    "language", "lexical", "proximity", "raw_signals", "region", "time_fit", "type_fit",
+    "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region", "time_fit",
+    "type_fit",
 ]
 
 
@@ -54,12 +55,42 @@ def candidate_mask(index: CatalogIndex, ctx: QueryContext, block: KindBlock) -> 
     query = ctx.query
     if query.task == "events":
         mask &= ~(index.date[rows] < np.datetime64(ctx.as_of))  # NaT (no date) stays in
-    if query.task in ("partners", "invitations") and query.org_types:
-        mask &= np.isin(index.org_type[rows], list(query.org_types))
+    if query.task in ("partners", "invitations"):
+        if not municipalities_wanted(ctx):
+            mask &= index.kind[rows] != "municipality"
+        if query.kinds:
+            mask &= np.isin(index.kind[rows], list(query.kinds))
+        if query.org_types:
+            mask &= np.isin(index.org_type[rows], list(query.org_types))
+    reach = reach_km(ctx)
+    if reach is not None and ctx.origin is not None and ctx.origin.lat is not None:
+        mask &= ~(index.distance_km(ctx.origin, rows) > reach)  # unknown places (NaN) stay in
     if query.require_languages and query.languages:
         for code in set(query.languages):
             mask &= _members(index.language_index.get(code, ()), rows)
     return mask
+
+
+def municipalities_wanted(ctx: QueryContext) -> bool:
+    """Are municipalities (the city as a whole) candidates of a partner search or an invitation list?
+
+    When municipal actors are asked for: in the query's ``kinds`` or ``org_types``, or named in the
+    need ("mit der Stadtverwaltung"). Otherwise a municipality's profile (a city's portrait) would
+    outrank the organisations on place and breadth alone; its offices, organisations of type
+    ``municipal_office``, stand for the municipal side (and the partner mix takes one of either)."""
+    query = ctx.query
+    if "municipality" in query.kinds:
+        return True
+    if query.kinds:
+        return False
+    return "municipal_office" in query.org_types or "municipal_office" in ctx.intent.org_types
+
+
+def reach_km(ctx: QueryContext) -> float | None:
+    """The invitees' reach of an invitation list: the query's ``reach_km``, else the asking event's."""
+    if ctx.task != "invitations":
+        return None
+    return ctx.query.reach_km or getattr(ctx.asker, "reach_km", None)
 
 
 def candidate_masks(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:

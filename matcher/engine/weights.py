@@ -12,13 +12,16 @@ from typing import Any
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ValidationError
 
-__all__ = ["SIGNALS", "TASK_KIND", "Weights"]
+__all__ = ["SIGNALS", "TASK_KIND", "TASK_KINDS", "Weights"]
 
 # every signal, in the order the fusion adds them (see matcher.engine.signals)
 SIGNALS = ("dense", "lexical", "domain", "proximity", "region", "language", "country", "type_fit", "time_fit",
            "capacity")
-# the kind of entity each task ranks
+# the kind of entity each task ranks first (FORMAT.md's kind; the judged sets judge these)
 TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation"}
+# every kind each task ranks: a municipality is a partner and an invitee too (issue 17)
+TASK_KINDS = {"advisors": ("advisor",), "partners": ("organisation", "municipality"), "events": ("event",),
+              "invitations": ("organisation", "municipality")}
 
 
 @dataclass(frozen=True)

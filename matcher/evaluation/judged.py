@@ -15,7 +15,7 @@ from matcher.domain.schema import TASKS, Query, load_catalog, load_qrels, load_q
 from matcher.errors import CatalogError
 from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
-__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport"]
+__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "judged_municipalities"]
 
 
 @dataclass
@@ -53,17 +53,34 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) if rows else 0.0 for k in keys} | {"queries": len(rows)}
 
 
+def judged_municipalities(dataset: Dataset) -> set[str]:
+    """The tasks (partners, invitations) for which the set judges a municipality relevant to some query.
+
+    FORMAT.md's partner searches and invitation lists rank organisations; the engine also suggests
+    municipalities where municipal actors are asked for. A set whose judges never saw a municipality
+    as a candidate would count every one shown as not relevant, so :func:`evaluate` ranks
+    municipalities only for the tasks where the set judges one."""
+    kinds = {e.id: e.kind for e in dataset.catalog}
+    tasks = {q.id: q.task for q in dataset.queries}
+    return {tasks[qid] for qid, grades in dataset.qrels.items() if qid in tasks
+            for entity_id, grade in grades.items() if grade > 0 and kinds.get(entity_id) == "municipality"}
+
+
 def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset, k: int = 10) -> EvaluationReport:
     """Score ``rank`` (query → ranked (entity id, score) list) against the judgments.
 
     Queries without any judgment are still run and count with 0 (as FORMAT.md
-    defines unlisted entities as grade 0).
+    defines unlisted entities as grade 0). Partner and invitation queries rank organisations
+    only unless the set judges municipalities for that task (:func:`judged_municipalities`).
     """
     per_query: dict[str, dict[str, float]] = {}
     runs: dict[str, list[tuple[str, float]]] = {}
     by_task: dict[str, list[dict[str, float]]] = {t: [] for t in TASKS}
+    with_municipalities = judged_municipalities(dataset)
     for i, q in enumerate(dataset.queries):
         qid = q.id or f"q{i + 1}"
+        if q.task in ("partners", "invitations") and not q.kinds and q.task not in with_municipalities:
+            q = q.model_copy(update={"kinds": ["organisation"]})
         ranked = rank(q)[:k]
         runs[qid] = ranked
         ids = [e for e, _ in ranked]
