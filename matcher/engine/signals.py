@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from matcher.domain.schema import Event, Municipality
+from matcher.domain.schema import Event
 from matcher.engine.context import QueryContext
-from matcher.engine.index import CatalogIndex, KindBlock
+from matcher.engine.index import CatalogIndex, KindBlock, actor_type
 from matcher.engine.similarity import zscore_rows
 from matcher.engine.weights import Weights
 from matcher.text.gazetteer import Place
@@ -213,14 +213,15 @@ def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: Kind
 
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
     for r, ctx in enumerate(contexts):
-        key = (ctx.origin, ctx.mentioned, ctx.intent.near)
+        key = (ctx.origin, ctx.mentioned, ctx.intent.near, ctx.task)
         if key not in memo:
             d_origin, d_named = _origin_and_named(ctx, distance, block.size)
             if d_named is not None:
                 near = decay(d_named) if np.isnan(d_origin).all() else \
                     w.named_share * decay(d_named) + (1 - w.named_share) * decay(d_origin)
             else:
-                near = (1.0 if ctx.intent.near else w.implicit_proximity) * decay(d_origin)
+                implicit = w.event_proximity if ctx.task == "events" else w.implicit_proximity
+                near = (1.0 if ctx.intent.near else implicit) * decay(d_origin)
             memo[key] = near.astype(np.float32)
         out[r] = memo[key]
     return out
@@ -290,8 +291,7 @@ def type_fit(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindB
         # actor types asked for, with strength: the query's filter and named types 1.0, generic words less
         wanted = dict(zip(intent.org_types, intent.org_type_strength)) | {t: 1.0 for t in query.org_types}
         if query.task == "events":
-            asker_type = getattr(asker, "org_type", None) or (
-                "municipal_office" if isinstance(asker, Municipality) else None)
+            asker_type = query.asker_type or actor_type(asker)
             for j, e in enumerate(index.entities[block.rows]):
                 if not isinstance(e, Event):
                     continue

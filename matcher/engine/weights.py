@@ -46,6 +46,9 @@ class Weights:
     distance_scale_km: float = 40.0   # e-folding distance of nearness
     named_share: float = 0.6          # places the need names vs the asker's own location
     implicit_proximity: float = 0.3   # weight of nearness when the need does not mention place
+    event_proximity: float = 0.7      # the same for event searches: the asker travels to the venue itself
+    # partners: the mix of actor types takes a fitting candidate of a missing type within this distance
+    mix_radius_km: float = 30.0
     # region: an advisor who serves a town also serves places this close to it
     town_radius_km: float = 15.0
     # country: strength of the link between the countries a need names and a candidate's
