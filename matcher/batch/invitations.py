@@ -115,12 +115,18 @@ def _check_arguments(size: int, waitlist: int, mmr_lambda: float, max_per_city: 
         raise ValidationError("Ungültige Angaben für die Einladungsliste", problems)
 
 
-def _score_candidates(matcher: Matcher, event: Event, include_kinds: Sequence[str],
-                      as_of: dt.date | None) -> tuple[np.ndarray, np.ndarray, list[QueryScores], np.ndarray]:
+def _score_candidates(matcher: Matcher, event: Event, include_kinds: Sequence[str], as_of: dt.date | None,
+                      reach_km: float | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, list[QueryScores], np.ndarray]:
     """(candidate catalog rows ascending, their scores, the scores of each query asked, query per candidate)."""
     parts = []
-    if "organisation" in include_kinds:
-        parts.append(matcher.score(Query.model_validate({"task": "invitations", "from": event.id}), as_of=as_of))
+    actors = [k for k in ("organisation", "municipality") if k in include_kinds]
+    if actors:
+        # organisations alone: municipalities join where the event asks for municipal actors (the engine's
+        # rule); "municipality" named: always
+        kinds = actors if "municipality" in actors else []
+        parts.append(matcher.score(Query(task="invitations", from_=event.id, kinds=kinds, reach_km=reach_km),
+                                   as_of=as_of))
     if "advisor" in include_kinds:
         announcement = f"{event.name}. {event.description}".strip()
         q = Query.model_validate({"task": "advisors", "text": announcement, "city": event.city,
@@ -143,8 +149,8 @@ def _catalog_columns(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, list[str
     def build(index: CatalogIndex) -> tuple[np.ndarray, np.ndarray, list[str]]:
         ents = index.entities
         position = {g: k for k, g in enumerate(GROUPS)}
-        groups = np.array([position[ADVISOR_GROUP if e.kind == "advisor" else getattr(e, "org_type", None)
-                                    or UNTYPED_GROUP] for e in ents], dtype=np.int64)
+        groups = np.array([position[ADVISOR_GROUP if e.kind == "advisor" else index.org_type[i] or UNTYPED_GROUP]
+                           for i, e in enumerate(ents)], dtype=np.int64)
         city_list = sorted({e.city for e in ents if e.city})
         city_pos = {c: k for k, c in enumerate(city_list)}
         cities = np.array([city_pos[e.city] if e.city else -1 for e in ents], dtype=np.int64)
@@ -179,7 +185,8 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
                     max_per_city: int | None = None, mmr_lambda: float = DEFAULT_MMR_LAMBDA,
                     exposure: ExposurePolicy = DEFAULT_EXPOSURE, history: Iterable[Any] = (), waitlist: int = 0,
                     include_kinds: Sequence[str] = ("organisation",), as_of: dt.date | None = None,
-                    lang: str = "de", progress: Progress | None = None) -> InvitationList:
+                    lang: str = "de", progress: Progress | None = None,
+                    reach_km: float | None = None) -> InvitationList:
     """Choose ``size`` invitees for event ``event_id`` under quotas, diversity and exposure control.
 
     Args:
@@ -192,10 +199,13 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
         exposure: the penalty for recent invitations (applies only with a ``history``).
         history: past invitations, :class:`InvitationRecord` or ``(entity_id, event_id, date)`` tuples.
         waitlist: how many to put on the waitlist.
-        include_kinds: ``"organisation"`` (all actor types, municipal offices included) and/or ``"advisor"``.
+        include_kinds: ``"organisation"`` (all actor types, municipal offices included; municipalities too
+            where the event asks for municipal actors), ``"municipality"`` (always) and/or ``"advisor"``.
         as_of: reference date for the engine and the exposure window (default: today).
         lang: language of the reasons (``"de"`` or ``"en"``; the selection reasons are German).
         progress: called with (fraction done, German stage label).
+        reach_km: invite only candidates this close to the venue (default: the event's ``reach_km``;
+            neither: no limit). Candidates without a known place stay in.
 
     Returns:
         :class:`InvitationList`; ``constraints`` report every quota and limit, and
@@ -213,7 +223,10 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     event, quotas = check_invitation_request(matcher, event_id, size, quotas=quotas, max_per_city=max_per_city,
                                              mmr_lambda=mmr_lambda, waitlist=waitlist, include_kinds=include_kinds)
     report(0.0, "Kandidaten bewerten")
-    cand, scores, parts, part_of = _score_candidates(matcher, event, include_kinds, as_of)
+    if reach_km is not None and not 0 < reach_km <= 1000:
+        raise ValidationError("Die Reichweite (reach_km) liegt zwischen 0 und 1000 km",
+                              [{"field": "reach_km", "value": reach_km}])
+    cand, scores, parts, part_of = _score_candidates(matcher, event, include_kinds, as_of, reach_km)
     if cand.size == 0:
         raise ValidationError("Keine Kandidaten für diese Veranstaltung im Katalog",
                               [{"field": "event", "value": event_id}])
@@ -287,7 +300,8 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     report(1.0, "Fertig")
     settings = {"quotas": [q.label() for q in quotas], "max_per_city": max_per_city, "mmr_lambda": mmr_lambda,
                 "exposure": asdict(exposure), "history_entries": sum(counts.values()), "waitlist": waitlist,
-                "include_kinds": list(include_kinds), "as_of": str(ref_date)}
+                "include_kinds": list(include_kinds), "as_of": str(ref_date),
+                "reach_km": reach_km if reach_km is not None else event.reach_km}
     return InvitationList(event, size, invitees, waiting, reports, int(cand.size), settings, matcher.model_id,
                           waitlist_reports)
 
