@@ -36,10 +36,11 @@ from matcher.engine.index import CatalogIndex, KindBlock, actor_type
 from matcher.engine.similarity import zscore_rows
 from matcher.engine.weights import Weights
 from matcher.text.gazetteer import Place
+from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
 
 __all__ = [
     "SIGNAL_FUNCTIONS", "candidate_mask", "candidate_masks", "capacity", "country", "dense", "distance_km", "domain",
-    "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region", "time_fit",
+    "false_friends", "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region", "time_fit",
     "type_fit",
 ]
 
@@ -108,12 +109,32 @@ def _members(rows_of_catalog: Sequence[int] | np.ndarray, rows: slice) -> np.nda
 
 
 # ----------------------------------------------------------------------------- text signals
+def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:
+    """True where a candidate meets a phrase of the need only through a compound on its modifier with
+    another head ("Freiwilligendienst" for "Freiwillige Feuerwehr",
+    :func:`~matcher.text.lexical.compound_collision`): such evidence must not carry a result, so the
+    lexical signal and the best passage give it no weight (:func:`dense`, :func:`lexical`)."""
+    out = np.zeros((len(contexts), block.size), dtype=bool)
+    words = None
+    for r, ctx in enumerate(contexts):
+        phrases = modifier_phrases(ctx.query.text or "")
+        if not phrases:
+            continue
+        if words is None:
+            words = index.derived("profile_words", lambda ix: [
+                frozenset(word_tokens(" ".join([t, *e.evidence]))) for t, e in zip(ix.profile_texts, ix.entities)])
+        out[r] = [compound_collision(phrases, words[i]) for i in range(block.rows.start, block.rows.stop)]
+    return out
+
+
 def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, masks: np.ndarray,
-          weights: Weights) -> np.ndarray:
+          weights: Weights, collided: np.ndarray | None = None) -> np.ndarray:
     """Embedding similarity, z-scored per part of a fused embedder and averaged.
 
     The need text and the asker's own profile are mixed by their shares (``from_share``); each
-    is compared with the whole profile and with its best passage (``passage_share``)."""
+    is compared with the whole profile and with its best passage (``passage_share``). Where
+    ``collided`` (:func:`false_friends`), the need text's best passage counts no more than the
+    whole profile."""
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
     if block.size == 0:
         return out
@@ -121,10 +142,10 @@ def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBloc
     unique = index.passage_unique_vecs[block.unique]
     texts = [r for r, c in enumerate(contexts) if c.text_vector is not None]
     askers = [r for r, c in enumerate(contexts) if c.asker_row is not None]
-    for rows, vectors, shares in (
-            (texts, [contexts[r].text_vector for r in texts], [contexts[r].text_share for r in texts]),
+    for rows, vectors, shares, is_need in (
+            (texts, [contexts[r].text_vector for r in texts], [contexts[r].text_share for r in texts], True),
             (askers, [index.profile_vecs[contexts[r].asker_row] for r in askers],
-             [contexts[r].asker_share for r in askers])):
+             [contexts[r].asker_share for r in askers], False)):
         if not rows:
             continue
         v = np.vstack(vectors)
@@ -134,6 +155,8 @@ def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBloc
             prof = v[:, sl] @ profiles[:, sl].T
             pmax = np.maximum.reduceat((v[:, sl] @ unique[:, sl].T)[:, block.passage_map], block.passage_starts,
                                        axis=1)
+            if is_need and collided is not None:
+                pmax = np.where(collided[rows], np.minimum(pmax, prof), pmax)
             mixed = (1 - weights.passage_share) * prof + weights.passage_share * pmax
             out[rows] += share * part_weight * zscore_rows(mixed, masks[rows])
     return out
@@ -346,9 +369,11 @@ SIGNAL_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 def raw_signals(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, masks: np.ndarray,
                 weights: Weights) -> dict[str, np.ndarray]:
     """Every signal for every query and candidate: ``{signal: (queries, block rows)}``, in :data:`SIGNALS` order."""
+    collided = false_friends(index, contexts, block)
+    lex = lexical(index, contexts, block, masks)
     return {
-        "dense": dense(index, contexts, block, masks, weights),
-        "lexical": lexical(index, contexts, block, masks),
+        "dense": dense(index, contexts, block, masks, weights, collided),
+        "lexical": np.where(collided, np.minimum(lex, 0.0), lex).astype(np.float32),
         "domain": domain(index, contexts, block, masks),
         "proximity": proximity(index, contexts, block, weights),
         "region": region(index, contexts, block, weights),
