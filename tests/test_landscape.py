@@ -23,7 +23,7 @@ from matcher.landscape.calibration import (
     load_judged_fields,
     precision_recall,
 )
-from matcher.landscape.fields import FieldClassifier, Thresholds, load_fields
+from matcher.engine.fields import FieldClassifier, Thresholds, load_fields
 from matcher.landscape.links import LINK_TYPES, LinkWeights, recorded_pairs
 from matcher.landscape.report import render_html, write_report
 

@@ -64,7 +64,8 @@ from matcher.domain.labels import KIND_LABELS
 from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import ORG_TYPES, Event, Query
 from matcher.engine.explain import explain, topic_similarities
-from matcher.engine.index import CatalogIndex
+from matcher.engine.fields import FieldClassifier
+from matcher.engine.index import CatalogIndex, actor_type
 from matcher.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,6 +85,7 @@ __all__ = [
     "Invitee",
     "Quota",
     "invitation_list",
+    "out_of_field",
     "read_history",
     "recent_invitations",
     "replacement_for",
@@ -157,6 +159,22 @@ def _catalog_columns(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, list[str
         return groups, cities, city_list
 
     return matcher.index_.derived("invitation_columns", build)
+
+
+def out_of_field(matcher: Matcher) -> np.ndarray:
+    """Per catalog entity: an actor that works in none of the fields of action (a sports club with no
+    development-policy work, an IT firm), by the landscape's classifier; computed once per fitted catalog.
+    All False when no threshold is calibrated for the matcher's model (nothing to judge by)."""
+
+    def build(index: CatalogIndex) -> np.ndarray:
+        try:
+            classifier = FieldClassifier().fit(matcher)
+        except ValidationError:
+            return np.zeros(len(index.entities), dtype=bool)
+        return np.array([actor_type(e) is not None and not classifier.assignments(e.id) for e in index.entities],
+                        dtype=bool)
+
+    return matcher.index_.derived("out_of_field", build)
 
 
 def check_invitation_request(matcher: Matcher, event_id: str, size: int, *, quotas: Sequence[Quota | str] = (),
@@ -240,6 +258,11 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     recent = recent_all[cand]
     penalty = exposure.penalty * recent
     relevance = scores - penalty
+    # actors of no field of action come after every actor of the field: a quota that asks for their type
+    # can still take them when no one else of that type is left
+    outside = out_of_field(matcher)[cand]
+    if outside.any():
+        relevance = np.where(outside, relevance - (np.ptp(relevance) + 1.0), relevance)
 
     group_codes, city_codes, city_list = _catalog_columns(matcher)
     group_list = list(GROUPS)
@@ -301,7 +324,8 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     settings = {"quotas": [q.label() for q in quotas], "max_per_city": max_per_city, "mmr_lambda": mmr_lambda,
                 "exposure": asdict(exposure), "history_entries": sum(counts.values()), "waitlist": waitlist,
                 "include_kinds": list(include_kinds), "as_of": str(ref_date),
-                "reach_km": reach_km if reach_km is not None else event.reach_km}
+                "reach_km": reach_km if reach_km is not None else event.reach_km,
+                "out_of_field": int(outside.sum())}
     return InvitationList(event, size, invitees, waiting, reports, int(cand.size), settings, matcher.model_id,
                           waitlist_reports)
 

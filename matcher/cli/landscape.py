@@ -70,7 +70,7 @@ def landscape(city: str, radius_km: float | None, out: str, contacted_file: str 
     """Landschaftsbericht: wer in welchem Handlungsfeld arbeitet und welche Verbindungen fehlen."""
     from matcher.cli.common import open_store
     from matcher.landscape.build import build_landscape
-    from matcher.landscape.fields import FieldClassifier, load_fields
+    from matcher.engine.fields import FieldClassifier, load_fields
     from matcher.landscape.report import FORMATS, write_report
 
     if Path(out).suffix.lower() not in FORMATS:
@@ -105,7 +105,7 @@ def landscape_calibrate(judged: str, folds: int, write: bool, as_json: bool, fie
                         catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Schwellenwert der Zuordnung kalibrieren; Präzision und Trefferquote per Kreuzvalidierung."""
     from matcher.landscape.calibration import calibrate, load_judged_fields
-    from matcher.landscape.fields import load_fields, save_thresholds
+    from matcher.engine.fields import load_fields, save_thresholds
     from matcher.settings import fields_file as configured_fields_file
 
     fields = load_fields(fields_file)
