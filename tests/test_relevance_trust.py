@@ -81,9 +81,10 @@ def test_a_need_without_a_noun_phrase_flags_nothing(matcher):
 @pytest.mark.numerics
 def test_a_local_advisor_beats_the_same_profile_far_away(extended):
     need = "Wir suchen Unterstützung für Bildung für nachhaltige Entwicklung in unseren Kitas und Grundschulen."
-    ids = [r.entity_id for r in ranked(extended, task="advisors", text=need, city="Dortmund")]
-    assert ids.index("adv-901") < ids.index("adv-129")  # same profile: 0 km before 108 km
-    assert ids[0] == "adv-901"
+    results = {r.entity_id: r for r in ranked(extended, task="advisors", text=need, city="Dortmund")}
+    assert results["adv-901"].rank == 1
+    # same profile, 0 km against 108 km: only a clearly better fit (a standard deviation of content) beats that
+    assert results["adv-901"].score - results["adv-129"].score >= 1.0
 
 
 @pytest.mark.numerics
@@ -104,9 +105,10 @@ def test_the_near_event_of_the_same_theme_comes_first_for_a_koeln_organisation(e
     # the same event in Bonn (23 km) and in Paderborn (~160 km): nearby first, and it leads the list
     results = ranked(extended, task="events", text="Wir möchten Workshops zu globalen Themen an "
                      "Schulen anbieten.", city="Köln")
-    ids = [r.entity_id for r in results]
-    assert ids.index("evt-901") < ids.index("evt-902")
-    assert ids.index("evt-901") <= 1
+    by_id = {r.entity_id: r for r in results}
+    assert results[0].entity_id == "evt-901"
+    # the asker travels to the venue: 23 against ~150 km is worth a clearly better fit (event_proximity)
+    assert by_id["evt-901"].score - by_id["evt-902"].score >= 1.0
 
 
 def test_an_invitation_list_stays_within_the_reach_given(matcher):
@@ -157,9 +159,11 @@ def test_the_football_club_stays_out_of_the_invitation_list(extended):
     row = extended.index_.row["org-901"]
     assert out_of_field(extended)[row]
     assert not out_of_field(extended)[extended.index_.row["org-101"]]
-    scores = extended.score(Query(task="invitations", from_="evt-123"), as_of=AS_OF)
+    # the engine puts it 2nd for a training for association boards ("Vereinsvorstände") by content alone
+    scores = extended.score(Query(task="invitations", from_="evt-125"), as_of=AS_OF)
     engine_rank = int((scores.total > scores.total[row - scores.block.rows.start]).sum()) + 1
-    result = invitation_list(extended, "evt-123", 20, as_of=AS_OF)
+    assert engine_rank <= 10
+    result = invitation_list(extended, "evt-125", 10, as_of=AS_OF, mmr_lambda=1.0)
     assert "org-901" not in [i.entity_id for i in result.invitees], engine_rank
     assert result.settings["out_of_field"] >= 1
 
