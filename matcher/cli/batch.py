@@ -78,7 +78,8 @@ _as_of_option = german.option("--as-of", type=german.Date(), default=None, help=
 @model_option
 def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int | None, waitlist: int,
            mmr_lambda: float, history_file: str | None, exposure_penalty: float, exposure_days: int,
-           include_advisors: bool, include_municipalities: bool, reach_km: float | None, as_of: dt.date | None, out: str | None, include_contact: bool, delimiter: str,
+           include_advisors: bool, include_municipalities: bool, reach_km: float | None,
+           as_of: dt.date | None, out: str | None, include_contact: bool, delimiter: str,
            strict: bool, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Einladungsliste für eine Veranstaltung: Quoten, Vielfalt, Ausgleich, Warteliste."""
     from matcher.batch.export import export

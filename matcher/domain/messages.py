@@ -24,7 +24,8 @@ from pydantic import ValidationError as PydanticValidationError
 from matcher.domain.labels import KIND_LABELS  # defined with the other labels; still importable here
 
 __all__ = [
-    "FieldRuleError", "validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean", "listed",
+    "FieldRuleError", "validation_details", "german_message", "field_path", "quoted", "alternatives",
+           "did_you_mean", "listed",
            "json_error_reason", "KIND_LABELS", "GENERIC_MESSAGE"]
 
 _KINDS = ("advisor", "organisation", "event", "municipality")

@@ -30,7 +30,8 @@ from matcher.text.intent import Intent
 # the actor types a partner search mixes when it does not say which it seeks
 MIX_GROUPS = ("migrant_organisation", "civil_society", "municipal_office")
 
-__all__ = ["DOMAIN_TEXT", "SIGNALS", "TASK_KIND", "TASK_KINDS", "Matcher", "QueryScores", "Ranking", "Result", "Weights"]
+__all__ = ["DOMAIN_TEXT", "MIX_GROUPS", "SIGNALS", "TASK_KIND", "TASK_KINDS", "Matcher", "QueryScores", "Ranking",
+           "Result", "Weights"]
 
 
 @dataclass
@@ -143,7 +144,7 @@ class Matcher:
 
     @property
     def entities_(self) -> list[Entity]:
-        """The catalog, grouped by kind (advisors, organisations, events, municipalities)."""
+        """The catalog, grouped by kind (advisors, organisations, municipalities, events: `INDEX_ORDER`)."""
         self._check()
         return self.index_.entities
 

@@ -40,8 +40,8 @@ from matcher.text.lexical import compound_collision, modifier_phrases, word_toke
 
 __all__ = [
     "SIGNAL_FUNCTIONS", "candidate_mask", "candidate_masks", "capacity", "country", "dense", "distance_km", "domain",
-    "false_friends", "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region", "time_fit",
-    "type_fit",
+    "false_friends", "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region",
+    "time_fit", "type_fit",
 ]
 
 

@@ -28,8 +28,8 @@ from matcher.domain.formatting import capitalised, decimal
 from matcher.domain.labels import ORG_TYPE_PLURALS_DE
 from matcher.domain.messages import alternatives, did_you_mean, quoted
 from matcher.domain.schema import ORG_TYPES
-from matcher.errors import NotFittedError, ValidationError
 from matcher.engine.fields import Actor, FieldClassifier
+from matcher.errors import NotFittedError, ValidationError
 from matcher.landscape.links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
 from matcher.text.gazetteer import Place, haversine_km
 
