@@ -166,7 +166,7 @@ class Matcher:
             ValidationError: the asker is of the wrong kind for the task.
         """
         ctx = self.contexts([query], as_of)[0]
-        block = self.index_.block_of(TASK_KINDS[query.task])
+        block = self.index_.block_of(TASK_KINDS.get(query.task) or (TASK_KIND[query.task],))
         return QueryScores.of(score_contexts(self.index_, [ctx], block, self.weights_), 0, ctx)
 
     def _top(self, scores: QueryScores, k: int) -> np.ndarray:

@@ -19,7 +19,7 @@ SIGNALS = ("dense", "lexical", "domain", "proximity", "region", "language", "cou
            "capacity")
 # the kind of entity each task ranks first (FORMAT.md's kind; the judged sets judge these)
 TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation"}
-# every kind each task ranks: a municipality is a partner and an invitee too (issue 17)
+# every kind a task ranks, where more than TASK_KIND's: a municipality is a partner and an invitee too (issue 17)
 TASK_KINDS = {"advisors": ("advisor",), "partners": ("organisation", "municipality"), "events": ("event",),
               "invitations": ("organisation", "municipality")}
 
