@@ -84,7 +84,10 @@ def municipalities_wanted(ctx: QueryContext) -> bool:
         return True
     if query.kinds:
         return False
-    return "municipal_office" in query.org_types or "municipal_office" in ctx.intent.org_types
+    if "municipal_office" in query.org_types or "municipal_office" in ctx.intent.org_types:
+        return True
+    # an invitation to an event for municipal offices: municipalities belong to its audience
+    return ctx.task == "invitations" and "municipal_office" in getattr(ctx.asker, "target_groups", ())
 
 
 def reach_km(ctx: QueryContext) -> float | None:
