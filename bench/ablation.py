@@ -14,9 +14,13 @@ from pathlib import Path
 from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 from matcher.engine.matcher import SIGNALS, Matcher, Weights
 from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
-from matcher.settings import cache_file, model_spec
+from matcher.settings import model_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "var" / "bench" / "dev-vectors.sqlite"
+# the shapes issue 17 added, each set back to what it was before
+SHAPES = {"event_proximity as implicit_proximity (0.3)": {"event_proximity": 0.3},
+          "no partner mix (mix_radius_km 0)": {"mix_radius_km": 0.0}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default=None)
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
-    embedder = CachedEmbedder(make_embedder(args.model or model_spec()), SQLiteVectorCache(cache_file()))
+    embedder = CachedEmbedder(make_embedder(args.model or model_spec()), SQLiteVectorCache(CACHE))
     matcher = Matcher(embedder).fit(ds.catalog)
     as_of = min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
     full = Weights()
@@ -33,10 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model: {embedder.model_id}; data: {args.data}")
     print("| configuration | overall | " + " | ".join(tasks) + " |")
     print("|---|---|" + "---|" * len(tasks))
-    for name in ("all signals", *SIGNALS):
-        matcher.weights_ = full if name == "all signals" else full.without(name)
+    for name in ("all signals", *SIGNALS, *SHAPES):
+        matcher.weights_ = full if name == "all signals" else \
+            Weights.from_mapping({**full.as_dict(), **SHAPES[name]}) if name in SHAPES else full.without(name)
         rep = evaluate(matcher_ranker(matcher, as_of=as_of), ds)
-        label = name if name == "all signals" else f"without {name}"
+        label = name if name == "all signals" or name in SHAPES else f"without {name}"
         cells = " | ".join(f"{rep.per_task[t]['ndcg@10']:.3f}" if t in rep.per_task else "–" for t in tasks)
         print(f"| {label} | {rep.overall['ndcg@10']:.3f} | {cells} |")
     matcher.weights_ = full

@@ -17,7 +17,7 @@ from matcher.batch.invitation_types import Quota
 from matcher.batch.invitations import DEFAULT_MMR_LAMBDA, ExposurePolicy
 from matcher.batch.requests import AdvisorRequest
 from matcher.domain.labels import ADVISOR_GROUP
-from matcher.domain.messages import alternatives, quoted
+from matcher.domain.messages import FieldRuleError, alternatives, quoted
 from matcher.domain.schema import ORG_TYPES, WS, EntityId, IsoDate
 
 from .models import ErrorBody
@@ -76,6 +76,11 @@ class InvitationJobRequest(_Request):
     mmr_lambda: Annotated[float, Field(ge=0.0, le=1.0, description="1 = nur Relevanz, kleiner = mehr Vielfalt")] \
         = DEFAULT_MMR_LAMBDA
     include_advisors: bool = Field(default=False, description="Auch Beraterinnen und Berater einladen")
+    include_municipalities: bool = Field(default=False, description="Auch Kommunen einladen (sonst nur, wo die "
+                                                                    "Veranstaltung kommunale Akteure sucht)")
+    reach_km: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = Field(
+        default=None, description="Nur Eingeladene so nah am Veranstaltungsort (km; Standard: reach_km der "
+                                  "Veranstaltung)")
     as_of: IsoDate | None = Field(default=None, description="Stichtag (Standard: heute); auch für die "
                                                             "Einladungshistorie")
     exposure_penalty: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
@@ -141,9 +146,9 @@ class RecordInvitationsRequest(_Request):
     @model_validator(mode="after")
     def _ids_or_job(self) -> RecordInvitationsRequest:
         if bool(self.entity_ids) == bool(self.job):
-            raise ValueError("Bitte genau eines angeben: entity_ids (mit event) oder job")
+            raise FieldRuleError("Bitte genau eines angeben: entity_ids (mit event) oder job", "job")
         if self.entity_ids and not self.event:
-            raise ValueError("Zu entity_ids bitte die Veranstaltung (event) angeben")
+            raise FieldRuleError("Zu entity_ids bitte die Veranstaltung (event) angeben", "event")
         return self
 
 

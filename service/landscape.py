@@ -18,9 +18,9 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field, StringConstraints
 
 from matcher.domain.schema import MAX_SHORT, NOT_BLANK
+from matcher.engine.fields import FieldClassifier, load_fields
 from matcher.engine.matcher import Matcher
 from matcher.landscape.build import Landscape, build_landscape, resolve_area
-from matcher.landscape.fields import FieldClassifier, load_fields
 from matcher.landscape.report import render_html, xlsx_bytes
 
 from .models import _Request

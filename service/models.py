@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
+from matcher.domain.messages import FieldRuleError
 from matcher.domain.schema import (
     HAS_TEXT,
     LAT_LON_TOGETHER,
@@ -50,7 +51,7 @@ class _Request(BaseModel):
 
 def _lat_lon_together(lat: float | None, lon: float | None) -> None:
     if (lat is None) != (lon is None):
-        raise ValueError("lat und lon müssen zusammen angegeben werden")
+        raise FieldRuleError("lat und lon müssen zusammen angegeben werden", "lon" if lon is None else "lat")
 
 
 # ----------------------------------------------------------------------------- recommendations
@@ -77,7 +78,7 @@ class AdvisorsRequest(_Request):
     @model_validator(mode="after")
     def _need_or_municipality(self) -> AdvisorsRequest:
         if not self.text and not self.municipality:
-            raise ValueError("Bitte den Bedarf (text) oder die anfragende Kommune (municipality) angeben")
+            raise FieldRuleError("Bitte den Bedarf (text) oder die anfragende Kommune (municipality) angeben", "text")
         _lat_lon_together(self.lat, self.lon)
         return self
 
@@ -102,11 +103,13 @@ class InlineProfile(_Request):
     city: City | None = None
     lat: Latitude | None = None
     lon: Longitude | None = None
+    org_type: OrgType | None = Field(default=None, description="Art des Akteurs (für Veranstaltungen: darf er "
+                                                               "teilnehmen?)")
 
     @model_validator(mode="after")
     def _has_content(self) -> InlineProfile:
         if not (self.description or self.topics or self.name):
-            raise ValueError("Das Profil braucht eine Beschreibung, Themen oder einen Namen")
+            raise FieldRuleError("Das Profil braucht eine Beschreibung, Themen oder einen Namen", "description")
         _lat_lon_together(self.lat, self.lon)
         return self
 
@@ -137,7 +140,7 @@ class PartnersRequest(_Request):
     @model_validator(mode="after")
     def _one_asker(self) -> PartnersRequest:
         if (self.organisation is None) == (self.profile is None):
-            raise ValueError("Bitte genau eines angeben: organisation (id) oder profile")
+            raise FieldRuleError("Bitte genau eines angeben: organisation (id) oder profile", "organisation")
         return self
 
     def to_query(self) -> Query:
@@ -152,16 +155,39 @@ class PartnersRequest(_Request):
 
 
 class EventsRequest(_Request):
-    """Veranstaltungen für eine Organisation."""
+    """Veranstaltungen für eine Organisation: aus dem Katalog (organisation), beschrieben (profile: Text, Ort,
+    Art) oder nur mit einem Bedarf (text)."""
 
-    organisation: EntityId = Field(description="id der Organisation")
+    model_config = ConfigDict(json_schema_extra=schema_rules(
+        {"anyOf": [{"required": ["organisation"], "properties": {"organisation": {"type": "string"}}},
+                   {"required": ["profile"], "properties": {"profile": {"type": "object"}}},
+                   {"required": ["text"], "properties": {"text": HAS_TEXT}}]},
+        {"not": {"required": ["organisation", "profile"],
+                 "properties": {"organisation": {"type": "string"}, "profile": {"type": "object"}}}}))
+
+    organisation: EntityId | None = Field(default=None, description="id der Organisation im Katalog")
+    profile: InlineProfile | None = Field(default=None, description="Die Organisation, beschrieben statt aus dem "
+                                                                    "Katalog")
     text: NeedText | None = None
     as_of: IsoDate | None = Field(default=None, description="Stichtag: frühere Termine entfallen (Standard: heute)")
     k: K = 10
     lang: ReasonLanguage = "de"
 
+    @model_validator(mode="after")
+    def _one_asker(self) -> EventsRequest:
+        if self.organisation is not None and self.profile is not None:
+            raise FieldRuleError("Bitte nur eines angeben: organisation (id) oder profile", "profile")
+        if self.organisation is None and self.profile is None and not self.text:
+            raise FieldRuleError("Bitte die Organisation (organisation), ihr Profil (profile) oder den Bedarf "
+                                 "(text) angeben", "text")
+        return self
+
     def to_query(self) -> Query:
-        return Query(task="events", text=self.text, from_=self.organisation, as_of=self.as_of)
+        p = self.profile
+        text = " ".join(t for t in [self.text, p.as_text() if p else None] if t)[:MAX_TEXT] or None
+        return Query(task="events", text=text, from_=self.organisation, as_of=self.as_of,
+                     city=p.city if p else None, lat=p.lat if p else None, lon=p.lon if p else None,
+                     languages=list(p.languages) if p else [], asker_type=p.org_type if p else None)
 
 
 class InviteesRequest(_Request):
@@ -169,11 +195,17 @@ class InviteesRequest(_Request):
 
     event: EntityId = Field(description="id der Veranstaltung")
     org_types: Annotated[list[OrgType], Field(max_length=4)] = []
+    include_municipalities: bool = Field(default=False, description="Auch Kommunen (sonst nur, wo die "
+                                                                    "Veranstaltung kommunale Akteure sucht)")
+    reach_km: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = Field(
+        default=None, description="Nur Kandidaten so nah am Veranstaltungsort (km; Standard: reach_km der "
+                                  "Veranstaltung)")
     k: K = 10
     lang: ReasonLanguage = "de"
 
     def to_query(self) -> Query:
-        return Query(task="invitations", from_=self.event, org_types=self.org_types)
+        return Query(task="invitations", from_=self.event, org_types=self.org_types, reach_km=self.reach_km,
+                     kinds=["organisation", "municipality"] if self.include_municipalities else [])
 
 
 class ExplanationOut(BaseModel):

@@ -52,7 +52,8 @@ LEAKS = {
                                  "erlaubt: „accepted“, „declined“ oder „contacted“"),
     "language code of a wrong form": ("post", ADVISORS, {"json": {"text": "x", "languages": ["deutsch"]}},
                                       "Sprachcode"),
-    "required field missing": ("post", "/v1/recommendations/events", {"json": {"text": "x"}}, "Pflichtfeld"),
+    # (an events request with text alone is a need now, not a missing organisation: issue 17)
+    "required field missing": ("post", "/v1/jobs/invitations", {"json": {"event": "evt-113"}}, "Pflichtfeld"),
     "number as text": ("post", ADVISORS, {"json": {"text": "x", "k": "zehn"}}, "ganze Zahl"),
     "unknown actor type": ("post", "/v1/recommendations/partners",
                            {"json": {"organisation": "org-101", "org_types": ["verein"]}}, "„migrant_organisation“"),

@@ -170,9 +170,10 @@ def test_recording_an_unknown_or_uninvitable_id_records_nothing(seeded):
     history = seeded.invitations
     before = history.page(event_id="evt-102")[1]
     with pytest.raises(ValidationError, match="nichts wurde gespeichert") as exc:
-        history.record("evt-102", ["org-104", "org-999", "mun-101"])
+        history.record("evt-102", ["org-104", "org-999", "evt-103"])
+    # municipalities may be invited (issue 17); an event may not
     assert {(d["value"], d["message"]) for d in exc.value.details} == {
-        ("org-999", "nicht im Katalog"), ("mun-101", "kann nicht eingeladen werden (Art: Kommune)")}
+        ("org-999", "nicht im Katalog"), ("evt-103", "kann nicht eingeladen werden (Art: Veranstaltung)")}
     assert history.page(event_id="evt-102")[1] == before
     with pytest.raises(UnknownEntityError):
         history.record("evt-999", ["org-104"])

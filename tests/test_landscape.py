@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FIXTURES, ROOT
+from matcher.engine.fields import FieldClassifier, Thresholds, load_fields
 from matcher.errors import CatalogError, NotFittedError, ValidationError
 from matcher.landscape.build import build_landscape
 from matcher.landscape.calibration import (
@@ -23,7 +24,6 @@ from matcher.landscape.calibration import (
     load_judged_fields,
     precision_recall,
 )
-from matcher.landscape.fields import FieldClassifier, Thresholds, load_fields
 from matcher.landscape.links import LINK_TYPES, LinkWeights, recorded_pairs
 from matcher.landscape.report import render_html, write_report
 

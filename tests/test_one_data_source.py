@@ -22,7 +22,8 @@ EVENT = {"id": "evt-901", "kind": "event", "name": "Netzwerktreffen Diaspora und
          "description": "Austausch von Migrantenorganisationen und kommunalen Stellen über gemeinsame Projekte "
                         "in der Entwicklungszusammenarbeit, mit Fokus auf Westafrika.",
          "city": "Dortmund", "date": "2027-03-10", "topics": ["Diaspora", "Kommunale Partnerschaften"],
-         "languages": ["de", "fr"], "target_groups": ["migrant_organisation", "municipal_office"]}
+         "languages": ["de", "fr"], "target_groups": ["migrant_organisation", "municipal_office"],
+         "reach_km": 40}  # the invitees' reach: kept in the entity's record (issue 17)
 
 
 def _matcher(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -39,9 +40,11 @@ def test_an_event_created_over_the_api_is_invited_to_by_the_command_line(tmp_pat
     server = server_process(url)
     assert requests.post(f"{server.url}/v1/entities", json=EVENT, headers=editor, timeout=10).status_code == 201
     # a request makes the server refit on the new catalog version, encoding (and storing) the event's texts
-    invitees = requests.post(f"{server.url}/v1/recommendations/invitees", json={"event": "evt-901", "k": 3},
+    invitees = requests.post(f"{server.url}/v1/recommendations/invitees", json={"event": "evt-901", "k": 10},
                              headers=editor, timeout=60)
     assert invitees.status_code == 200, invitees.text
+    assert all(r["explanation"]["distance_km"] <= 40 for r in invitees.json()["results"]), invitees.text
+    assert next(e for e in store.snapshot()[1] if e.id == "evt-901").reach_km == 40
     vectors_before = store.vectors.count()
 
     proc = _matcher("invite", "--event", "evt-901", "--size", "5", MATCHER_DATABASE_URL=url)

@@ -13,6 +13,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matcher.domain.schema import Query
+from matcher.engine.index import INDEX_ORDER
 from matcher.engine.matcher import Matcher
 from matcher.engine.similarity import zscore
 from matcher.text.lexical import LexicalIndex, _stem_analyzer
@@ -120,7 +121,7 @@ def test_scores_do_not_depend_on_the_order_of_the_catalog(fast_embedder, catalog
     by_id = []
     for m in fitted:
         assert [e.kind for e in m.entities_] == sorted((e.kind for e in m.entities_),
-                                                       key=["advisor", "organisation", "event", "municipality"].index)
+                                                       key=INDEX_ORDER.index)
         scores = m.score(q, as_of=AS_OF)
         by_id.append({m.entities_[i].id: float(s) for i, s in zip(scores.rows, scores.total)})
         # the dense signal against the whole-catalog computation

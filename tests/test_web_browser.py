@@ -200,8 +200,12 @@ def test_partner_view_finds_partners_and_coming_events_with_reasons(page, web):
     form.get_by_label("Was macht Ihre Organisation?").fill(
         "Wir sind ein Weltladen-Verein und möchten den fairen Handel in unserer Stadt stärken.")
     form.get_by_label("Ort", exact=True).fill("Münster")
+    form.get_by_label("Art der Organisation (optional)").select_option("civil_society")
     form.get_by_role("button", name="Partner und Veranstaltungen suchen").click()
-    page.locator("#event-status").filter(has_text="Katalog").wait_for()
+    # a described organisation gets events too (issue 17), each explained
+    page.locator("#event-status").filter(has_text="anstehende Veranstaltungen").wait_for()
+    assert page.locator("#event-list .card").count() >= 1
+    assert all(card.locator(".reasons li").count() >= 1 for card in page.locator("#event-list .card").all())
     names = page.locator("#partner-list .card h4").all_inner_texts()
     assert any("Weltladen" in n for n in names[:3]), names
     page.traffic.check()

@@ -64,7 +64,8 @@ from matcher.domain.labels import KIND_LABELS
 from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import ORG_TYPES, Event, Query
 from matcher.engine.explain import explain, topic_similarities
-from matcher.engine.index import CatalogIndex
+from matcher.engine.fields import FieldClassifier
+from matcher.engine.index import CatalogIndex, actor_type
 from matcher.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,6 +85,7 @@ __all__ = [
     "Invitee",
     "Quota",
     "invitation_list",
+    "out_of_field",
     "read_history",
     "recent_invitations",
     "replacement_for",
@@ -115,12 +117,18 @@ def _check_arguments(size: int, waitlist: int, mmr_lambda: float, max_per_city: 
         raise ValidationError("Ungültige Angaben für die Einladungsliste", problems)
 
 
-def _score_candidates(matcher: Matcher, event: Event, include_kinds: Sequence[str],
-                      as_of: dt.date | None) -> tuple[np.ndarray, np.ndarray, list[QueryScores], np.ndarray]:
+def _score_candidates(matcher: Matcher, event: Event, include_kinds: Sequence[str], as_of: dt.date | None,
+                      reach_km: float | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, list[QueryScores], np.ndarray]:
     """(candidate catalog rows ascending, their scores, the scores of each query asked, query per candidate)."""
     parts = []
-    if "organisation" in include_kinds:
-        parts.append(matcher.score(Query.model_validate({"task": "invitations", "from": event.id}), as_of=as_of))
+    actors = [k for k in ("organisation", "municipality") if k in include_kinds]
+    if actors:
+        # organisations alone: municipalities join where the event asks for municipal actors (the engine's
+        # rule); "municipality" named: always
+        kinds = actors if "municipality" in actors else []
+        parts.append(matcher.score(Query(task="invitations", from_=event.id, kinds=kinds, reach_km=reach_km),
+                                   as_of=as_of))
     if "advisor" in include_kinds:
         announcement = f"{event.name}. {event.description}".strip()
         q = Query.model_validate({"task": "advisors", "text": announcement, "city": event.city,
@@ -143,14 +151,30 @@ def _catalog_columns(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, list[str
     def build(index: CatalogIndex) -> tuple[np.ndarray, np.ndarray, list[str]]:
         ents = index.entities
         position = {g: k for k, g in enumerate(GROUPS)}
-        groups = np.array([position[ADVISOR_GROUP if e.kind == "advisor" else getattr(e, "org_type", None)
-                                    or UNTYPED_GROUP] for e in ents], dtype=np.int64)
+        groups = np.array([position[ADVISOR_GROUP if e.kind == "advisor" else index.org_type[i] or UNTYPED_GROUP]
+                           for i, e in enumerate(ents)], dtype=np.int64)
         city_list = sorted({e.city for e in ents if e.city})
         city_pos = {c: k for k, c in enumerate(city_list)}
         cities = np.array([city_pos[e.city] if e.city else -1 for e in ents], dtype=np.int64)
         return groups, cities, city_list
 
     return matcher.index_.derived("invitation_columns", build)
+
+
+def out_of_field(matcher: Matcher) -> np.ndarray:
+    """Per catalog entity: an actor that works in none of the fields of action (a sports club with no
+    development-policy work, an IT firm), by the landscape's classifier; computed once per fitted catalog.
+    All False when no threshold is calibrated for the matcher's model (nothing to judge by)."""
+
+    def build(index: CatalogIndex) -> np.ndarray:
+        try:
+            classifier = FieldClassifier().fit(matcher)
+        except ValidationError:
+            return np.zeros(len(index.entities), dtype=bool)
+        return np.array([actor_type(e) is not None and not classifier.assignments(e.id) for e in index.entities],
+                        dtype=bool)
+
+    return matcher.index_.derived("out_of_field", build)
 
 
 def check_invitation_request(matcher: Matcher, event_id: str, size: int, *, quotas: Sequence[Quota | str] = (),
@@ -179,7 +203,8 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
                     max_per_city: int | None = None, mmr_lambda: float = DEFAULT_MMR_LAMBDA,
                     exposure: ExposurePolicy = DEFAULT_EXPOSURE, history: Iterable[Any] = (), waitlist: int = 0,
                     include_kinds: Sequence[str] = ("organisation",), as_of: dt.date | None = None,
-                    lang: str = "de", progress: Progress | None = None) -> InvitationList:
+                    lang: str = "de", progress: Progress | None = None,
+                    reach_km: float | None = None) -> InvitationList:
     """Choose ``size`` invitees for event ``event_id`` under quotas, diversity and exposure control.
 
     Args:
@@ -192,10 +217,13 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
         exposure: the penalty for recent invitations (applies only with a ``history``).
         history: past invitations, :class:`InvitationRecord` or ``(entity_id, event_id, date)`` tuples.
         waitlist: how many to put on the waitlist.
-        include_kinds: ``"organisation"`` (all actor types, municipal offices included) and/or ``"advisor"``.
+        include_kinds: ``"organisation"`` (all actor types, municipal offices included; municipalities too
+            where the event asks for municipal actors), ``"municipality"`` (always) and/or ``"advisor"``.
         as_of: reference date for the engine and the exposure window (default: today).
         lang: language of the reasons (``"de"`` or ``"en"``; the selection reasons are German).
         progress: called with (fraction done, German stage label).
+        reach_km: invite only candidates this close to the venue (default: the event's ``reach_km``;
+            neither: no limit). Candidates without a known place stay in.
 
     Returns:
         :class:`InvitationList`; ``constraints`` report every quota and limit, and
@@ -213,7 +241,10 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     event, quotas = check_invitation_request(matcher, event_id, size, quotas=quotas, max_per_city=max_per_city,
                                              mmr_lambda=mmr_lambda, waitlist=waitlist, include_kinds=include_kinds)
     report(0.0, "Kandidaten bewerten")
-    cand, scores, parts, part_of = _score_candidates(matcher, event, include_kinds, as_of)
+    if reach_km is not None and not 0 < reach_km <= 1000:
+        raise ValidationError("Die Reichweite (reach_km) liegt zwischen 0 und 1000 km",
+                              [{"field": "reach_km", "value": reach_km}])
+    cand, scores, parts, part_of = _score_candidates(matcher, event, include_kinds, as_of, reach_km)
     if cand.size == 0:
         raise ValidationError("Keine Kandidaten für diese Veranstaltung im Katalog",
                               [{"field": "event", "value": event_id}])
@@ -227,6 +258,11 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     recent = recent_all[cand]
     penalty = exposure.penalty * recent
     relevance = scores - penalty
+    # actors of no field of action come after every actor of the field: a quota that asks for their type
+    # can still take them when no one else of that type is left
+    outside = out_of_field(matcher)[cand]
+    if outside.any():
+        relevance = np.where(outside, relevance - (np.ptp(relevance) + 1.0), relevance)
 
     group_codes, city_codes, city_list = _catalog_columns(matcher)
     group_list = list(GROUPS)
@@ -287,7 +323,9 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
     report(1.0, "Fertig")
     settings = {"quotas": [q.label() for q in quotas], "max_per_city": max_per_city, "mmr_lambda": mmr_lambda,
                 "exposure": asdict(exposure), "history_entries": sum(counts.values()), "waitlist": waitlist,
-                "include_kinds": list(include_kinds), "as_of": str(ref_date)}
+                "include_kinds": list(include_kinds), "as_of": str(ref_date),
+                "reach_km": reach_km if reach_km is not None else event.reach_km,
+                "out_of_field": int(outside.sum())}
     return InvitationList(event, size, invitees, waiting, reports, int(cand.size), settings, matcher.model_id,
                           waitlist_reports)
 

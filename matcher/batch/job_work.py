@@ -52,7 +52,9 @@ def invitation_args(params: dict[str, Any]) -> dict[str, Any]:
             "max_per_city": params.get("max_per_city"),
             "mmr_lambda": float(params.get("mmr_lambda", DEFAULT_MMR_LAMBDA)),
             "waitlist": int(params.get("waitlist") or 0),
-            "include_kinds": ("organisation", "advisor") if params.get("include_advisors") else ("organisation",),
+            "include_kinds": ("organisation", *(("municipality",) if params.get("include_municipalities") else ()),
+                              *(("advisor",) if params.get("include_advisors") else ())),
+            "reach_km": params.get("reach_km"),
             "as_of": dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
             "exposure": ExposurePolicy(float(params.get("exposure_penalty", defaults.penalty)),
                                        int(params.get("exposure_days", defaults.window_days)))}

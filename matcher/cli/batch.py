@@ -64,6 +64,10 @@ _as_of_option = german.option("--as-of", type=german.Date(), default=None, help=
 @german.option("--exposure-days", type=german.IntRange(1), default=ExposurePolicy.window_days, show_default=True,
                help="Zeitfenster der Einladungshistorie in Tagen.")
 @german.option("--include-advisors", is_flag=True, help="Auch Beraterinnen und Berater einladen.")
+@german.option("--include-municipalities", is_flag=True,
+               help="Auch Kommunen einladen (sonst nur, wo die Veranstaltung kommunale Akteure sucht).")
+@german.option("--reach-km", type=german.FloatRange(0.0, 1000.0, min_open=True), default=None, metavar="KM",
+               help="Nur Eingeladene so nah am Veranstaltungsort (Standard: reach_km der Veranstaltung).")
 @_as_of_option
 @_out_option
 @_contact_option
@@ -74,7 +78,8 @@ _as_of_option = german.option("--as-of", type=german.Date(), default=None, help=
 @model_option
 def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int | None, waitlist: int,
            mmr_lambda: float, history_file: str | None, exposure_penalty: float, exposure_days: int,
-           include_advisors: bool, as_of: dt.date | None, out: str | None, include_contact: bool, delimiter: str,
+           include_advisors: bool, include_municipalities: bool, reach_km: float | None,
+           as_of: dt.date | None, out: str | None, include_contact: bool, delimiter: str,
            strict: bool, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Einladungsliste für eine Veranstaltung: Quoten, Vielfalt, Ausgleich, Warteliste."""
     from matcher.batch.export import export
@@ -95,8 +100,9 @@ def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int 
             result = invitation_list(
                 m, event_id, size, quotas=quotas, max_per_city=max_per_city, mmr_lambda=mmr_lambda,
                 exposure=exposure, history=history, waitlist=waitlist,
-                include_kinds=("organisation", "advisor") if include_advisors else ("organisation",),
-                as_of=as_of, progress=progress)
+                include_kinds=("organisation", *(("municipality",) if include_municipalities else ()),
+                               *(("advisor",) if include_advisors else ())),
+                as_of=as_of, progress=progress, reach_km=reach_km)
         if out:
             export(result, out, include_contact=include_contact, delimiter=delimiter)
     except MatcherError as exc:

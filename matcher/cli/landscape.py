@@ -69,8 +69,8 @@ def landscape(city: str, radius_km: float | None, out: str, contacted_file: str 
               fields_file: str | None, catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Landschaftsbericht: wer in welchem Handlungsfeld arbeitet und welche Verbindungen fehlen."""
     from matcher.cli.common import open_store
+    from matcher.engine.fields import FieldClassifier, load_fields
     from matcher.landscape.build import build_landscape
-    from matcher.landscape.fields import FieldClassifier, load_fields
     from matcher.landscape.report import FORMATS, write_report
 
     if Path(out).suffix.lower() not in FORMATS:
@@ -104,8 +104,8 @@ def landscape(city: str, radius_km: float | None, out: str, contacted_file: str 
 def landscape_calibrate(judged: str, folds: int, write: bool, as_json: bool, fields_file: str | None,
                         catalog_file: str | None, url: str | None, model: str | None) -> None:
     """Schwellenwert der Zuordnung kalibrieren; Präzision und Trefferquote per Kreuzvalidierung."""
+    from matcher.engine.fields import load_fields, save_thresholds
     from matcher.landscape.calibration import calibrate, load_judged_fields
-    from matcher.landscape.fields import load_fields, save_thresholds
     from matcher.settings import fields_file as configured_fields_file
 
     fields = load_fields(fields_file)

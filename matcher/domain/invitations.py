@@ -12,7 +12,7 @@ from dataclasses import dataclass
 __all__ = ["INVITABLE_KINDS", "InvitationRecord"]
 
 # the kinds of entity an invitation list invites (``include_kinds``)
-INVITABLE_KINDS = ("organisation", "advisor")
+INVITABLE_KINDS = ("organisation", "municipality", "advisor")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from matcher.domain.labels import KIND_LABELS  # defined with the other labels; still importable here
 
-__all__ = ["validation_details", "german_message", "field_path", "quoted", "alternatives", "did_you_mean", "listed",
+__all__ = [
+    "FieldRuleError", "validation_details", "german_message", "field_path", "quoted", "alternatives",
+           "did_you_mean", "listed",
            "json_error_reason", "KIND_LABELS", "GENERIC_MESSAGE"]
 
 _KINDS = ("advisor", "organisation", "event", "municipality", "programme")
@@ -191,13 +193,27 @@ def _pattern_message(err: dict[str, Any]) -> str:
     return f"Format ungültig (erwartet: Muster {quoted((err.get('ctx') or {}).get('pattern', '?'))})"
 
 
+class FieldRuleError(ValueError):
+    """A rule across fields that a model validator breaks, naming the field to fix (a 422 names its field).
+
+    Raise it from a pydantic ``model_validator``; :func:`validation_details` reports ``field``."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 def validation_details(exc: PydanticValidationError, root: str = "(Eintrag)", **where: Any) -> list[dict[str, Any]]:
     """The errors of ``exc`` as ``details`` entries: ``where`` (e.g. line), field, German message.
 
-    ``root`` names the field of errors about the record as a whole.
+    ``root`` names the field of errors about the record as a whole, unless the rule names one
+    (:class:`FieldRuleError`).
     """
     out = []
     for err in exc.errors(include_url=False):
+        named = getattr((err.get("ctx") or {}).get("error"), "field", None)
         field = "kind" if err.get("type", "").startswith("union_tag") else field_path(err.get("loc", ()), root)
+        if named:
+            field = field_path((*err.get("loc", ()), named), root)
         out.append({**where, "field": field, "message": german_message(err)})
     return out

@@ -203,6 +203,8 @@ class Event(_EntityBase):
     date: IsoDate | None = None
     target_groups: Annotated[list[OrgType], Field(max_length=4)] = []
     capacity: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    # the invitees' reach: invitation lists take only candidates this close to the venue (km)
+    reach_km: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
 
 
 class Municipality(_EntityBase):
@@ -341,6 +343,13 @@ class Query(_Strict):
     as_of: IsoDate | None = None
     org_types: Annotated[list[OrgType], Field(max_length=4)] = []
     project: ProjectFacts | None = None   # task programmes: the applicant and the plan
+    # partners and invitations: municipalities are candidates when municipal actors are asked for
+    # (org_types, the need's words) or when listed here ("municipality")
+    kinds: Annotated[list[Literal["organisation", "municipality"]], Field(max_length=2)] = []
+    # who asks, when no catalog entry does (``from``): its actor type (events: may it attend?)
+    asker_type: OrgType | None = None
+    # invitations: only candidates this close to the event (default: the event's own ``reach_km``)
+    reach_km: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _has_text_or_from(self) -> Query:

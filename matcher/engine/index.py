@@ -4,9 +4,11 @@
 <matcher.engine.matcher.Matcher.fit>`) and only read afterwards: entity arrays,
 the profile and passage vectors, the TF-IDF views, places, languages, countries
 and the advisors' served areas. The catalog is grouped by kind (advisors,
-organisations, events, municipalities; the given order within a kind), so each
-kind's rows are one contiguous :class:`KindBlock` of every matrix, and a query
-reads only its kind's block.
+organisations, municipalities, events: :data:`INDEX_ORDER`; the given order within
+a kind), so each kind's rows are one contiguous :class:`KindBlock` of every matrix,
+and a query reads only its task's block: one kind, or adjacent kinds together
+(:meth:`CatalogIndex.block_of`: partners and invitees are organisations and
+municipalities).
 
 Per-catalog columns that batch code derives from the index (e.g. an event's
 candidate groups) are kept on it with :meth:`CatalogIndex.derived`, so they
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from matcher.domain.messages import alternatives, quoted
-from matcher.domain.schema import KINDS, Advisor, Event, Municipality, Organisation, Programme
+from matcher.domain.schema import Advisor, Event, Municipality, Organisation, Programme
 from matcher.engine.embedding import Embedder
 from matcher.errors import UnknownEntityError, ValidationError
 from matcher.text.columns import packed
@@ -33,7 +35,7 @@ from matcher.text.gazetteer import Gazetteer, Place, area_keys, haversine_km
 from matcher.text.lexical import LexicalIndex
 from matcher.text.profile import passages, profile_text
 
-__all__ = ["DOMAIN_TEXT", "CatalogIndex", "Entity", "KindBlock"]
+__all__ = ["DOMAIN_TEXT", "INDEX_ORDER", "CatalogIndex", "Entity", "KindBlock", "actor_type"]
 
 Entity = Advisor | Organisation | Event | Municipality | Programme
 
@@ -47,6 +49,17 @@ _ENCODE_BATCH = 256
 # what a pickled index packs (matcher.text.columns): read item by item, never as a whole list
 _PACKED_TEXTS = ("profile_texts", "passage_texts", "passage_unique_texts", "country_texts")
 _PACKED_VALUES = ("entities", "places", "languages", "countries", "countries_named", "topic_rows")
+# the order of the kinds in the index: organisations and municipalities are adjacent, so that the
+# candidates of a partner search or an invitation list (both kinds) are one contiguous block too
+INDEX_ORDER = ("advisor", "organisation", "municipality", "event", "programme")
+
+
+def actor_type(entity: Any) -> str | None:
+    """The actor type an entity counts as: an organisation's ``org_type``; a municipality is a
+    municipal actor (``municipal_office``: filters, quotas and type fit treat it as one)."""
+    if isinstance(entity, Municipality):
+        return "municipal_office"
+    return getattr(entity, "org_type", None)
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,7 @@ class CatalogIndex:
                  on_progress: Callable[[int, int], None] | None = None, progress_bar: bool = False):
         if reuse is not None and reuse.model_id != embedder.model_id:
             reuse = None
-        order = {kind: i for i, kind in enumerate(KINDS)}
+        order = {kind: i for i, kind in enumerate(INDEX_ORDER)}
         ents = sorted(entities, key=lambda e: order.get(e.kind, len(order)))
         ids = [e.id for e in ents]
         if len(set(ids)) != len(ids):
@@ -110,10 +123,11 @@ class CatalogIndex:
         self.entities: list[Entity] = ents
         self.row = {e.id: i for i, e in enumerate(ents)}
         self._derived: dict[str, Any] = {}
+        self._merged_blocks: dict[tuple[str, ...], KindBlock] = {}
         self._derived_lock = threading.Lock()
         n = len(ents)
         self.kind = np.array([e.kind for e in ents], dtype=object)
-        self.org_type = np.array([getattr(e, "org_type", None) for e in ents], dtype=object)
+        self.org_type = np.array([actor_type(e) for e in ents], dtype=object)
         self.places: list[Place | None] = [gazetteer.locate(e.city, e.lat, e.lon) for e in ents]
         self.lat = np.array([p.lat if p and p.lat is not None else np.nan for p in self.places], dtype=np.float64)
         self.lon = np.array([p.lon if p and p.lon is not None else np.nan for p in self.places], dtype=np.float64)
@@ -253,6 +267,30 @@ class CatalogIndex:
         """The rows of one kind (an empty block for a kind the catalog does not hold)."""
         return self.blocks.get(kind) or KindBlock.empty()
 
+    def block_of(self, kinds: Sequence[str]) -> KindBlock:
+        """The rows of kinds adjacent in :data:`INDEX_ORDER`, as one block (kinds the catalog does not
+        hold are left out); one kind is :meth:`block`."""
+        held = [self.blocks[k] for k in INDEX_ORDER if k in kinds and k in self.blocks]
+        if len(held) <= 1:
+            return held[0] if held else KindBlock.empty()
+        key = tuple(k for k in INDEX_ORDER if k in kinds and k in self.blocks)
+        merged = self._merged_blocks.get(key)
+        if merged is None:
+            first, last = held[0], held[-1]
+            if any(a.rows.stop != b.rows.start for a, b in zip(held, held[1:])):
+                raise ValueError(f"kinds {key} are not adjacent in the index")
+            ua = min(b.unique.start for b in held if b.unique.stop > b.unique.start) \
+                if any(b.unique.stop > b.unique.start for b in held) else 0
+            ub = max(b.unique.stop for b in held)
+            rows = slice(first.rows.start, last.rows.stop)
+            pa = int(self.passage_starts[rows.start])
+            pb = int(self.passage_starts[rows.stop]) if rows.stop < len(self.passage_starts) \
+                else len(self.passage_texts)
+            merged = KindBlock(rows, slice(ua, ub), self.passage_map[pa:pb] - ua,
+                               self.passage_starts[rows.start:rows.stop] - pa)
+            self._merged_blocks[key] = merged
+        return merged
+
     def vectors_by_text(self) -> dict[str, np.ndarray]:
         """Every catalog text encoded (profiles and passages, role ``passage``) → its vector."""
         out = dict(zip(self.profile_texts, self.profile_vecs))
@@ -326,6 +364,7 @@ class CatalogIndex:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_derived"] = {}
+        state["_merged_blocks"] = {}  # a cache of block_of, rebuilt on demand
         del state["_derived_lock"]  # a lock cannot be pickled (fitted indexes are cached on disk by bench/)
         # per-entity and per-passage values as packed columns: a pickled index (the persisted one,
         # see matcher.engine.index_file) then holds two arrays each, not millions of objects to rebuild
@@ -337,6 +376,7 @@ class CatalogIndex:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_merged_blocks", {})
         self._derived_lock = threading.Lock()
 
 

@@ -21,13 +21,17 @@ from matcher.engine.embedding import Embedder
 from matcher.engine.explain import Explanation, explain, topic_similarities
 from matcher.engine.index import DOMAIN_TEXT, CatalogIndex, Entity, KindBlock
 from matcher.engine.scoring import BlockScores, ScoreRow, score_contexts
-from matcher.engine.similarity import top_k
-from matcher.engine.weights import SIGNALS, TASK_KIND, Weights
+from matcher.engine.similarity import mixed_top_k, top_k
+from matcher.engine.weights import SIGNALS, TASK_KIND, TASK_KINDS, Weights
 from matcher.errors import NotFittedError
 from matcher.text.gazetteer import Gazetteer, default_gazetteer
 from matcher.text.intent import Intent
 
-__all__ = ["DOMAIN_TEXT", "SIGNALS", "TASK_KIND", "Matcher", "QueryScores", "Ranking", "Result", "Weights"]
+# the actor types a partner search mixes when it does not say which it seeks
+MIX_GROUPS = ("migrant_organisation", "civil_society", "municipal_office")
+
+__all__ = ["DOMAIN_TEXT", "MIX_GROUPS", "SIGNALS", "TASK_KIND", "TASK_KINDS", "Matcher", "QueryScores", "Ranking",
+           "Result", "Weights"]
 
 
 @dataclass
@@ -154,7 +158,7 @@ class Matcher:
 
     @property
     def entities_(self) -> list[Entity]:
-        """The catalog, grouped by kind (advisors, organisations, events, municipalities)."""
+        """The catalog, grouped by kind (advisors, organisations, municipalities, events: `INDEX_ORDER`)."""
         self._check()
         return self.index_.entities
 
@@ -176,8 +180,20 @@ class Matcher:
             ValidationError: the asker is of the wrong kind for the task.
         """
         ctx = self.contexts([query], as_of)[0]
-        block = self.index_.block(TASK_KIND[query.task])
+        block = self.index_.block_of(TASK_KINDS.get(query.task) or (TASK_KIND[query.task],))
         return QueryScores.of(score_contexts(self.index_, [ctx], block, self.weights_), 0, ctx)
+
+    def _top(self, scores: QueryScores, k: int) -> np.ndarray:
+        """The columns of the top ``k``. A partner search that does not say which actor types it seeks
+        gets a mix: each of migrant organisations, Eine-Welt groups (civil society) and municipal
+        actors that has a candidate fitting in content (dense above the candidates' average) within
+        ``mix_radius_km`` is represented (:func:`~matcher.engine.similarity.mixed_top_k`)."""
+        ctx, w = scores.context, self.weights_
+        if ctx.task != "partners" or ctx.query.org_types or ctx.intent.org_types or k < len(MIX_GROUPS):
+            return top_k(scores.total, k, scores.mask)
+        groups = self.index_.org_type[scores.rows]
+        eligible = (scores.raw["dense"] > 0) & (np.nan_to_num(scores.distance_km, nan=np.inf) <= w.mix_radius_km)
+        return mixed_top_k(scores.total, k, scores.mask, groups, MIX_GROUPS, eligible)
 
     def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de") -> Ranking:
         """Rank the catalog for ``query``; return the top ``k`` with explanations.
@@ -188,7 +204,7 @@ class Matcher:
         """
         scores = self.score(query, as_of=as_of)
         ctx = scores.context
-        best = top_k(scores.total, k, scores.mask) + scores.block.rows.start
+        best = self._top(scores, k) + scores.block.rows.start
         sims = topic_similarities(self.index_, ctx) if best.size else None
         results = [Result(self.index_.entities[i], float(scores.total[i - scores.block.rows.start]), r + 1,
                           explain(self.index_, int(i), scores.at(int(i)), ctx, lang=lang, topic_sims=sims))

@@ -30,16 +30,18 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from matcher.domain.schema import Event, Municipality
+from matcher.domain.schema import Event
 from matcher.engine.context import QueryContext
-from matcher.engine.index import CatalogIndex, KindBlock
+from matcher.engine.index import CatalogIndex, KindBlock, actor_type
 from matcher.engine.similarity import zscore_rows
 from matcher.engine.weights import Weights
 from matcher.text.gazetteer import Place
+from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
 
 __all__ = [
     "SIGNAL_FUNCTIONS", "candidate_mask", "candidate_masks", "capacity", "country", "dense", "distance_km", "domain",
-    "language", "lexical", "proximity", "raw_signals", "region", "time_fit", "type_fit",
+    "false_friends", "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region",
+    "time_fit", "type_fit",
 ]
 
 
@@ -54,12 +56,45 @@ def candidate_mask(index: CatalogIndex, ctx: QueryContext, block: KindBlock) -> 
     query = ctx.query
     if query.task == "events":
         mask &= ~(index.date[rows] < np.datetime64(ctx.as_of))  # NaT (no date) stays in
-    if query.task in ("partners", "invitations") and query.org_types:
-        mask &= np.isin(index.org_type[rows], list(query.org_types))
+    if query.task in ("partners", "invitations"):
+        if not municipalities_wanted(ctx):
+            mask &= index.kind[rows] != "municipality"
+        if query.kinds:
+            mask &= np.isin(index.kind[rows], list(query.kinds))
+        if query.org_types:
+            mask &= np.isin(index.org_type[rows], list(query.org_types))
+    reach = reach_km(ctx)
+    if reach is not None and ctx.origin is not None and ctx.origin.lat is not None:
+        mask &= ~(index.distance_km(ctx.origin, rows) > reach)  # unknown places (NaN) stay in
     if query.require_languages and query.languages:
         for code in set(query.languages):
             mask &= _members(index.language_index.get(code, ()), rows)
     return mask
+
+
+def municipalities_wanted(ctx: QueryContext) -> bool:
+    """Are municipalities (the city as a whole) candidates of a partner search or an invitation list?
+
+    When municipal actors are asked for: in the query's ``kinds`` or ``org_types``, or named in the
+    need ("mit der Stadtverwaltung"). Otherwise a municipality's profile (a city's portrait) would
+    outrank the organisations on place and breadth alone; its offices, organisations of type
+    ``municipal_office``, stand for the municipal side (and the partner mix takes one of either)."""
+    query = ctx.query
+    if "municipality" in query.kinds:
+        return True
+    if query.kinds:
+        return False
+    if "municipal_office" in query.org_types or "municipal_office" in ctx.intent.org_types:
+        return True
+    # an invitation to an event for municipal offices: municipalities belong to its audience
+    return ctx.task == "invitations" and "municipal_office" in getattr(ctx.asker, "target_groups", ())
+
+
+def reach_km(ctx: QueryContext) -> float | None:
+    """The invitees' reach of an invitation list: the query's ``reach_km``, else the asking event's."""
+    if ctx.task != "invitations":
+        return None
+    return ctx.query.reach_km or getattr(ctx.asker, "reach_km", None)
 
 
 def candidate_masks(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:
@@ -77,12 +112,32 @@ def _members(rows_of_catalog: Sequence[int] | np.ndarray, rows: slice) -> np.nda
 
 
 # ----------------------------------------------------------------------------- text signals
+def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:
+    """True where a candidate meets a phrase of the need only through a compound on its modifier with
+    another head ("Freiwilligendienst" for "Freiwillige Feuerwehr",
+    :func:`~matcher.text.lexical.compound_collision`): such evidence must not carry a result, so the
+    lexical signal and the best passage give it no weight (:func:`dense`, :func:`lexical`)."""
+    out = np.zeros((len(contexts), block.size), dtype=bool)
+    words = None
+    for r, ctx in enumerate(contexts):
+        phrases = modifier_phrases(ctx.query.text or "")
+        if not phrases:
+            continue
+        if words is None:
+            words = index.derived("profile_words", lambda ix: [
+                frozenset(word_tokens(" ".join([t, *e.evidence]))) for t, e in zip(ix.profile_texts, ix.entities)])
+        out[r] = [compound_collision(phrases, words[i]) for i in range(block.rows.start, block.rows.stop)]
+    return out
+
+
 def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, masks: np.ndarray,
-          weights: Weights) -> np.ndarray:
+          weights: Weights, collided: np.ndarray | None = None) -> np.ndarray:
     """Embedding similarity, z-scored per part of a fused embedder and averaged.
 
     The need text and the asker's own profile are mixed by their shares (``from_share``); each
-    is compared with the whole profile and with its best passage (``passage_share``)."""
+    is compared with the whole profile and with its best passage (``passage_share``). Where
+    ``collided`` (:func:`false_friends`), the need text's best passage counts no more than the
+    whole profile."""
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
     if block.size == 0:
         return out
@@ -90,10 +145,10 @@ def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBloc
     unique = index.passage_unique_vecs[block.unique]
     texts = [r for r, c in enumerate(contexts) if c.text_vector is not None]
     askers = [r for r, c in enumerate(contexts) if c.asker_row is not None]
-    for rows, vectors, shares in (
-            (texts, [contexts[r].text_vector for r in texts], [contexts[r].text_share for r in texts]),
+    for rows, vectors, shares, is_need in (
+            (texts, [contexts[r].text_vector for r in texts], [contexts[r].text_share for r in texts], True),
             (askers, [index.profile_vecs[contexts[r].asker_row] for r in askers],
-             [contexts[r].asker_share for r in askers])):
+             [contexts[r].asker_share for r in askers], False)):
         if not rows:
             continue
         v = np.vstack(vectors)
@@ -103,6 +158,8 @@ def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBloc
             prof = v[:, sl] @ profiles[:, sl].T
             pmax = np.maximum.reduceat((v[:, sl] @ unique[:, sl].T)[:, block.passage_map], block.passage_starts,
                                        axis=1)
+            if is_need and collided is not None:
+                pmax = np.where(collided[rows], np.minimum(pmax, prof), pmax)
             mixed = (1 - weights.passage_share) * prof + weights.passage_share * pmax
             out[rows] += share * part_weight * zscore_rows(mixed, masks[rows])
     return out
@@ -182,14 +239,15 @@ def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: Kind
 
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
     for r, ctx in enumerate(contexts):
-        key = (ctx.origin, ctx.mentioned, ctx.intent.near)
+        key = (ctx.origin, ctx.mentioned, ctx.intent.near, ctx.task)
         if key not in memo:
             d_origin, d_named = _origin_and_named(ctx, distance, block.size)
             if d_named is not None:
                 near = decay(d_named) if np.isnan(d_origin).all() else \
                     w.named_share * decay(d_named) + (1 - w.named_share) * decay(d_origin)
             else:
-                near = (1.0 if ctx.intent.near else w.implicit_proximity) * decay(d_origin)
+                implicit = w.event_proximity if ctx.task == "events" else w.implicit_proximity
+                near = (1.0 if ctx.intent.near else implicit) * decay(d_origin)
             memo[key] = near.astype(np.float32)
         out[r] = memo[key]
     return out
@@ -259,8 +317,7 @@ def type_fit(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindB
         # actor types asked for, with strength: the query's filter and named types 1.0, generic words less
         wanted = dict(zip(intent.org_types, intent.org_type_strength)) | {t: 1.0 for t in query.org_types}
         if query.task == "events":
-            asker_type = getattr(asker, "org_type", None) or (
-                "municipal_office" if isinstance(asker, Municipality) else None)
+            asker_type = query.asker_type or actor_type(asker)
             for j, e in enumerate(index.entities[block.rows]):
                 if not isinstance(e, Event):
                     continue
@@ -315,9 +372,11 @@ SIGNAL_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 def raw_signals(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, masks: np.ndarray,
                 weights: Weights) -> dict[str, np.ndarray]:
     """Every signal for every query and candidate: ``{signal: (queries, block rows)}``, in :data:`SIGNALS` order."""
+    collided = false_friends(index, contexts, block)
+    lex = lexical(index, contexts, block, masks)
     return {
-        "dense": dense(index, contexts, block, masks, weights),
-        "lexical": lexical(index, contexts, block, masks),
+        "dense": dense(index, contexts, block, masks, weights, collided),
+        "lexical": np.where(collided, np.minimum(lex, 0.0), lex).astype(np.float32),
         "domain": domain(index, contexts, block, masks),
         "proximity": proximity(index, contexts, block, weights),
         "region": region(index, contexts, block, weights),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["top_k", "zscore", "zscore_rows", "segment_max"]
+__all__ = ["mixed_top_k", "top_k", "zscore", "zscore_rows", "segment_max"]
 
 
 def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -26,6 +26,33 @@ def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndar
         idx, sub = idx[keep], sub[keep]
     order = np.lexsort((idx, -sub))[:k]
     return idx[order].astype(np.int64)
+
+
+def mixed_top_k(scores: np.ndarray, k: int, mask: np.ndarray, groups: np.ndarray, wanted: tuple,
+                eligible: np.ndarray) -> np.ndarray:
+    """The top ``k`` by score, then, for each group of ``wanted`` without an ``eligible`` member in it, its
+    best ``eligible`` candidate in place of the lowest-ranked one of a group that holds more than one place.
+
+    The result stays ordered by score (a mixed-in candidate scored lower than those it joins)."""
+    best = top_k(scores, k, mask)
+    chosen = [int(i) for i in best]
+    mixed_in: set[int] = set()
+    for group in wanted:
+        if any(groups[i] == group and eligible[i] for i in chosen):
+            continue
+        pool = np.flatnonzero(mask & eligible & (groups == group))
+        if not pool.size:
+            continue
+        counts = {g: sum(groups[i] == g for i in chosen) for g in set(groups[chosen].tolist())}
+        # the lowest-ranked result whose group keeps another place
+        out = next((i for i in reversed(chosen) if counts[groups[i]] > 1 and i not in mixed_in), None)
+        if out is None:
+            continue
+        chosen.remove(out)
+        chosen.append(int(pool[np.argmax(scores[pool])]))
+        mixed_in.add(chosen[-1])
+    chosen_arr = np.array(chosen, dtype=np.int64)
+    return chosen_arr[np.lexsort((chosen_arr, -scores[chosen_arr]))]
 
 
 def zscore(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -12,14 +12,17 @@ from typing import Any
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import ValidationError
 
-__all__ = ["SIGNALS", "TASK_KIND", "Weights"]
+__all__ = ["SIGNALS", "TASK_KIND", "TASK_KINDS", "Weights"]
 
 # every signal, in the order the fusion adds them (see matcher.engine.signals)
 SIGNALS = ("dense", "lexical", "domain", "proximity", "region", "language", "country", "type_fit", "time_fit",
            "capacity")
-# the kind of entity each task ranks
+# the kind of entity each task ranks first (FORMAT.md's kind; the judged sets judge these)
 TASK_KIND = {"advisors": "advisor", "partners": "organisation", "events": "event", "invitations": "organisation",
              "programmes": "programme"}
+# every kind a task ranks, where more than TASK_KIND's: a municipality is a partner and an invitee too (issue 17)
+TASK_KINDS = {"advisors": ("advisor",), "partners": ("organisation", "municipality"), "events": ("event",),
+              "invitations": ("organisation", "municipality")}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class Weights:
     distance_scale_km: float = 40.0   # e-folding distance of nearness
     named_share: float = 0.6          # places the need names vs the asker's own location
     implicit_proximity: float = 0.3   # weight of nearness when the need does not mention place
+    event_proximity: float = 0.7      # the same for event searches: the asker travels to the venue itself
+    # partners: the mix of actor types takes a fitting candidate of a missing type within this distance
+    mix_radius_km: float = 30.0
     # region: an advisor who serves a town also serves places this close to it
     town_radius_km: float = 15.0
     # country: strength of the link between the countries a need names and a candidate's

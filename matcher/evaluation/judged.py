@@ -16,7 +16,7 @@ from matcher.errors import CatalogError
 from matcher.evaluation.metrics import RELEVANT_GRADE, mrr_at_k, ndcg_at_k, recall_at_k
 from matcher.programmes.matching import match_programmes, ranked_ids
 
-__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "has_fit"]
+__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "has_fit", "judged_municipalities"]
 
 
 @dataclass
@@ -67,6 +67,19 @@ def has_fit(grades: dict[str, int]) -> bool:
     return any(g >= RELEVANT_GRADE for g in grades.values())
 
 
+def judged_municipalities(dataset: Dataset) -> set[str]:
+    """The tasks (partners, invitations) for which the set judges a municipality relevant to some query.
+
+    FORMAT.md's partner searches and invitation lists rank organisations; the engine also suggests
+    municipalities where municipal actors are asked for. A set whose judges never saw a municipality
+    as a candidate would count every one shown as not relevant, so :func:`evaluate` ranks
+    municipalities only for the tasks where the set judges one."""
+    kinds = {e.id: e.kind for e in dataset.catalog}
+    tasks = {q.id: q.task for q in dataset.queries}
+    return {tasks[qid] for qid, grades in dataset.qrels.items() if qid in tasks
+            for entity_id, grade in grades.items() if grade > 0 and kinds.get(entity_id) == "municipality"}
+
+
 def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset, k: int = 10) -> EvaluationReport:
     """Score ``rank`` (query → ranked (entity id, score) list) against the judgments.
 
@@ -74,13 +87,18 @@ def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset,
     at all: unlisted entities are grade 0 in FORMAT.md) is a *no-fit* query: its row stays in
     ``per_query``, but the per-task and overall means cover only the queries with a fit, and the
     no-fit ones are counted apart. A task whose queries are all no-fit has no row in ``per_task``.
+    Partner and invitation queries rank organisations only unless the set judges municipalities
+    for that task (:func:`judged_municipalities`).
     """
     per_query: dict[str, dict[str, float]] = {}
     runs: dict[str, list[tuple[str, float]]] = {}
     by_task: dict[str, list[dict[str, float]]] = {t: [] for t in TASKS}
+    with_municipalities = judged_municipalities(dataset)
     no_fit: dict[str, list[str]] = {t: [] for t in TASKS}
     for i, q in enumerate(dataset.queries):
         qid = q.id or f"q{i + 1}"
+        if q.task in ("partners", "invitations") and not q.kinds and q.task not in with_municipalities:
+            q = q.model_copy(update={"kinds": ["organisation"]})
         ranked = rank(q)[:k]
         runs[qid] = ranked
         ids = [e for e, _ in ranked]

@@ -7,7 +7,7 @@ result turns into JSON with :meth:`Landscape.as_dict`.
 Coverage
     Actors are the catalog's organisations and municipalities in the area
     (a municipality counts as a municipal actor). Each is assigned to fields of
-    action by :class:`~matcher.landscape.fields.FieldClassifier`; the matrix is
+    action by :class:`~matcher.engine.fields.FieldClassifier`; the matrix is
     fields × actor types, each cell with its count and its actors.
 
 Missing links
@@ -28,8 +28,8 @@ from matcher.domain.formatting import capitalised, decimal
 from matcher.domain.labels import ORG_TYPE_PLURALS_DE
 from matcher.domain.messages import alternatives, did_you_mean, quoted
 from matcher.domain.schema import ORG_TYPES
+from matcher.engine.fields import Actor, FieldClassifier
 from matcher.errors import NotFittedError, ValidationError
-from matcher.landscape.fields import Actor, FieldClassifier
 from matcher.landscape.funding import FundingDeadline, funding_deadlines
 from matcher.landscape.links import LINK_TYPES, LinkWeights, MissingLink, find_missing_links
 from matcher.text.gazetteer import Place, haversine_km

@@ -20,8 +20,8 @@ import numpy as np
 
 from matcher.domain.loading import read_text
 from matcher.domain.messages import alternatives, quoted
+from matcher.engine.fields import FieldClassifier, FieldsOfAction, Thresholds, load_fields
 from matcher.errors import CatalogError, ValidationError
-from matcher.landscape.fields import FieldClassifier, FieldsOfAction, Thresholds, load_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from matcher.domain.formatting import capitalised, decimal
 from matcher.domain.labels import ORG_TYPE_LABELS_DE, ORG_TYPE_PLURALS_DATIVE_DE
-from matcher.landscape.fields import Actor, FieldAssignment, FieldClassifier, actor_type
+from matcher.engine.fields import Actor, FieldAssignment, FieldClassifier, actor_type
 from matcher.text.countries import country_name_de
 from matcher.text.gazetteer import haversine_km
 from matcher.text.intent import asked_types

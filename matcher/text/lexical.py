@@ -26,7 +26,7 @@ from stop_words import get_stop_words
 from matcher.errors import NotFittedError
 from matcher.text.columns import PackedColumn, packed
 
-__all__ = ["LexicalIndex", "TextCounts", "word_tokens", "stem"]
+__all__ = ["LexicalIndex", "TextCounts", "compound_collision", "modifier_phrases", "word_tokens", "stem"]
 
 _WORD_RE = re.compile(r"[^\W\d_][\w\-]*[^\W_]|[^\W\d_]", re.UNICODE)
 _STOP = frozenset(w.casefold() for w in get_stop_words("de") + get_stop_words("en")) | {
@@ -47,6 +47,33 @@ def stem(word: str) -> str:
     word, and a catalog repeats its vocabulary many times over)."""
     with _STEMMER_LOCK:  # a Snowball stemmer object keeps its state between calls: one thread at a time
         return _STEMMER.stemWord(word)
+
+
+# a two-word noun phrase of a need, "Freiwillige Feuerwehr": a modifier (6+ letters) and a capitalised head
+_PHRASE_RE = re.compile(r"\b([^\W\d_]{6,})\s+([A-ZÄÖÜ][^\W\d_]{3,})")
+
+
+def modifier_phrases(need: str) -> tuple[tuple[str, str], ...]:
+    """The (modifier stem, head) pairs of a need's two-word noun phrases, lower-cased
+    ("Freiwillige Feuerwehr" → ``("freiwill", "feuerwehr")``)."""
+    out = []
+    for m in _PHRASE_RE.finditer(need or ""):
+        modifier, head = m.group(1).casefold(), m.group(2).casefold()
+        if modifier not in _STOP and head not in _STOP and len(stem(modifier)) >= 5:
+            out.append((stem(modifier), head))
+    return tuple(dict.fromkeys(out))
+
+
+def compound_collision(phrases: Sequence[tuple[str, str]], words: frozenset[str]) -> bool:
+    """Does a profile (its :func:`word_tokens`) meet one of the need's phrases only through a compound that
+    shares the modifier but not the head — "Freiwilligendienst" for "Freiwillige Feuerwehr", a false
+    friend? Not when the profile has the head (in any word) or the modifier as a word of its own."""
+    for root, head in phrases:
+        if any(head in w for w in words) or any(stem(w) == root for w in words if w.startswith(root)):
+            continue
+        if any(w.startswith(root) and len(w) >= len(root) + 5 for w in words):
+            return True
+    return False
 
 
 def _stem_analyzer(text: str) -> list[str]:

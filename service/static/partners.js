@@ -38,6 +38,8 @@ function profileBody(form) {
   if (city) profile.city = city;
   if (topics.length) profile.topics = topics;
   if (languages.length) profile.languages = languages;
+  const orgType = form.elements["profile.org_type"].value;
+  if (orgType) profile.org_type = orgType;
   return profile;
 }
 
@@ -91,7 +93,8 @@ export function initPartners() {
     await whileBusy(form, region, async () => {
       const [partners, events] = await Promise.all([
         callApi("POST", "/v1/recommendations/partners", partnerBody),
-        profile ? Promise.resolve(null) : callApi("POST", "/v1/recommendations/events", { organisation: select.value, k, lang: "de" }),
+        // a described organisation gets events too: its profile stands for the catalog entry
+        callApi("POST", "/v1/recommendations/events", { ...(profile ? { profile } : { organisation: select.value }), k, lang: "de" }),
       ]);
       const failed = [partners, events].find((r) => r && !r.ok);
       if (failed) {
@@ -102,11 +105,10 @@ export function initPartners() {
         const results = partners.data.results;
         statuses.partner.textContent = results.length ? `${results.length} mögliche Partner.` : "Keine passenden Partner gefunden.";
         lists.partner.replaceChildren(...results.map((r) => el("li", {}, resultCard(r, {
-          facts: [PAGE.orgTypes[r.entity.org_type] || ""], headingLevel: "h4" }))));
+          facts: [r.entity.kind === "municipality" ? "Kommune" : PAGE.orgTypes[r.entity.org_type] || ""],
+          headingLevel: "h4" }))));
       }
-      if (events === null) {
-        statuses.event.textContent = "Veranstaltungen gibt es für Organisationen aus dem Katalog.";
-      } else if (events.ok) {
+      if (events.ok) {
         const results = events.data.results;
         statuses.event.textContent = results.length ? `${results.length} anstehende Veranstaltungen.` : "Keine anstehenden Veranstaltungen gefunden.";
         lists.event.replaceChildren(...results.map((r) => el("li", {}, resultCard(r, { facts: eventFacts(r.entity), headingLevel: "h4" }))));

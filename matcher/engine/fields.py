@@ -37,7 +37,8 @@ from matcher.domain.formatting import capitalised
 from matcher.domain.labels import ORG_TYPE_LABELS_DE
 from matcher.domain.loading import read_text
 from matcher.domain.messages import json_error_reason, quoted
-from matcher.domain.schema import Municipality, Organisation, pydantic_details
+from matcher.domain.schema import pydantic_details
+from matcher.engine.index import actor_type
 from matcher.errors import CatalogError, NotFittedError, ValidationError
 from matcher.settings import fields_file, package_data
 from matcher.text.countries import country_name_de
@@ -185,15 +186,6 @@ def save_thresholds(path: str | Path, model_id: str, thresholds: Thresholds) -> 
     raw = json.loads(path.read_text(encoding="utf-8"))
     raw.setdefault("thresholds", {})[model_id] = {k: round(float(v), 4) for k, v in asdict(thresholds).items()}
     path.write_text(json.dumps(raw, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def actor_type(entity: Any) -> str | None:
-    """The actor type shown in the landscape: an organisation's ``org_type``; a municipality is a municipal actor."""
-    if isinstance(entity, Municipality):
-        return "municipal_office"
-    if isinstance(entity, Organisation):
-        return entity.org_type
-    return None
 
 
 @dataclass(frozen=True)
