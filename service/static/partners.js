@@ -2,7 +2,8 @@
 
 import { callApi, statusHint } from "./api.js";
 import {
-  PAGE, checkControls, checkedValues, clearErrors, el, formatDate, reportInvalid, resultCard, showApiError, whileBusy,
+  PAGE, checkControls, checkedValues, clearErrors, el, formatDate, reportInvalid, resultCard, showApiError,
+  showAssessment, whileBusy,
 } from "./ui.js";
 
 /** Fill the organisation picker from the catalog (up to 500, optionally only one city). */
@@ -86,7 +87,11 @@ export function initPartners() {
     const orgTypes = checkedValues(form, "org_types");
     const partnerBody = { k, lang: "de", ...(orgTypes.length ? { org_types: orgTypes } : {}),
                           ...(profile ? { profile } : { organisation: select.value }) };
-    for (const key of ["partner", "event"]) { lists[key].replaceChildren(); statuses[key].textContent = "Suche läuft …"; }
+    for (const key of ["partner", "event"]) {
+      lists[key].replaceChildren();
+      showAssessment(lists[key], null);
+      statuses[key].textContent = "Suche läuft …";
+    }
 
     await whileBusy(form, region, async () => {
       const [partners, events] = await Promise.all([
@@ -100,6 +105,7 @@ export function initPartners() {
       }
       if (partners.ok) {
         const results = partners.data.results;
+        showAssessment(lists.partner, partners.data.assessment);
         statuses.partner.textContent = results.length ? `${results.length} mögliche Partner.` : "Keine passenden Partner gefunden.";
         lists.partner.replaceChildren(...results.map((r) => el("li", {}, resultCard(r, {
           facts: [PAGE.orgTypes[r.entity.org_type] || ""], headingLevel: "h4" }))));
@@ -108,6 +114,7 @@ export function initPartners() {
         statuses.event.textContent = "Veranstaltungen gibt es für Organisationen aus dem Katalog.";
       } else if (events.ok) {
         const results = events.data.results;
+        showAssessment(lists.event, events.data.assessment);
         statuses.event.textContent = results.length ? `${results.length} anstehende Veranstaltungen.` : "Keine anstehenden Veranstaltungen gefunden.";
         lists.event.replaceChildren(...results.map((r) => el("li", {}, resultCard(r, { facts: eventFacts(r.entity), headingLevel: "h4" }))));
       }
