@@ -71,7 +71,7 @@ export function initAdvisors() {
     const { id, results, assessment } = result.data;
     showAssessment(list, assessment);
     status.textContent = results.length
-      ? `${results.length} Vorschläge, der am besten passende zuerst.`
+      ? `${results.length} Vorschläge, ${assessment && assessment.nothing_fits ? "der nächstliegende" : "der am besten passende"} zuerst.`
       : "Keine passende Beratung gefunden. Versuchen Sie andere Worte oder weniger Sprachen.";
     list.replaceChildren(...results.map((r) => {
       const card = resultCard(r, { facts: [languagesFact(r.entity)] });
