@@ -108,3 +108,15 @@ def test_queries_and_qrels_files(tmp_path):
     with pytest.raises(CatalogError) as err:
         load_qrels(r)
     assert err.value.details[0]["line"] == 2
+
+
+def test_qrels_take_an_optional_note_column_and_name_file_and_line_otherwise(tmp_path):
+    r = tmp_path / "qrels.tsv"
+    r.write_text("q1\tadv-1\t3\tpasst genau: gleiche Stadt\nq1\tadv-2\t0\n", encoding="utf-8")
+    assert load_qrels(r) == {"q1": {"adv-1": 3, "adv-2": 0}}
+    r.write_text("q1\tadv-1\t3\tNotiz\nq1\tadv-2\nq1\tadv-3\t1\tNotiz\tzu viel\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as err:
+        load_qrels(r)
+    assert [(d["file"], d["line"]) for d in err.value.details] == [(str(r), 2), (str(r), 3)]
+    assert "3 oder 4" in err.value.details[0]["message"] and "gefunden 2" in err.value.details[0]["message"]
+    assert "gefunden 5" in err.value.details[1]["message"] and str(r) in str(err.value)

@@ -108,10 +108,17 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
         click.echo(json.dumps({"model": m.model_id, **report.as_dict()}, indent=2, ensure_ascii=False))
         return
     click.echo(f"Modell: {m.model_id}")
-    click.echo(f"{'Aufgabe':<12} {'Anfragen':>8} {'nDCG@10':>8} {'MRR@10':>8} {'R@10':>8}")
+    click.echo(f"{'Aufgabe':<12} {'Anfragen':>8} {'nDCG@10':>8} {'MRR@10':>8} {'R@10':>8} {'ohne Treffer':>13}")
     for task, row in [*report.per_task.items(), ("insgesamt", report.overall)]:
         click.echo(f"{task:<12} {row['queries']:>8} {row['ndcg@10']:>8.3f} {row['mrr@10']:>8.3f} "
-                   f"{row['recall@10']:>8.3f}")
+                   f"{row['recall@10']:>8.3f} {row['no_fit']:>13}")
+    only_no_fit = [t for t in report.no_fit if t not in report.per_task]
+    for task in only_no_fit:
+        click.echo(f"{task:<12} {0:>8} {'–':>8} {'–':>8} {'–':>8} {len(report.no_fit[task]):>13}")
+    if report.overall["no_fit"]:
+        click.echo(f"Kennzahlen über die {report.overall['queries']} Anfragen mit mindestens einem passenden "
+                   f"Eintrag (Relevanzstufe ≥ 2); {report.overall['no_fit']} Anfragen ohne passenden Eintrag "
+                   "laufen mit, zählen aber nicht in die Mittelwerte (Spalte „ohne Treffer“).")
 
 
 @german.command()

@@ -301,7 +301,11 @@ def load_queries(path: str | Path) -> list[Query]:
 
 
 def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """Load qrels.tsv: ``query_id<TAB>entity_id<TAB>grade`` → {query: {entity: grade}}."""
+    """Load qrels.tsv: ``query_id<TAB>entity_id<TAB>grade[<TAB>note]`` → {query: {entity: grade}}.
+
+    The optional 4th column is a free-text note defending the judgement (our own judged sets carry
+    one, FORMAT.md's three columns stay valid); it is read past, not returned.
+    """
     path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
     details = []
@@ -310,9 +314,10 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
         if not line.strip():
             continue
         parts = line.rstrip("\n").split("\t")
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):
             details.append({"file": str(path), "line": lineno, "field": "(Zeile)",
-                            "message": "erwartet 3 Tab-getrennte Spalten"})
+                            "message": f"erwartet 3 oder 4 Tab-getrennte Spalten (query_id, entity_id, grade, "
+                                       f"optional eine Notiz), gefunden {len(parts)}"})
             continue
         try:
             grade = int(parts[2])

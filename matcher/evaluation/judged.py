@@ -13,9 +13,9 @@ import numpy as np
 from matcher.domain.messages import alternatives
 from matcher.domain.schema import TASKS, Query, load_catalog, load_qrels, load_queries
 from matcher.errors import CatalogError
-from matcher.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from matcher.evaluation.metrics import RELEVANT_GRADE, mrr_at_k, ndcg_at_k, recall_at_k
 
-__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport"]
+__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "has_fit"]
 
 
 @dataclass
@@ -39,29 +39,45 @@ def load_dataset(path: str | Path) -> Dataset:
 
 @dataclass
 class EvaluationReport:
+    """Figures of one run. ``per_task`` and ``overall`` average over the queries with a fit (some
+    judgement of grade ≥ 2); ``no_fit`` lists, per task, the queries judged to have none: they are
+    run, kept in ``per_query`` and ``runs``, but left out of the means (nDCG/MRR/recall cannot
+    reward an honest "nothing fits") and counted apart (``no_fit`` in each row)."""
+
     per_query: dict[str, dict[str, float]]
     per_task: dict[str, dict[str, float]]
     overall: dict[str, float]
     runs: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    no_fit: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"overall": self.overall, "per_task": self.per_task, "per_query": self.per_query}
+        return {"overall": self.overall, "per_task": self.per_task, "per_query": self.per_query,
+                "no_fit_queries": [q for ids in self.no_fit.values() for q in ids]}
 
 
-def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+def _mean(rows: list[dict[str, float]], no_fit: int) -> dict[str, float]:
     keys = ("ndcg@10", "mrr@10", "recall@10")
-    return {k: float(np.mean([r[k] for r in rows])) if rows else 0.0 for k in keys} | {"queries": len(rows)}
+    return ({k: float(np.mean([r[k] for r in rows])) if rows else 0.0 for k in keys}
+            | {"queries": len(rows), "no_fit": no_fit})
+
+
+def has_fit(grades: dict[str, int]) -> bool:
+    """Whether a query's judgements name at least one fitting entity (grade ≥ 2, as MRR and recall count)."""
+    return any(g >= RELEVANT_GRADE for g in grades.values())
 
 
 def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset, k: int = 10) -> EvaluationReport:
     """Score ``rank`` (query → ranked (entity id, score) list) against the judgments.
 
-    Queries without any judgment are still run and count with 0 (as FORMAT.md
-    defines unlisted entities as grade 0).
+    Every query is run. A query without a judgement of grade ≥ 2 (including one with no judgement
+    at all: unlisted entities are grade 0 in FORMAT.md) is a *no-fit* query: its row stays in
+    ``per_query``, but the per-task and overall means cover only the queries with a fit, and the
+    no-fit ones are counted apart. A task whose queries are all no-fit has no row in ``per_task``.
     """
     per_query: dict[str, dict[str, float]] = {}
     runs: dict[str, list[tuple[str, float]]] = {}
     by_task: dict[str, list[dict[str, float]]] = {t: [] for t in TASKS}
+    no_fit: dict[str, list[str]] = {t: [] for t in TASKS}
     for i, q in enumerate(dataset.queries):
         qid = q.id or f"q{i + 1}"
         ranked = rank(q)[:k]
@@ -71,10 +87,13 @@ def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset,
         row = {"ndcg@10": ndcg_at_k(ids, grades, k), "mrr@10": mrr_at_k(ids, grades, k),
                "recall@10": recall_at_k(ids, grades, k)}
         per_query[qid] = row
-        by_task[q.task].append(row)
-    per_task = {t: _mean(rows) for t, rows in by_task.items() if rows}
-    overall = _mean(list(per_query.values()))
-    return EvaluationReport(per_query, per_task, overall, runs)
+        if has_fit(grades):
+            by_task[q.task].append(row)
+        else:
+            no_fit[q.task].append(qid)
+    per_task = {t: _mean(rows, len(no_fit[t])) for t, rows in by_task.items() if rows}
+    overall = _mean([r for rows in by_task.values() for r in rows], sum(len(v) for v in no_fit.values()))
+    return EvaluationReport(per_query, per_task, overall, runs, {t: v for t, v in no_fit.items() if v})
 
 
 def matcher_ranker(matcher, as_of: dt.date | None = None, k: int = 10) -> Callable[[Query], list[tuple[str, float]]]:
