@@ -179,10 +179,12 @@ def _print_calibration(report, target: str | None) -> None:
     sets = ", ".join(f"{name} ({n} Anfragen)" for name, n in report.sets.items())
     click.echo(f"Relevant heißt: beurteilte Stufe ≥ 2. Daten: {sets}; {report.results} Vorschläge, davon "
                f"{int(report.relevant.sum())} relevant. Kreuzvalidierung: {report.folds} Teile nach Anfragen.")
-    click.echo(f"{'Verfahren':<62} {'ECE':>6} {'Brier':>6}")
+    click.echo(f"{'Verfahren':<62} {'ECE':>6} {'Brier':>6} {'schwach: nichts passt':>22} {'schwach: ideal':>15}")
     for method, label in METHODS.items():
         row = report.methods[method]
-        click.echo(f"{label:<62} {row['ece']:>6.3f} {row['brier']:>6.3f}")
+        shares = [("–" if row[f"weak_top_{w}"] is None else f"{100 * row[f'weak_top_{w}']:.0f} %")
+                  for w in ("nothing", "perfect")]
+        click.echo(f"{label:<62} {row['ece']:>6.3f} {row['brier']:>6.3f} {shares[0]:>22} {shares[1]:>15}")
     bars = report.model.bars
     click.echo(f"Stufen: „passt gut“ ab {decimal(bars.good, 2)}, „passt teilweise“ ab {decimal(bars.partial, 2)}, "
                "darunter „schwache Übereinstimmung“.")

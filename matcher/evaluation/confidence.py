@@ -189,7 +189,7 @@ class CalibrationReport:
     results: int
     queries: int
     sets: dict[str, int]
-    methods: dict[str, dict[str, float]]                    # method → cv ECE, Brier
+    methods: dict[str, dict[str, Any]]                      # method → cv ECE, Brier, shares of weak tops
     bins: list[dict[str, float]]                            # reliability of the used method, out of fold
     weak_top: dict[str, dict[str, Any]]                     # nothing / perfect → share of weak tops, out of fold
     weak_top_in_sample: dict[str, dict[str, Any]]           # the same with the fitted model itself
@@ -216,7 +216,8 @@ def calibrate(matcher: Matcher, data: JudgedResults, folds: int = 5, c: float = 
     """
     y = data.relevant.astype(int)
     oof = cross_validate(data, folds, c)
-    methods = {m: {"ece": expected_calibration_error(p, y), "brier": float(np.mean((p - y) ** 2))}
+    methods = {m: {"ece": expected_calibration_error(p, y), "brier": float(np.mean((p - y) ** 2)),
+                   **{f"weak_top_{w}": _weak_top_share(data, p, bars, w)["share"] for w in ("nothing", "perfect")}}
                for m, p in oof.items()}
     model = fit_model(data.x, y, matcher.model_id, weights_fingerprint(matcher.weights_), c, bars)
     queries = len(set(data.groups.tolist()))
