@@ -203,3 +203,37 @@ def test_calibrate_command_fits_measures_and_writes_without_touching_other_model
 def test_default_bars_order_the_strengths():
     assert BARS.good > BARS.partial > 0
     assert [BARS.strength(p) for p in (0.9, BARS.partial, 0.0)] == ["good", "partial", "weak"]
+
+
+@pytest.mark.numerics
+def test_the_api_answer_carries_confidence_labels_and_says_nothing_fits(client, api_keys):
+    reader = {"Authorization": api_keys["reader"]}
+    body = client.post("/v1/recommendations/advisors", json={"text": "Hilfe", "city": "Essen", "k": 3},
+                       headers=reader).get_json()
+    assert body["assessment"]["calibrated"] is True and body["assessment"]["nothing_fits"] is True
+    assert "passt gut" in body["assessment"]["message"] and body["assessment"]["suggestions"]
+    assert all(0 <= r["confidence"] <= 1 and r["strength"] == "weak" for r in body["results"])
+    assert {r["strength_label"] for r in body["results"]} == {"schwache Übereinstimmung"}
+    english = client.post("/v1/recommendations/advisors", json={"text": "Hilfe", "city": "Essen", "k": 1,
+                                                                "lang": "en"}, headers=reader).get_json()
+    assert english["results"][0]["strength_label"] == "weak match" and "None of" in english["assessment"]["message"]
+
+
+def test_without_a_calibration_the_api_says_so(make_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATCHER_CONFIDENCE_FILE", str(tmp_path / "none.json"))
+    app = make_app(f"sqlite:///{tmp_path / 'store.db'}", OPEN_RECOMMENDATIONS=True)
+    body = app.test_client().post("/v1/recommendations/advisors", json={"text": "Faire Beschaffung", "k": 2}).get_json()
+    assert body["assessment"] == {"calibrated": False, "message": body["assessment"]["message"], "suggestions": []}
+    assert "keine kalibrierte Einschätzung" in body["assessment"]["message"]
+    assert all("confidence" not in r and "strength_label" not in r for r in body["results"])
+
+
+@pytest.mark.numerics
+def test_invitation_exports_carry_the_strength_of_each_place(matcher):
+    from matcher.batch.export import INVITATION_HEADER, invitation_table
+    from matcher.batch.invitations import invitation_list
+
+    header, rows = invitation_table(invitation_list(matcher, "evt-113", 6, waitlist=2))
+    assert header == INVITATION_HEADER
+    label, percent = header.index("Passung"), header.index("Konfidenz (%)")
+    assert all(row[label] in LABELS and 0 <= row[percent] <= 100 for row in rows)
