@@ -286,6 +286,8 @@ def test_staff_key_shows_contact_data_and_invitation_list_downloads_as_xlsx(page
     assert page.locator("#invite-progress").get_attribute("value") == "100"
     rows = page.locator("#invite-list tr")
     assert rows.count() == 10
+    strengths = rows.locator("td:nth-of-type(4)").all_inner_texts()       # Rang, Art, Ort, Passung (name is a th)
+    assert set(strengths) <= {"passt gut", "passt teilweise", "schwache Übereinstimmung"}, strengths
     held = page.locator("#invite-constraints li.held").all_inner_texts()
     assert any("Migrantenorganisationen" in t for t in held), held
     assert page.locator("#invite-constraints li.missed").count() == 0
