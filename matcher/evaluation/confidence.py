@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from matcher.domain.formatting import decimal
 from matcher.engine.confidence import (
     BARS,
     FEATURES,
@@ -251,7 +252,7 @@ def reliability_plot(report: CalibrationReport, path: str | Path, model_name: st
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=[3, 1], sharex=True)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfekt kalibriert")
     ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], marker="o",
-            label=f"kreuzvalidiert (ECE {report.ece:.3f})".replace(".", ","))
+            label=f"kreuzvalidiert (ECE {decimal(report.ece, 3)})")
     for bar, name in ((report.model.bars.partial, "teilweise"), (report.model.bars.good, "gut")):
         ax.axvline(bar, color="tab:orange", linewidth=0.8)
         ax.text(bar + 0.01, 0.02, f"ab hier „{name}“", fontsize=7, color="tab:orange", rotation=90)
