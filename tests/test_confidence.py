@@ -237,3 +237,11 @@ def test_invitation_exports_carry_the_strength_of_each_place(matcher):
     assert header == INVITATION_HEADER
     label, percent = header.index("Passung"), header.index("Konfidenz (%)")
     assert all(row[label] in LABELS and 0 <= row[percent] <= 100 for row in rows)
+
+
+def test_ranks_and_the_best_are_read_from_the_scores_whatever_order_a_list_shows():
+    from matcher.engine.confidence import score_ranks
+
+    candidates = np.array([3.0, -np.inf, 5.0, 1.0, 5.0])
+    ranks, best = score_ranks(candidates, [1.0, 5.0, 3.0])   # a list shown out of score order (a mixed top k)
+    assert ranks == [4, 1, 3] and best == 5.0

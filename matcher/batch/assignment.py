@@ -37,7 +37,7 @@ from matcher.batch.score_matrix import RequestScores, score_requests
 from matcher.batch.solver import solve_assignment
 from matcher.domain.messages import listed
 from matcher.domain.schema import Advisor
-from matcher.engine.confidence import ResultConfidence, assess, evidence
+from matcher.engine.confidence import ResultConfidence, assess, evidence, score_ranks
 from matcher.errors import InfeasibleError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -174,12 +174,11 @@ def assign_advisors(matcher: Matcher, requests: Sequence[AdvisorRequest], *, k_a
 def _confidence(matcher: Matcher, scores: RequestScores, r: int, j: int, lang: str) -> ResultConfidence:
     """The calibrated confidence of advisor ``j`` for request ``r``: its fused score, its rank by score among
     all candidates (hard constraints aside, as a ranking has it) and the gap to the request's best."""
-    total = scores.total[r]
-    finite = total[np.isfinite(total)]
-    rank = int((finite > total[j]).sum()) + 1
+    total = float(scores.total[r, j])
+    ranks, best = score_ranks(scores.total[r], [total])
     contributions = {s: float(v[r, j]) for s, v in scores.contributions.items()}
     seen = evidence(matcher.index_, scores.contexts[r], scores.block.rows.start + j, contributions)
-    return assess(matcher.confidence_, [float(total[j])], [rank], float(finite.max()), [seen], lang=lang)[0][0]
+    return assess(matcher.confidence_, [total], ranks, best, [seen], lang=lang)[0][0]
 
 
 # ------------------------------------------------------------------ diagnosis

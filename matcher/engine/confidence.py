@@ -35,8 +35,8 @@ from matcher.engine.weights import SIGNALS, Weights
 from matcher.errors import CatalogError
 
 __all__ = ["FEATURES", "EVIDENCE", "STRENGTHS", "Strength", "StrengthBars", "BARS", "ConfidenceModel", "Assessment",
-           "ResultConfidence", "evidence", "features", "assess", "unassessed", "strength_label", "weights_fingerprint",
-           "load_confidence", "ARTIFACT_VERSION"]
+           "ResultConfidence", "evidence", "score_ranks", "features", "assess", "unassessed", "strength_label",
+           "weights_fingerprint", "load_confidence", "ARTIFACT_VERSION"]
 
 ARTIFACT_VERSION = 1
 # the margins of a result beside its fused score; each signal's weighted contribution; and absolute evidence
@@ -95,6 +95,16 @@ def evidence(index: CatalogIndex, ctx: QueryContext, i: int, contributions: Mapp
     out["e_cos_passage"] = float(passages.max()) if passages is not None and passages.size else profile
     out["e_need_words"] = math.log1p(len(ctx.need.split()))
     return out
+
+
+def score_ranks(candidates: np.ndarray, scores: Sequence[float]) -> tuple[list[int], float]:
+    """Each of ``scores``' rank among the candidates' fused scores ``candidates`` (1 = best; a tie shares the
+    better rank) and the best candidate score: what :func:`features` reads, whatever order a list shows."""
+    candidates = np.asarray(candidates, dtype=np.float64)
+    candidates = candidates[np.isfinite(candidates)]
+    if not candidates.size:
+        return [1] * len(scores), max(scores, default=0.0)
+    return [1 + int((candidates > s).sum()) for s in scores], float(candidates.max())
 
 
 def features(scores: Sequence[float], ranks: Sequence[int], best: float,

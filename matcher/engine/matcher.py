@@ -17,7 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from matcher.domain.schema import Query
-from matcher.engine.confidence import Assessment, ConfidenceModel, assess, evidence, load_confidence, unassessed
+from matcher.engine.confidence import (
+    Assessment,
+    ConfidenceModel,
+    assess,
+    evidence,
+    load_confidence,
+    score_ranks,
+    unassessed,
+)
 from matcher.engine.context import QueryContext, prepare_queries
 from matcher.engine.embedding import Embedder
 from matcher.engine.explain import Explanation, explain, topic_similarities
@@ -195,8 +203,9 @@ class Matcher:
         sims = topic_similarities(self.index_, ctx) if best.size else None
         rows = [scores.at(int(i)) for i in best]
         totals = [float(scores.total[i - scores.block.rows.start]) for i in best]
+        ranks, best_score = score_ranks(scores.total[scores.mask], totals)
         confidence, assessment = assess(
-            self.confidence_, totals, range(1, len(totals) + 1), totals[0] if totals else 0.0,
+            self.confidence_, totals, ranks, best_score,
             [evidence(self.index_, ctx, int(i), r.contributions) for i, r in zip(best, rows)], query, lang)
         results = [Result(self.index_.entities[i], totals[r], r + 1,
                           explain(self.index_, int(i), rows[r], ctx, lang=lang, topic_sims=sims,

@@ -28,6 +28,7 @@ from matcher.engine.confidence import (
     StrengthBars,
     evidence,
     features,
+    score_ranks,
     weights_fingerprint,
 )
 from matcher.engine.similarity import top_k
@@ -56,7 +57,7 @@ class JudgedResults:
     x: np.ndarray                 # rows × FEATURES
     grades: np.ndarray            # judged grade (unjudged: 0)
     groups: np.ndarray            # "<data set>/<query id>"
-    ranks: np.ndarray             # 1 = the query's top result
+    ranks: np.ndarray             # rank by fused score among the query's candidates (1 = best)
     best_grade: dict[str, int]    # group → best grade judged for the query (over the whole catalog)
     sets: dict[str, int] = field(default_factory=dict)   # data set → queries
 
@@ -82,7 +83,7 @@ def collect(matcher: Matcher, dataset: Dataset, k: int = 10, as_of: dt.date | No
     name = name or dataset.path.name
     if as_of is None:
         as_of = min((e.date for e in dataset.catalog if getattr(e, "date", None)), default=None)
-    xs, grades, groups, ranks, best_grade = [], [], [], [], {}
+    xs, grades, groups, ranks_of, best_grade = [], [], [], [], {}
     for i, q in enumerate(dataset.queries):
         qid = q.id or f"q{i + 1}"
         group = f"{name}/{qid}"
@@ -94,15 +95,16 @@ def collect(matcher: Matcher, dataset: Dataset, k: int = 10, as_of: dt.date | No
             continue
         start = scores.block.rows.start
         totals = [float(scores.total[c]) for c in cols]
-        xs.append(features(totals, range(1, len(cols) + 1), totals[0],
+        ranks, best = score_ranks(scores.total[scores.mask], totals)
+        xs.append(features(totals, ranks, best,
                            [evidence(matcher.index_, scores.context, int(c) + start,
                                      scores.at(int(c) + start).contributions) for c in cols]))
         grades += [judged.get(matcher.index_.entities[int(c) + start].id, 0) for c in cols]
         groups += [group] * len(cols)
-        ranks += list(range(1, len(cols) + 1))
+        ranks_of += ranks
     x = np.vstack(xs) if xs else np.zeros((0, len(FEATURES)))
     return JudgedResults(x, np.asarray(grades, dtype=np.int64), np.asarray(groups, dtype=object),
-                         np.asarray(ranks, dtype=np.int64), best_grade, {name: len(dataset.queries)})
+                         np.asarray(ranks_of, dtype=np.int64), best_grade, {name: len(dataset.queries)})
 
 
 def fit_model(x: np.ndarray, y: np.ndarray, model_id: str, weights: str, c: float = 1.0,
@@ -174,7 +176,7 @@ def cross_validate(data: JudgedResults, folds: int = 5, c: float = 1.0) -> dict[
 def _weak_top_share(data: JudgedResults, p: np.ndarray, bars: StrengthBars, want: str) -> dict[str, Any]:
     """Among queries with nothing that fits (``want="nothing"``: no grade ≥ 2) or with a perfect fit
     (``"perfect"``: a grade 3), how many have their top result marked weak."""
-    tops = data.ranks == 1
+    tops = np.unique(data.groups, return_index=True)[1]   # each query's first row: its top result
     chosen = [(g, v) for g, v in zip(data.groups[tops], p[tops])
               if (data.best_grade[g] < RELEVANT_GRADE if want == "nothing" else data.best_grade[g] >= 3)]
     weak = [g for g, v in chosen if bars.strength(float(v)) == "weak"]
