@@ -2,7 +2,8 @@
 
 Relevant means what the judged data sets call a good fit: judged grade ≥ 2 (``../shared/eval/FORMAT.md``;
 grades 3 and 2). :class:`ConfidenceModel` maps a result's fused score and its margins (the gap to the
-query's best candidate, the rank, each signal's contribution) to that probability: a logistic model
+query's best candidate, the rank, each signal's contribution) and absolute evidence (the embedding
+similarity of need and profile, the need's length; :func:`evidence`) to that probability: a logistic model
 over those features (Platt scaling generalised to several inputs), fitted on judged queries by
 ``matcher calibrate`` (:mod:`matcher.evaluation.confidence`) and stored as a small JSON artifact
 (:func:`matcher.settings.confidence_file`). The artifact names the embedding model and the fusion
@@ -87,13 +88,15 @@ def evidence(index: CatalogIndex, ctx: QueryContext, i: int, contributions: Mapp
     contribution (``c_<signal>``) and the absolute evidence — the embedding similarity of the need (or the
     asker's profile) to the whole profile and to its best passage, and the length of the need in words."""
     out = {f"c_{s}": float(v) for s, v in contributions.items()}
+    out["e_need_words"] = math.log1p(len(ctx.need.split()))
     vec = ctx.main_vector(index)
+    if vec is None:   # nothing to compare (a query always has a text or an asker; kept safe for other callers)
+        return out
     profile = float(index.profile_vecs[i] @ vec)
     span = index.passage_range(i)
     passages = index.passage_unique_vecs[index.passage_map[span.start : span.stop]] @ vec if len(span) else None
     out["e_cos_profile"] = profile
     out["e_cos_passage"] = float(passages.max()) if passages is not None and passages.size else profile
-    out["e_need_words"] = math.log1p(len(ctx.need.split()))
     return out
 
 
@@ -142,9 +145,6 @@ class ConfidenceModel:
         """Probabilities of relevance for feature rows ``x`` (columns ``self.features``)."""
         z = ((np.asarray(x, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef)
         return 1.0 / (1.0 + np.exp(-(z + self.intercept)))
-
-    def fits(self, model_id: str, weights: Weights) -> bool:
-        return self.model_id == model_id and self.weights == weights_fingerprint(weights)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
