@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from matcher.domain.formatting import decimal
+from matcher.domain.schema import Query
 from matcher.engine.confidence import (
     BARS,
     FEATURES,
@@ -33,7 +34,7 @@ from matcher.engine.confidence import (
 )
 from matcher.engine.similarity import top_k
 from matcher.errors import ValidationError
-from matcher.evaluation.judged import Dataset
+from matcher.evaluation.judged import Dataset, evaluate
 from matcher.evaluation.metrics import RELEVANT_GRADE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +76,8 @@ class JudgedResults:
 
 def collect(matcher: Matcher, dataset: Dataset, k: int = 10, as_of: dt.date | None = None,
             name: str | None = None) -> JudgedResults:
-    """Rank every query of ``dataset`` and keep its top ``k`` as rows.
+    """Rank every query of ``dataset`` as :func:`~matcher.evaluation.judged.evaluate` runs it and keep its
+    top ``k`` as rows (so the calibration sees exactly the lists the quality figures are measured on).
 
     ``as_of``: the reference date for events (default: the data set's earliest event date, as
     ``matcher evaluate`` does). ``name``: the data set's name in the groups (default: its folder's name).
@@ -84,24 +86,27 @@ def collect(matcher: Matcher, dataset: Dataset, k: int = 10, as_of: dt.date | No
     if as_of is None:
         as_of = min((e.date for e in dataset.catalog if getattr(e, "date", None)), default=None)
     xs, grades, groups, ranks_of, best_grade = [], [], [], [], {}
-    for i, q in enumerate(dataset.queries):
-        qid = q.id or f"q{i + 1}"
-        group = f"{name}/{qid}"
-        judged = dataset.qrels.get(qid, {})
+    asked = iter(range(1, len(dataset.queries) + 1))
+
+    def rank(q: Query) -> list[tuple[str, float]]:
+        position = next(asked)   # evaluate asks in the data set's order and names a query without id by it
+        qid = q.id or f"q{position}"
+        group, judged = f"{name}/{qid}", dataset.qrels.get(qid, {})
         best_grade[group] = max(judged.values(), default=0)
         scores = matcher.score(q, as_of=as_of)
-        cols = top_k(scores.total, k, scores.mask)
-        if not cols.size:
-            continue
-        start = scores.block.rows.start
-        totals = [float(scores.total[c]) for c in cols]
+        rows = top_k(scores.total, k, scores.mask) + scores.block.rows.start
+        totals = [float(scores.total[i - scores.block.rows.start]) for i in rows]
         ranks, best = score_ranks(scores.total[scores.mask], totals)
-        xs.append(features(totals, ranks, best,
-                           [evidence(matcher.index_, scores.context, int(c) + start,
-                                     scores.at(int(c) + start).contributions) for c in cols]))
-        grades += [judged.get(matcher.index_.entities[int(c) + start].id, 0) for c in cols]
-        groups += [group] * len(cols)
-        ranks_of += ranks
+        ids = [matcher.index_.entities[int(i)].id for i in rows]
+        if ids:
+            xs.append(features(totals, ranks, best, [evidence(matcher.index_, scores.context, int(i),
+                                                              scores.at(int(i)).contributions) for i in rows]))
+        grades.extend(judged.get(e, 0) for e in ids)
+        groups.extend([group] * len(ids))
+        ranks_of.extend(ranks)
+        return list(zip(ids, totals))
+
+    evaluate(rank, dataset, k)
     x = np.vstack(xs) if xs else np.zeros((0, len(FEATURES)))
     return JudgedResults(x, np.asarray(grades, dtype=np.int64), np.asarray(groups, dtype=object),
                          np.asarray(ranks_of, dtype=np.int64), best_grade, {name: len(dataset.queries)})
