@@ -10,6 +10,7 @@ goes through these functions, so the CLI, the server and batch jobs agree:
 ``MATCHER_INDEX_DIR``     where fitted catalog indexes are kept for the next start (default: ``<data dir>/index``)
 ``MATCHER_PLACES_FILE``   the curated gazetteer (default: the package's ``data/nrw_places.json``)
 ``MATCHER_FIELDS_FILE``   the fields of action (default: the package's ``data/fields_of_action.json``)
+``MATCHER_CONFIDENCE_FILE`` the confidence calibration (default: the package's ``data/confidence.json``)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 DEFAULT_MODEL = "e5+use"  # multilingual-e5-small (4-bit) and USE multilingual v3, fused (see the model card)
 
 __all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "index_dir", "package_data",
-           "places_file", "fields_file"]
+           "places_file", "fields_file", "confidence_file"]
 
 
 def model_spec() -> str:
@@ -80,3 +81,9 @@ def places_file() -> Path:
 def fields_file() -> Path:
     """The fields of action: ``MATCHER_FIELDS_FILE`` or the package's ``fields_of_action.json``."""
     return Path(os.environ.get("MATCHER_FIELDS_FILE") or package_data("fields_of_action.json"))
+
+
+def confidence_file() -> Path:
+    """The confidence calibration (``matcher calibrate`` writes it): ``MATCHER_CONFIDENCE_FILE`` or the
+    package's ``confidence.json``."""
+    return Path(os.environ.get("MATCHER_CONFIDENCE_FILE") or package_data("confidence.json"))

@@ -225,8 +225,27 @@ class EntityOut(RootModel[Entity]):
 class ResultOut(BaseModel):
     rank: int
     score: float
+    confidence: float | None = Field(default=None, ge=0, le=1, description=(
+        "Kalibrierte Wahrscheinlichkeit, dass der Vorschlag passt (beurteilte Stufe ≥ 2 in den bewerteten "
+        "Datensätzen); fehlt, wenn es für das Modell keine Kalibrierung gibt (siehe assessment)"))
+    strength: Literal["good", "partial", "weak"] | None = Field(default=None, description=(
+        "Stufe der Konfidenz: good (ab 0,5), partial (ab 0,3), weak (darunter)"))
+    strength_label: str | None = Field(default=None, description=(
+        "Die Stufe zum Lesen: „passt gut“, „passt teilweise“ oder „schwache Übereinstimmung“ (englisch bei lang=en)"))
     entity: Entity
     explanation: ExplanationOut
+
+
+class AssessmentOut(BaseModel):
+    """Was die Antwort über ihre Vorschläge insgesamt sagt."""
+
+    calibrated: bool = Field(description="Ob es für das Modell eine Kalibrierung der Konfidenz gibt")
+    nothing_fits: bool | None = Field(default=None, description=(
+        "true: kein Vorschlag erreicht „passt teilweise“ – die nächstliegenden stehen trotzdem in results, als "
+        "schwach markiert; fehlt ohne Kalibrierung"))
+    message: str | None = Field(default=None, description=(
+        "Hinweis zum Lesen: dass nichts gut passt, oder dass es keine kalibrierte Einschätzung gibt"))
+    suggestions: list[str] = Field(default=[], description="Was an der Anfrage zu ändern wäre, wenn nichts passt")
 
 
 class RecommendationOut(BaseModel):
@@ -236,6 +255,7 @@ class RecommendationOut(BaseModel):
     catalog_version: int
     candidates: int = Field(description="Wie viele Einträge in Frage kamen")
     created: dt.datetime
+    assessment: AssessmentOut
     results: list[ResultOut]
 
 

@@ -16,6 +16,7 @@ from matcher.errors import ValidationError
 from .auth import browser_tab, can_see_contact, current_caller
 from .models import (
     AdvisorsRequest,
+    AssessmentOut,
     EventsRequest,
     InviteesRequest,
     PartnersRequest,
@@ -67,11 +68,13 @@ def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> 
         model_id=ranking.model_id, catalog_version=version, role=caller.role, key_id=caller.key_id,
         asker_id=query.from_, tab=browser_tab() if caller.key_id is None else None)
     staff = can_see_contact()
-    results = [ResultOut(rank=r.rank, score=round(r.score, 4), explanation=r.explanation.as_dict(),
+    results = [ResultOut(rank=r.rank, score=round(r.score, 4), confidence=r.confidence, strength=r.strength,
+                         strength_label=r.strength_label, explanation=r.explanation.as_dict(),
                          entity=r.entity if staff else r.entity.model_copy(update={"contact": None}))
                for r in ranking.results]
     out = RecommendationOut(id=rec_id, task=query.task, model=ranking.model_id, catalog_version=version,
-                            candidates=ranking.candidates, created=dt.datetime.now(dt.UTC), results=results)
+                            candidates=ranking.candidates, created=dt.datetime.now(dt.UTC),
+                            assessment=AssessmentOut(**ranking.assessment.as_dict()), results=results)
     # pydantic's own serializer: the same document as jsonify(model_dump), built in one step
     return Response(out.model_dump_json(exclude_none=True), mimetype="application/json")
 

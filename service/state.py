@@ -184,6 +184,8 @@ def _start(state: ServiceState, model: Any) -> None:
     model.encode([WARM_UP_TEXT], "query")
     log.info("model %s loaded in %.1f s", state.live.embedder.model_id, time.monotonic() - started)
     state.live.fit(progress=state.startup.report)
+    if state.live.matcher_.confidence_ is None:   # the answers say it too (assessment.calibrated false)
+        log.warning("no confidence calibration: %s", state.live.matcher_.confidence_status_)
     state.startup.succeed()
     log.info("ready after %.1f s: %d entities, %d texts encoded", time.monotonic() - started,
              len(state.live.matcher_.entities_), state.live.embedder.catalog_encoded)

@@ -154,6 +154,29 @@ def test_advisor_form_finds_the_french_speaking_advisor_with_a_german_reason(pag
     page.traffic.check()
 
 
+def test_a_weak_need_says_nothing_fits_well_and_labels_every_card(page, web):
+    """Issue 17: „Hilfe“ fits nothing — the page says so in German, suggests what to change, still lists the
+    closest advisors marked weak; a fitting need shows no such hint and its top card a stronger label."""
+    open_page(page, web)
+    cards = search_advisors(page, "Hilfe", "Essen", [])
+    hint = page.locator("#advisor-results .nothing-fits")
+    hint.wait_for()
+    assert "Keiner der Vorschläge passt gut" in hint.inner_text()
+    assert hint.locator("li").count() >= 1 and "ausführlicher" in hint.inner_text()
+    labels = [cards.nth(i).locator(".strength").inner_text() for i in range(cards.count())]
+    assert labels and all(label.endswith("schwache Übereinstimmung") for label in labels), labels
+    assert not [r for r in page.locator("#advisor-list .reasons li").all_inner_texts()
+                if r.startswith("Passt inhaltlich")]
+    page.locator("#beratung").screenshot(path=str(ARTIFACTS / "web-nothing-fits.png"))
+
+    cards = search_advisors(page, FRANCOPHONE_NEED, "Dortmund", ["Französisch"])
+    page.locator("#advisor-status").filter(has_text="Vorschläge").wait_for()
+    assert page.locator("#advisor-results .nothing-fits").count() == 0
+    top = cards.first.locator(".strength").inner_text()
+    assert top.endswith(("passt gut", "passt teilweise")), top
+    page.traffic.check()
+
+
 def test_empty_and_too_long_need_show_german_messages_and_send_nothing(page, web):
     open_page(page, web)
     form = page.locator("#advisor-form")
@@ -267,6 +290,8 @@ def test_staff_key_shows_contact_data_and_invitation_list_downloads_as_xlsx(page
     assert page.locator("#invite-progress").get_attribute("value") == "100"
     rows = page.locator("#invite-list tr")
     assert rows.count() == 10
+    strengths = rows.locator("td:nth-of-type(4)").all_inner_texts()       # Rang, Art, Ort, Passung (name is a th)
+    assert set(strengths) <= {"passt gut", "passt teilweise", "schwache Übereinstimmung"}, strengths
     held = page.locator("#invite-constraints li.held").all_inner_texts()
     assert any("Migrantenorganisationen" in t for t in held), held
     assert page.locator("#invite-constraints li.missed").count() == 0

@@ -33,10 +33,11 @@ import numpy as np
 from matcher.batch.assignment_types import Alternate, Assignment, AssignmentResult, Blockage
 from matcher.batch.eligibility import Eligibility, diagnose, eligibility, locate_requests
 from matcher.batch.requests import AdvisorRequest
-from matcher.batch.score_matrix import score_requests
+from matcher.batch.score_matrix import RequestScores, score_requests
 from matcher.batch.solver import solve_assignment
 from matcher.domain.messages import listed
 from matcher.domain.schema import Advisor
+from matcher.engine.confidence import ResultConfidence, assess, evidence, score_ranks
 from matcher.errors import InfeasibleError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,15 +158,27 @@ def assign_advisors(matcher: Matcher, requests: Sequence[AdvisorRequest], *, k_a
             out.append(Assignment(req, None, None, None, int(eligible[r]), None, alternates,
                                   why_blocked.get(req.id, "Keine freie passende Beratung")))
             continue
-        explanation = scores.explain(r, j, lang=lang) if with_explanations else None
+        c = _confidence(matcher, scores, r, j, lang)
+        explanation = scores.explain(r, j, lang=lang, content_fit=c.content_fit) if with_explanations else None
         choice = int((S[r] > S[r, j]).sum() + (S[r, :j] == S[r, j]).sum()) + 1
-        out.append(Assignment(req, advisors[j], float(S[r, j]), choice, int(eligible[r]), explanation, alternates))
+        out.append(Assignment(req, advisors[j], float(S[r, j]), choice, int(eligible[r]), explanation, alternates,
+                              confidence=c.confidence, strength=c.strength, strength_label=c.label))
         if with_explanations and r % 50 == 0:
             report(0.9 + 0.1 * r / len(requests), "Begründen")
     report(1.0, "Fertig")
     usage = {a.id: (int(load[j]), None if unlimited[j] else int(capacity[j])) for j, a in enumerate(advisors)}
     solver = {"rounds": solution.rounds, "columns": solution.columns, "max_assignable": solution.max_assignable}
     return AssignmentResult(out, solution.total, solution.optimal, blocked, usage, matcher.model_id, solver)
+
+
+def _confidence(matcher: Matcher, scores: RequestScores, r: int, j: int, lang: str) -> ResultConfidence:
+    """The calibrated confidence of advisor ``j`` for request ``r``: its fused score, its rank by score among
+    all candidates (hard constraints aside, as a ranking has it) and the gap to the request's best."""
+    total = float(scores.total[r, j])
+    ranks, best = score_ranks(scores.total[r], [total])
+    contributions = {s: float(v[r, j]) for s, v in scores.contributions.items()}
+    seen = evidence(matcher.index_, scores.contexts[r], scores.block.rows.start + j, contributions)
+    return assess(matcher.confidence_, [total], ranks, best, [seen], lang=lang)[0][0]
 
 
 # ------------------------------------------------------------------ diagnosis

@@ -36,6 +36,9 @@ class Assignment:
     explanation: Explanation | None
     alternates: list[Alternate] = field(default_factory=list)
     blocked: str | None = None
+    confidence: float | None = None      # calibrated probability of a good fit (matcher.engine.confidence)
+    strength: str | None = None          # good, partial, weak
+    strength_label: str | None = None    # „passt gut“, „passt teilweise“, „schwache Übereinstimmung“
 
     def as_dict(self, include_contact: bool = False) -> dict[str, Any]:
         adv = None
@@ -45,7 +48,8 @@ class Assignment:
         return {"request": self.request.model_dump(mode="json", exclude_none=True), "advisor": adv,
                 "score": None if self.score is None else round(self.score, 4), "choice_rank": self.choice_rank,
                 "eligible": self.eligible, "explanation": self.explanation.as_dict() if self.explanation else None,
-                "alternates": [a.as_dict() for a in self.alternates], "blocked": self.blocked}
+                "alternates": [a.as_dict() for a in self.alternates], "blocked": self.blocked,
+                "confidence": self.confidence, "strength": self.strength, "strength_label": self.strength_label}
 
 
 @dataclass

@@ -8,7 +8,9 @@
 * **JSON**: the whole result (``as_dict``), explanations included.
 
 Columns: list, rank, name, type, city, score, German reasons, why chosen (or,
-for assignments, the request and the alternates), id. Contact data (person,
+for assignments, the request and the alternates), id, then the calibrated strength
+(„passt gut“, „passt teilweise“, „schwache Übereinstimmung“) and confidence (empty
+without a calibration; :mod:`matcher.engine.confidence`). Contact data (person,
 e-mail, phone, website, address) is personal: it is written only with
 ``include_contact=True``.
 
@@ -44,9 +46,10 @@ __all__ = ["EXPORT_FORMATS", "CONTACT_COLUMNS", "export", "render", "invitation_
 
 EXPORT_FORMATS = (".csv", ".xlsx", ".json")
 CONTACT_COLUMNS = ["Ansprechperson", "E-Mail", "Telefon", "Website", "Adresse"]
-INVITATION_HEADER = ["Liste", "Rang", "Name", "Typ", "Ort", "Score", "Begründung", "Auswahl", "ID"]
+INVITATION_HEADER = ["Liste", "Rang", "Name", "Typ", "Ort", "Score", "Begründung", "Auswahl", "ID", "Passung",
+                     "Konfidenz (%)"]
 ASSIGNMENT_HEADER = ["Anfrage", "Ort der Anfrage", "Wahl", "Name", "Typ", "Ort", "Score", "Begründung",
-                     "Alternativen", "ID"]
+                     "Alternativen", "ID", "Passung", "Konfidenz (%)"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CONTACT_FIELDS = ("person", "email", "phone", "website", "address")
 
@@ -119,6 +122,12 @@ def _reasons(explanation: Mapping[str, Any] | None) -> str:
     return "; ".join((explanation or {}).get("reasons") or [])
 
 
+def _strength(result: Mapping[str, Any]) -> list[Any]:
+    """The calibrated strength („passt gut“ …) and confidence in percent of a place; empty without a calibration."""
+    confidence = result.get("confidence")
+    return [result.get("strength_label") or "", "" if confidence is None else round(100 * confidence)]
+
+
 def invitation_table(result: InvitationList | Mapping[str, Any],
                      include_contact: bool = False) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of an invitation list (the object or its ``as_dict``): the invitees, then the waitlist."""
@@ -128,7 +137,7 @@ def invitation_table(result: InvitationList | Mapping[str, Any],
     def row(kind: str, p: Mapping[str, Any]) -> list[Any]:
         e = p["entity"]
         out = [kind, p["rank"], p["name"], _type_label(e), p.get("city") or "", p["score"],
-               _reasons(p.get("explanation")), "; ".join(p.get("why") or []), p["id"]]
+               _reasons(p.get("explanation")), "; ".join(p.get("why") or []), p["id"], *_strength(p)]
         return out + (_contact(e) if include_contact else [])
 
     rows = [row("Einladung", p) for p in data["invitees"]] + [row("Warteliste", p) for p in data["waitlist"]]
@@ -154,11 +163,11 @@ def assignment_table(result: AssignmentResult | Mapping[str, Any],
         alternates = "; ".join(_alternate(alt) for alt in a.get("alternates") or [])
         e = a.get("advisor")
         if e is None:
-            row = [req["id"], where, "", "", "", "", "", a.get("blocked") or "", alternates, ""]
+            row = [req["id"], where, "", "", "", "", "", a.get("blocked") or "", alternates, "", "", ""]
             rows.append(row + ([""] * len(CONTACT_COLUMNS) if include_contact else []))
             continue
         row = [req["id"], where, a["choice_rank"], e["name"], _type_label(e), e.get("city") or "", a["score"],
-               _reasons(a.get("explanation")), alternates, e["id"]]
+               _reasons(a.get("explanation")), alternates, e["id"], *_strength(a)]
         rows.append(row + (_contact(e) if include_contact else []))
     return header, rows
 

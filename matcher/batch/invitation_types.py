@@ -124,6 +124,9 @@ class Invitee:
     recent_invitations: int = 0
     exposure_penalty: float = 0.0
     redundancy: float = 0.0   # largest similarity to those chosen before it (MMR)
+    confidence: float | None = None      # calibrated probability of a good fit (matcher.engine.confidence)
+    strength: str | None = None          # good, partial, weak
+    strength_label: str | None = None    # „passt gut“, „passt teilweise“, „schwache Übereinstimmung“
 
     @property
     def entity_id(self) -> str:
@@ -135,7 +138,8 @@ class Invitee:
                 "group": self.group, "city": self.entity.city, "score": round(self.score, 4),
                 "relevance_rank": self.relevance_rank, "why": self.why,
                 "recent_invitations": self.recent_invitations, "exposure_penalty": round(self.exposure_penalty, 4),
-                "redundancy": round(self.redundancy, 4), "explanation": self.explanation.as_dict(),
+                "redundancy": round(self.redundancy, 4), "confidence": self.confidence, "strength": self.strength,
+                "strength_label": self.strength_label, "explanation": self.explanation.as_dict(),
                 "entity": self.entity.model_dump(mode="json", exclude=exclude, exclude_none=True)}
 
 

@@ -63,6 +63,7 @@ from matcher.batch.selection import Pick, select
 from matcher.domain.labels import KIND_LABELS
 from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import ORG_TYPES, Event, Query
+from matcher.engine.confidence import assess, evidence
 from matcher.engine.explain import explain, topic_similarities
 from matcher.engine.fields import FieldClassifier
 from matcher.engine.index import CatalogIndex, actor_type
@@ -303,15 +304,24 @@ def invitation_list(matcher: Matcher, event_id: str, size: int, *, quotas: Seque
                           scores, relevance, recent, exposure, mmr_lambda)
     taken = np.zeros(cand.size, dtype=bool)
     topic_sims = [topic_similarities(matcher.index_, part.context) for part in parts]  # once per query asked
+    picks = [*chosen, *more]
+    rows = [parts[int(part_of[pick.index])].at(int(cand[pick.index])) for pick in picks]
+    # the confidence of each place, from its fused score and its rank by score among all candidates
+    confidence, _ = assess(matcher.confidence_, [float(scores[pick.index]) for pick in picks],
+                           [int(relevance_rank[pick.index]) for pick in picks], float(scores.max()),
+                           [evidence(matcher.index_, parts[int(part_of[pick.index])].context, int(cand[pick.index]),
+                                     row.contributions) for pick, row in zip(picks, rows)], lang=lang)
     people = []
-    for rank, pick in enumerate([*chosen, *more], start=1):
+    for rank, (pick, row, c) in enumerate(zip(picks, rows, confidence), start=1):
         listed = rank <= len(chosen)
         i = int(cand[pick.index])
         k = int(part_of[pick.index])
         part = parts[k]
         people.append(Invitee(
             rank=rank if listed else rank - len(chosen), entity=matcher.entities_[i], score=float(scores[pick.index]),
-            explanation=explain(matcher.index_, i, part.at(i), part.context, lang=lang, topic_sims=topic_sims[k]),
+            explanation=explain(matcher.index_, i, row, part.context, lang=lang, topic_sims=topic_sims[k],
+                                content_fit=c.content_fit),
+            confidence=c.confidence, strength=c.strength, strength_label=c.label,
             why=context.why(pick, taken) if listed else waitlist_why(rank - len(chosen), pick, context),
             group=group_names[pick.index], relevance_rank=int(relevance_rank[pick.index]),
             recent_invitations=int(recent[pick.index]), exposure_penalty=float(penalty[pick.index]),

@@ -59,12 +59,13 @@ class RequestScores:
         """The catalog rows of the columns."""
         return np.arange(self.block.rows.start, self.block.rows.stop)
 
-    def explain(self, r: int, column: int, lang: str = "de") -> Explanation:
-        """The engine's explanation of advisor ``column`` for request ``r``."""
+    def explain(self, r: int, column: int, lang: str = "de", content_fit: bool | None = None) -> Explanation:
+        """The engine's explanation of advisor ``column`` for request ``r`` (``content_fit``: see
+        :func:`~matcher.engine.explain.explain`)."""
         i = self.block.rows.start + column
         row = ScoreRow({s: float(v[r, column]) for s, v in self.contributions.items()},
                        {s: float(v[r, column]) for s, v in self.raw.items()}, float(self.distance_km[r, column]))
-        return explain(self.matcher.index_, i, row, self.contexts[r], lang=lang)
+        return explain(self.matcher.index_, i, row, self.contexts[r], lang=lang, content_fit=content_fit)
 
 
 def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | None = None,

@@ -1,6 +1,6 @@
 """The ``matcher`` command: one group, its commands in modules by concern.
 
-``engine`` (rank, evaluate) · ``store`` (info, db, load, keys, vectors) · ``batch`` (invite, assign) ·
+``engine`` (rank, evaluate, calibrate) · ``store`` (info, db, load, keys, vectors) · ``batch`` (invite, assign) ·
 ``landscape`` (landscape, landscape-calibrate); ``common`` holds what they share (catalog source,
 store, fitted engine), ``german`` click's words in German.
 
@@ -17,7 +17,7 @@ import click
 from matcher.cli import german
 from matcher.cli.batch import assign, invite
 from matcher.cli.common import EXIT_ERROR, EXIT_INFEASIBLE, error_text
-from matcher.cli.engine import evaluate, rank
+from matcher.cli.engine import calibrate, evaluate, rank
 from matcher.cli.landscape import landscape, landscape_calibrate
 from matcher.cli.store import db, info, keys, load, vectors
 from matcher.errors import MatcherError
@@ -36,7 +36,8 @@ def cli() -> None:
     """
 
 
-for _command in (rank, evaluate, info, db, load, keys, vectors, invite, assign, landscape, landscape_calibrate):
+for _command in (rank, evaluate, calibrate, info, db, load, keys, vectors, invite, assign, landscape,
+                 landscape_calibrate):
     cli.add_command(_command)
 
 

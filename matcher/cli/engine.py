@@ -1,4 +1,5 @@
-"""``matcher rank`` (one query, with reasons) and ``matcher evaluate`` (a judged data set)."""
+"""``matcher rank`` (one query, with reasons), ``matcher evaluate`` (a judged data set) and ``matcher calibrate``
+(the confidence calibration on judged data sets)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from matcher.cli import german
 from matcher.cli.common import catalog_option, database_option, decimal, fitted_matcher, model_option, require_place
 
-__all__ = ["rank", "evaluate"]
+__all__ = ["rank", "evaluate", "calibrate"]
 
 TASKS = ("advisors", "partners", "events", "invitations", "programmes")
 APPLICANT_TYPES = ("municipality", "municipal_office", "migrant_organisation", "eine_welt_group", "association")
@@ -69,13 +70,22 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
     ranking = m.rank(query, k=k, lang=lang)
     if as_json:
         out = [{"rank": r.rank, "id": r.entity_id, "name": r.entity.name, "score": round(r.score, 4),
+                "confidence": r.confidence, "strength": r.strength, "strength_label": r.strength_label,
                 "explanation": r.explanation.as_dict()} for r in ranking.results]
-        click.echo(json.dumps({"model": ranking.model_id, "results": out}, indent=2, ensure_ascii=False, default=str))
+        click.echo(json.dumps({"model": ranking.model_id, "assessment": ranking.assessment.as_dict(), "results": out},
+                              indent=2, ensure_ascii=False, default=str))
         return
     if not ranking.results:
         click.echo("Keine passenden Einträge gefunden.")
+    assessment = ranking.assessment
+    if assessment.message:
+        click.echo(assessment.message)
+        for suggestion in assessment.suggestions:
+            click.echo(f"  → {suggestion}")
     for r in ranking.results:
-        click.echo(f"{r.rank:>2}. {r.entity.name} ({r.entity_id}, {r.entity.city or '–'})  {decimal(r.score)}")
+        strength = f"  {r.strength_label} ({decimal(100 * r.confidence, 0)} %)" if r.confidence is not None else ""
+        click.echo(f"{r.rank:>2}. {r.entity.name} ({r.entity_id}, {r.entity.city or '–'})  "
+                   f"{decimal(r.score)}{strength}")
         for reason in r.explanation.reasons:
             click.echo(f"      – {reason}")
 
@@ -160,3 +170,83 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
         click.echo(f"Kennzahlen über die {report.overall['queries']} Anfragen mit mindestens einem passenden "
                    f"Eintrag (Relevanzstufe ≥ 2); {report.overall['no_fit']} Anfragen ohne passenden Eintrag "
                    "laufen mit, zählen aber nicht in die Mittelwerte (Spalte „ohne Treffer“).")
+
+
+@german.command()
+@german.option("--data", "data_dirs", required=True, multiple=True, type=german.ExistingFolder(), metavar="ORDNER",
+               help="Beurteilter Datensatz (catalog.jsonl, queries.jsonl, qrels.tsv), wiederholbar, z. B. "
+                    "--data ../shared/eval/dev --data eval/trust.")
+@german.option("--out", default=None, type=german.WritableFile(), metavar="DATEI",
+               help="Wohin die Kalibrierung geschrieben wird (Standard: MATCHER_CONFIDENCE_FILE bzw. die "
+                    "mitgelieferte matcher/domain/data/confidence.json); Kalibrierungen anderer Modelle bleiben.")
+@german.option("--plot", default=None, type=german.WritableFile(), metavar="DATEI",
+               help="Zuverlässigkeitsdiagramm der kreuzvalidierten Konfidenz als PNG schreiben (braucht matplotlib).")
+@german.option("--folds", default=5, show_default=True, type=german.IntRange(2, 50),
+               help="Teile der Kreuzvalidierung über Anfragen.")
+@german.option("-k", "k", default=10, show_default=True, type=german.IntRange(1, 100),
+               help="Wie viele Vorschläge je Anfrage kalibriert werden.")
+@german.option("--json", "as_json", is_flag=True, help="Bericht als JSON ausgeben.")
+@german.option("--dry-run", is_flag=True, help="Nur messen, nichts schreiben.")
+@german.option("--model", "models", multiple=True, metavar="MODELL",
+               help="Embedding-Modell, wiederholbar: je Modell eine Kalibrierung (Standard: MATCHER_MODEL bzw. "
+                    "e5+use).")
+@database_option
+def calibrate(data_dirs: tuple[str, ...], out: str | None, plot: str | None, folds: int, k: int, as_json: bool,
+              dry_run: bool, models: tuple[str, ...], url: str | None) -> None:
+    """Konfidenz kalibrieren: Wahrscheinlichkeit, dass ein Vorschlag passt (Stufe ≥ 2), mit kreuzvalidierter ECE."""
+    from matcher.evaluation.confidence import JudgedResults, collect, reliability_plot
+    from matcher.evaluation.confidence import calibrate as fit_calibration
+    from matcher.evaluation.judged import load_dataset
+    from matcher.settings import confidence_file, model_spec
+
+    datasets = [load_dataset(d) for d in data_dirs]
+    names = [d.path.resolve().name for d in datasets]
+    if len(set(names)) < len(names):
+        raise click.BadParameter("zwei Datensätze mit demselben Ordnernamen", param_hint="„--data“")
+    target = out or confidence_file()
+    reports = []
+    for model in models or (None,):
+        parts = []
+        for ds, name in zip(datasets, names):
+            m = fitted_matcher(None, url, model, catalog=ds.catalog)
+            parts.append(collect(m, ds, k=k, name=name))
+        report = fit_calibration(m, JudgedResults.concat(parts), folds=folds)
+        if not dry_run:
+            report.model.save(target)
+        if plot and not reports:   # the first model's
+            reliability_plot(report, plot, model or model_spec())
+        reports.append(report)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+        return
+    for report in reports:
+        _print_calibration(report, None if dry_run else str(target))
+
+
+def _print_calibration(report, target: str | None) -> None:
+    from matcher.evaluation.confidence import METHODS
+
+    click.echo(f"Modell: {report.model.model_id}")
+    sets = ", ".join(f"{name} ({n} Anfragen)" for name, n in report.sets.items())
+    click.echo(f"Relevant heißt: beurteilte Stufe ≥ 2. Daten: {sets}; {report.results} Vorschläge, davon "
+               f"{int(report.relevant.sum())} relevant. Kreuzvalidierung: {report.folds} Teile nach Anfragen.")
+    click.echo(f"{'Verfahren':<62} {'ECE':>6} {'Brier':>6} {'schwach: nichts passt':>22} {'schwach: ideal':>15}")
+    for method, label in METHODS.items():
+        row = report.methods[method]
+        shares = [("–" if row[f"weak_top_{w}"] is None else f"{100 * row[f'weak_top_{w}']:.0f} %")
+                  for w in ("nothing", "perfect")]
+        click.echo(f"{label:<62} {row['ece']:>6.3f} {row['brier']:>6.3f} {shares[0]:>22} {shares[1]:>15}")
+    bars = report.model.bars
+    click.echo(f"Stufen: „passt gut“ ab {decimal(bars.good, 2)}, „passt teilweise“ ab {decimal(bars.partial, 2)}, "
+               "darunter „schwache Übereinstimmung“.")
+    for key, what in (("nothing", "Anfragen, zu denen nichts passt (keine Stufe ≥ 2)"),
+                      ("perfect", "Anfragen mit idealem Treffer (Stufe 3)")):
+        cv, fitted = report.weak_top[key], report.weak_top_in_sample[key]
+        if not cv["queries"]:
+            click.echo(f"{what}: keine im Datensatz")
+            continue
+        click.echo(f"{what}: oberster Vorschlag schwach in {cv['weak']} von {cv['queries']} "
+                   f"({decimal(100 * cv['share'], 0)} %, kreuzvalidiert; mit dem gespeicherten Modell "
+                   f"{fitted['weak']} von {fitted['queries']})")
+    if target:
+        click.echo(f"Gespeichert: {target}")

@@ -18,7 +18,7 @@ __all__ = ["info", "db", "load", "keys", "vectors"]
 @database_option
 def info(url: str | None) -> None:
     """Wo die Daten liegen: Datenordner, Datenbank, Modell, Referenzdaten."""
-    from matcher.settings import data_dir, database_url, fields_file, model_spec, places_file
+    from matcher.settings import confidence_file, data_dir, database_url, fields_file, model_spec, places_file
     from matcher.store import Store
 
     store = Store(url or database_url())
@@ -33,6 +33,7 @@ def info(url: str | None) -> None:
     click.echo(f"Modell:         {model_spec()}  (MATCHER_MODEL)")
     click.echo(f"Orte:           {places_file()}  (MATCHER_PLACES_FILE)")
     click.echo(f"Handlungsfelder: {fields_file()}  (MATCHER_FIELDS_FILE)")
+    click.echo(f"Konfidenz:      {confidence_file()}  (MATCHER_CONFIDENCE_FILE)")
 
 
 @german.group()

@@ -50,6 +50,7 @@ _TEXT = {
         "topic_other": "Thema: „{t}“",
         "passage": "Passt inhaltlich: „{p}“",
         "passage_weak": "Am ehesten passend: „{p}“",
+        "topic_weak": "Nächstliegendes Thema: „{t}“",
         "speaks": "Spricht {langs}",
         "here": "Vor Ort in {city}",
         "km": "{km} km entfernt",
@@ -67,6 +68,7 @@ _TEXT = {
         "topic_other": "Topic: “{t}”",
         "passage": "Fits the need: “{p}”",
         "passage_weak": "Closest passage: “{p}”",
+        "topic_weak": "Closest topic: “{t}”",
         "speaks": "Speaks {langs}",
         "here": "Based in {city}",
         "km": "{km} km away",
@@ -136,11 +138,15 @@ def _best_topics(index: CatalogIndex, i: int, sims: np.ndarray | None, threshold
 
 
 def explain(index: CatalogIndex, i: int, scores: ScoreRow, ctx: QueryContext, lang: str = "de",
-            topic_sims: np.ndarray | None = None, thresholds: ExplanationThresholds = THRESHOLDS) -> Explanation:
+            topic_sims: np.ndarray | None = None, thresholds: ExplanationThresholds = THRESHOLDS,
+            content_fit: bool | None = None) -> Explanation:
     """Why catalog row ``i`` was suggested for the query ``ctx``, from its ``scores``.
 
     ``topic_sims``: :func:`topic_similarities` of the query, when several results of one query are
-    explained (computed here otherwise). Reads the context; changes nothing.
+    explained (computed here otherwise). ``content_fit``: ``False`` when the calibrated confidence
+    (:mod:`matcher.engine.confidence`) calls the result a weak match — then no reason is worded as a
+    content fit („Am ehesten passend …“, „Nächstliegendes Thema …“); ``None``: no calibration, the
+    dense contribution alone decides. Reads the context; changes nothing.
     """
     lang = lang if lang in _TEXT else "de"
     T = _TEXT[lang]
@@ -161,10 +167,11 @@ def explain(index: CatalogIndex, i: int, scores: ScoreRow, ctx: QueryContext, la
     reasons: list[str] = []
     kind_key = {"advisor": "topic_advisor", "organisation": "topic_organisation", "event": "topic_event"}.get(
         e.kind, "topic_other")
+    fits = content_fit is not False
+    strong = fits and contributions.get("dense", 0.0) >= t.strong_dense
     if topics:
-        reasons.append(T[kind_key].format(t=topics[0]))
+        reasons.append(T[kind_key if fits else "topic_weak"].format(t=topics[0]))
     elif passage:
-        strong = contributions.get("dense", 0.0) >= t.strong_dense
         reasons.append(T["passage" if strong else "passage_weak"].format(p=_shorten(passage)))
     if shared:
         reasons.append(T["speaks"].format(langs=_join([_lang_name(c, lang) for c in shared], lang)))
@@ -189,7 +196,8 @@ def explain(index: CatalogIndex, i: int, scores: ScoreRow, ctx: QueryContext, la
     if raw["time_fit"] > 0 and isinstance(e, Event) and e.date:
         reasons.append(T["when"].format(date=german_date(e.date)))
     if not reasons:
-        reasons.append(T["passage"].format(p=_shorten(passage or e.description or e.name)))
+        fallback = _shorten(passage or e.description or e.name)
+        reasons.append(T["passage" if strong else "passage_weak"].format(p=fallback))
     return Explanation(
         contributions=contributions,
         reasons=reasons[:3],

@@ -12,10 +12,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from matcher.domain.schema import Query
+from matcher.engine.confidence import (
+    Assessment,
+    ConfidenceModel,
+    assess,
+    evidence,
+    load_confidence,
+    score_ranks,
+    unassessed,
+)
 from matcher.engine.context import QueryContext, prepare_queries
 from matcher.engine.embedding import Embedder
 from matcher.engine.explain import Explanation, explain, topic_similarities
@@ -36,12 +46,15 @@ __all__ = ["DOMAIN_TEXT", "MIX_GROUPS", "SIGNALS", "TASK_KIND", "TASK_KINDS", "M
 
 @dataclass
 class Result:
-    """One ranked entity with its fused score and explanation."""
+    """One ranked entity with its fused score, explanation and calibrated confidence."""
 
     entity: Entity
     score: float
     rank: int
     explanation: Explanation
+    confidence: float | None = None       # probability of relevance (grade ≥ 2); None: no calibration
+    strength: str | None = None           # good, partial, weak (matcher.engine.confidence)
+    strength_label: str | None = None     # „passt gut“, „passt teilweise“, „schwache Übereinstimmung“
 
     @property
     def entity_id(self) -> str:
@@ -57,6 +70,7 @@ class Ranking:
     candidates: int
     model_id: str
     intent: Intent = field(default_factory=Intent)
+    assessment: Assessment = field(default_factory=lambda: unassessed(0)[1])
 
 
 @dataclass(frozen=True)
@@ -108,12 +122,14 @@ class Matcher:
     """
 
     def __init__(self, embedder: Embedder, gazetteer: Gazetteer | None = None, weights: Weights | None = None,
-                 domain_text: str = DOMAIN_TEXT, progress: bool = False):
+                 domain_text: str = DOMAIN_TEXT, progress: bool = False,
+                 confidence: ConfidenceModel | str | Path | None = None):
         self.embedder = embedder
         self.gazetteer = gazetteer
         self.weights = weights
         self.domain_text = domain_text
         self.progress = progress
+        self.confidence = confidence
 
     def fit(self, entities: Sequence[Entity], reuse: Matcher | None = None,
             on_progress: Callable[[int, int], None] | None = None) -> Matcher:
@@ -124,11 +140,20 @@ class Matcher:
         taken over; the result is the same as a fit from scratch. ``on_progress(done, total)``:
         see :class:`~matcher.engine.index.CatalogIndex`.
 
+        The confidence calibration (``confidence_``) is the ``confidence`` given, or read from that
+        artifact path, or (``None``) from :func:`matcher.settings.confidence_file`; when it holds none
+        for this model and these weights, ``confidence_`` is ``None`` and ``confidence_status_`` says why.
+
         Raises:
             ValidationError: two entities share an id.
+            CatalogError: the confidence artifact is malformed.
         """
         self.gazetteer_ = self.gazetteer or default_gazetteer()
         self.weights_ = self.weights or Weights()
+        if isinstance(self.confidence, ConfidenceModel):
+            self.confidence_, self.confidence_status_ = self.confidence, ""
+        else:
+            self.confidence_, self.confidence_status_ = load_confidence(self.model_id, self.weights_, self.confidence)
         previous = reuse.index_ if reuse is not None and hasattr(reuse, "index_") else None
         self.index_ = CatalogIndex(entities, self.embedder, self.gazetteer_, self.domain_text, reuse=previous,
                                    on_progress=on_progress, progress_bar=self.progress)
@@ -206,7 +231,15 @@ class Matcher:
         ctx = scores.context
         best = self._top(scores, k) + scores.block.rows.start
         sims = topic_similarities(self.index_, ctx) if best.size else None
-        results = [Result(self.index_.entities[i], float(scores.total[i - scores.block.rows.start]), r + 1,
-                          explain(self.index_, int(i), scores.at(int(i)), ctx, lang=lang, topic_sims=sims))
-                   for r, i in enumerate(best)]
-        return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent)
+        rows = [scores.at(int(i)) for i in best]
+        totals = [float(scores.total[i - scores.block.rows.start]) for i in best]
+        ranks, best_score = score_ranks(scores.total[scores.mask], totals)
+        confidence, assessment = assess(
+            self.confidence_, totals, ranks, best_score,
+            [evidence(self.index_, ctx, int(i), r.contributions) for i, r in zip(best, rows)], query, lang)
+        results = [Result(self.index_.entities[i], totals[r], r + 1,
+                          explain(self.index_, int(i), rows[r], ctx, lang=lang, topic_sims=sims,
+                                  content_fit=c.content_fit),
+                          c.confidence, c.strength, c.label)
+                   for r, (i, c) in enumerate(zip(best, confidence))]
+        return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent, assessment)

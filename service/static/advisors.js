@@ -2,7 +2,8 @@
 
 import { callApi, statusHint } from "./api.js";
 import {
-  PAGE, checkControls, checkedValues, clearErrors, el, languagesFact, reportInvalid, resultCard, showApiError, whileBusy,
+  PAGE, checkControls, checkedValues, clearErrors, el, languagesFact, reportInvalid, resultCard, showApiError,
+  showAssessment, whileBusy,
 } from "./ui.js";
 
 const OUTCOME_TEXT = { accepted: "passt", declined: "passt nicht" };
@@ -59,6 +60,7 @@ export function initAdvisors() {
     }
     if (problems.length) { reportInvalid(form, problems); return; }
     list.replaceChildren();
+    showAssessment(list, null);
     status.textContent = "Suche läuft …";
     const result = await whileBusy(form, region, () => callApi("POST", "/v1/recommendations/advisors", requestBody(form)));
     if (!result.ok) {
@@ -66,9 +68,10 @@ export function initAdvisors() {
       showApiError(form, result, "Empfehlungen");
       return;
     }
-    const { id, results } = result.data;
+    const { id, results, assessment } = result.data;
+    showAssessment(list, assessment);
     status.textContent = results.length
-      ? `${results.length} Vorschläge, der am besten passende zuerst.`
+      ? `${results.length} Vorschläge, ${assessment && assessment.nothing_fits ? "der nächstliegende" : "der am besten passende"} zuerst.`
       : "Keine passende Beratung gefunden. Versuchen Sie andere Worte oder weniger Sprachen.";
     list.replaceChildren(...results.map((r) => {
       const card = resultCard(r, { facts: [languagesFact(r.entity)] });

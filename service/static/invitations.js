@@ -80,6 +80,7 @@ function render(result, parts) {
     el("th", { scope: "row", text: i.name }),
     el("td", { text: groupLabel(i) }),
     el("td", { text: i.city || "" }),
+    el("td", { text: i.strength_label || "–" }),
     el("td", {}, el("ul", {}, ...reasonsOf(i).map((r) => el("li", { text: r })))))));
   parts.waitlist.replaceChildren(...result.waitlist.map((i) => el("li", { text: `${i.name} (${groupLabel(i)}, ${i.city || "ohne Ort"})` })));
   if (!result.waitlist.length) parts.waitlist.append(el("li", { text: "Keine Warteliste." }));

@@ -2,7 +2,8 @@
 
 import { callApi, statusHint } from "./api.js";
 import {
-  PAGE, checkControls, checkedValues, clearErrors, el, formatDate, reportInvalid, resultCard, showApiError, whileBusy,
+  PAGE, checkControls, checkedValues, clearErrors, el, formatDate, reportInvalid, resultCard, showApiError,
+  showAssessment, whileBusy,
 } from "./ui.js";
 
 /** Fill the organisation picker from the catalog (up to 500, optionally only one city). */
@@ -88,7 +89,11 @@ export function initPartners() {
     const orgTypes = checkedValues(form, "org_types");
     const partnerBody = { k, lang: "de", ...(orgTypes.length ? { org_types: orgTypes } : {}),
                           ...(profile ? { profile } : { organisation: select.value }) };
-    for (const key of ["partner", "event"]) { lists[key].replaceChildren(); statuses[key].textContent = "Suche läuft …"; }
+    for (const key of ["partner", "event"]) {
+      lists[key].replaceChildren();
+      showAssessment(lists[key], null);
+      statuses[key].textContent = "Suche läuft …";
+    }
 
     await whileBusy(form, region, async () => {
       const [partners, events] = await Promise.all([
@@ -103,6 +108,7 @@ export function initPartners() {
       }
       if (partners.ok) {
         const results = partners.data.results;
+        showAssessment(lists.partner, partners.data.assessment);
         statuses.partner.textContent = results.length ? `${results.length} mögliche Partner.` : "Keine passenden Partner gefunden.";
         lists.partner.replaceChildren(...results.map((r) => el("li", {}, resultCard(r, {
           facts: [r.entity.kind === "municipality" ? "Kommune" : PAGE.orgTypes[r.entity.org_type] || ""],
@@ -110,6 +116,7 @@ export function initPartners() {
       }
       if (events.ok) {
         const results = events.data.results;
+        showAssessment(lists.event, events.data.assessment);
         statuses.event.textContent = results.length ? `${results.length} anstehende Veranstaltungen.` : "Keine anstehenden Veranstaltungen gefunden.";
         lists.event.replaceChildren(...results.map((r) => el("li", {}, resultCard(r, { facts: eventFacts(r.entity), headingLevel: "h4" }))));
       }

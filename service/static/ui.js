@@ -184,13 +184,36 @@ export function resultCard(result, { facts = [], headingLevel = "h3" } = {}) {
   const explanation = result.explanation || {};
   const headingId = `card-${result.rank}-${entity.id}-${Math.random().toString(36).slice(2, 8)}`;
   const meta = [entity.city, formatKm(explanation.distance_km), ...facts].filter(Boolean).join(" · ");
-  const card = el("article", { class: "card", "aria-labelledby": headingId, "data-entity-id": entity.id },
+  const card = el("article", { class: `card${result.strength ? ` strength-${result.strength}` : ""}`,
+                               "aria-labelledby": headingId, "data-entity-id": entity.id },
     el(headingLevel, { id: headingId, text: `${result.rank}. ${entity.name}` }),
+    strengthBadge(result),
     meta ? el("p", { class: "meta", text: meta }) : null,
     el("ul", { class: "reasons", "aria-label": "Warum dieser Vorschlag" },
        ...(explanation.reasons || []).map((r) => el("li", { text: r }))),
     contactBlock(entity.contact));
   return card;
+}
+
+/** How well a result fits, as the API's calibrated label („passt gut“ …); nothing without a calibration. */
+export function strengthBadge(result) {
+  if (!result.strength_label) return null;
+  const percent = Math.round(100 * result.confidence).toLocaleString("de-DE");
+  return el("p", { class: `strength ${result.strength}`, title: `Geschätzte Wahrscheinlichkeit, dass es passt: ${percent} %` },
+    el("span", { class: "visually-hidden", text: "Passung: " }), result.strength_label);
+}
+
+/** Before a result list: the answer's hint when nothing fits well (what to change), else nothing.
+ *  ``list`` is the list element; an earlier hint before it is removed. */
+export function showAssessment(list, assessment) {
+  const previous = list.previousElementSibling;
+  if (previous && previous.classList.contains("nothing-fits")) previous.remove();
+  if (!assessment || !assessment.nothing_fits) return;
+  const hint = el("div", { class: "nothing-fits", role: "note" }, el("p", { text: assessment.message }));
+  if (assessment.suggestions && assessment.suggestions.length) {
+    hint.append(el("ul", { "aria-label": "Was Sie ändern können" }, ...assessment.suggestions.map((s) => el("li", { text: s }))));
+  }
+  list.before(hint);
 }
 
 export function languagesFact(entity) {
