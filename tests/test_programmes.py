@@ -279,7 +279,7 @@ def test_the_landscape_lists_the_funding_deadlines_of_the_next_six_months(progra
     assert not {p for p, _ in pairs} & {"prg-115", "prg-105", "prg-110"}     # closed, rolling, too late
 
     from matcher.landscape.build import build_landscape
-    from matcher.landscape.fields import FieldClassifier
+    from matcher.engine.fields import FieldClassifier
 
     report = build_landscape(programme_matcher, FieldClassifier().fit(programme_matcher), "Witten", today=TODAY)
     assert report.funding == deadlines

@@ -148,12 +148,7 @@ class Matcher:
             ValidationError: two entities share an id.
             CatalogError: the confidence artifact is malformed.
         """
-        self.gazetteer_ = self.gazetteer or default_gazetteer()
-        self.weights_ = self.weights or Weights()
-        if isinstance(self.confidence, ConfidenceModel):
-            self.confidence_, self.confidence_status_ = self.confidence, ""
-        else:
-            self.confidence_, self.confidence_status_ = load_confidence(self.model_id, self.weights_, self.confidence)
+        self._settle(self.gazetteer or default_gazetteer())
         previous = reuse.index_ if reuse is not None and hasattr(reuse, "index_") else None
         self.index_ = CatalogIndex(entities, self.embedder, self.gazetteer_, self.domain_text, reuse=previous,
                                    on_progress=on_progress, progress_bar=self.progress)
@@ -168,10 +163,18 @@ class Matcher:
         """
         if index.model_id != self.embedder.model_id:
             raise ValueError(f"index of model {index.model_id}, matcher of {self.embedder.model_id}")
-        self.gazetteer_ = self.gazetteer or index.gazetteer or default_gazetteer()
-        self.weights_ = self.weights or Weights()
+        self._settle(self.gazetteer or index.gazetteer or default_gazetteer())
         self.index_ = index
         return self
+
+    def _settle(self, gazetteer: Gazetteer) -> None:
+        """What a fit and a read index both settle besides the index: places, weights, the confidence."""
+        self.gazetteer_ = gazetteer
+        self.weights_ = self.weights or Weights()
+        if isinstance(self.confidence, ConfidenceModel):
+            self.confidence_, self.confidence_status_ = self.confidence, ""
+        else:
+            self.confidence_, self.confidence_status_ = load_confidence(self.model_id, self.weights_, self.confidence)
 
     def _check(self) -> None:
         if not hasattr(self, "index_"):
