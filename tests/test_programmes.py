@@ -278,8 +278,8 @@ def test_the_landscape_lists_the_funding_deadlines_of_the_next_six_months(progra
     assert {("prg-101", D(2027, 1, 15)), ("prg-108", D(2027, 1, 31)), ("prg-108", D(2027, 5, 31))} <= pairs
     assert not {p for p, _ in pairs} & {"prg-115", "prg-105", "prg-110"}     # closed, rolling, too late
 
-    from matcher.landscape.build import build_landscape
     from matcher.engine.fields import FieldClassifier
+    from matcher.landscape.build import build_landscape
 
     report = build_landscape(programme_matcher, FieldClassifier().fit(programme_matcher), "Witten", today=TODAY)
     assert report.funding == deadlines
