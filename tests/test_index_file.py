@@ -17,29 +17,17 @@ from matcher.engine.matcher import Matcher
 from matcher.live import LiveMatcher, StoreBackedEmbedder
 from matcher.store import Store
 from matcher.text.gazetteer import default_gazetteer
-from numerics import assert_same_ranking, assert_scores_close
+from numerics import FIXTURE_AS_OF_ISO, FIXTURE_QUERIES, assert_same_answers
 
-AS_OF = dt.date(2026, 11, 22)
-QUERIES = [  # one per task
-    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
-    {"task": "partners", "from": "org-142"},
-    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
-    {"task": "invitations", "from": "evt-113"},
-]
+AS_OF = dt.date.fromisoformat(FIXTURE_AS_OF_ISO)
 NEW = {"id": "adv-index-file", "kind": "advisor", "name": "Index Testperson", "city": "Minden",
        "description": "Berät Kommunen zu Partnerschaften mit Genossenschaften für Sisal in Tansania.",
        "topics": ["Sisal"], "languages": ["de", "sw"]}
 
 
 def _same_rankings(got: Matcher, want: Matcher) -> None:
-    for query in QUERIES:
-        q = Query.model_validate(query)
-        a, b = got.score(q, as_of=AS_OF), want.score(q, as_of=AS_OF)
-        assert [got.entities_[i].id for i in a.rows] == [want.entities_[i].id for i in b.rows]
-        assert_scores_close(a.total, b.total)
-        top_a, top_b = (m.rank(q, k=5, as_of=AS_OF).results for m in (got, want))
-        assert_same_ranking([(r.entity_id, r.score) for r in top_a], [(r.entity_id, r.score) for r in top_b])
-        assert [r.explanation.reasons for r in top_a] == [r.explanation.reasons for r in top_b]
+    for query in FIXTURE_QUERIES:
+        assert_same_answers(got, want, query, AS_OF)
 
 
 @pytest.mark.numerics

@@ -18,15 +18,15 @@ from matcher.engine.matcher import Matcher
 from matcher.engine.similarity import zscore
 from matcher.text.lexical import LexicalIndex, _stem_analyzer
 from matcher.text.profile import profile_text
-from numerics import assert_explanations_agree, assert_same_ranking, assert_scores_close
+from numerics import (
+    FIXTURE_AS_OF_ISO,
+    FIXTURE_QUERIES,
+    assert_same_answers,
+    assert_scores_close,
+)
 
-AS_OF = dt.date(2026, 11, 22)
-QUERIES = [  # one per task
-    {"task": "advisors", "text": "Faire Beschaffung von Dienstkleidung", "city": "Essen"},
-    {"task": "partners", "from": "org-142"},
-    {"task": "events", "from": "org-101", "text": "Veranstaltung zu Klimagerechtigkeit im Herbst"},
-    {"task": "invitations", "from": "evt-113"},
-]
+AS_OF = dt.date.fromisoformat(FIXTURE_AS_OF_ISO)
+QUERIES = FIXTURE_QUERIES  # one per task
 
 
 def _texts(catalog):
@@ -79,18 +79,9 @@ def test_refit_reusing_the_previous_matcher_equals_a_fit_from_scratch(fast_embed
     serving = Matcher(fast_embedder).fit(catalog)
     reused = Matcher(fast_embedder).fit(changed, reuse=serving)
     scratch = Matcher(fast_embedder).fit(changed)
-    q = Query.model_validate(query)
-    got, want = reused.score(q, as_of=AS_OF), scratch.score(q, as_of=AS_OF)
-    assert [reused.entities_[i].id for i in got.rows] == [scratch.entities_[i].id for i in want.rows]
-    assert_scores_close(got.total, want.total)
-    top_reused, top_scratch = (m.rank(q, k=5, as_of=AS_OF).results for m in (reused, scratch))
-    assert_same_ranking([(r.entity_id, r.score) for r in top_reused], [(r.entity_id, r.score) for r in top_scratch])
-    why = {r.entity_id: r.explanation for r in top_scratch}
-    for r in top_reused:
-        if r.entity_id in why:  # a tie at the cut may bring in another entity
-            assert_explanations_agree(r.explanation, why[r.entity_id], err_msg=r.entity_id)
+    assert_same_answers(reused, scratch, query, AS_OF)
     # the serving matcher still answers for its own catalog
-    assert serving.rank(q, k=3, as_of=AS_OF).results
+    assert serving.rank(Query.model_validate(query), k=3, as_of=AS_OF).results
 
 
 def _with_shared_passage(entities):
