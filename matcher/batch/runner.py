@@ -363,12 +363,14 @@ class JobRunner:
         return n
 
     def _at_exit(self) -> None:
-        if self.process is not None:
-            self.process.close()
+        # mark the jobs first, then stop the child: stopping it first ends its job with the child's own
+        # error, which races with (and could win over) the message that the server was stopped
         try:
             n = self.stop()
             if n:
                 log.warning("marked %d unfinished job(s) failed at shutdown", n)
         except Exception as exc:  # at exit the stale rule is the fallback
             log.error("could not mark unfinished jobs failed at shutdown: %s", exc)
+        if self.process is not None:
+            self.process.close()
 
