@@ -38,6 +38,7 @@ import logging
 import os
 import queue
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -297,7 +298,14 @@ class JobRunner:
         try:
             self.process.run(job_id, self._owner, kind, params)
         except JobProcessError as exc:
-            self._fail(job_id, self._owner, {"code": exc.code, "message": exc.message, "details": exc.details})
+            status = (exc.details or [{}])[0].get("exit_status")
+            if self._stopping.is_set() or status in (-signal.SIGTERM, -signal.SIGINT):
+                # the whole process group (gunicorn stopping, systemd's cgroup, Ctrl-C) was told to stop:
+                # the child's end is the server's stop, and the user reads that, whichever noticed first
+                self._fail(job_id, self._owner, {"code": exc.code, "message": self.STOPPED_MESSAGE,
+                                                 "details": exc.details})
+            else:
+                self._fail(job_id, self._owner, {"code": exc.code, "message": exc.message, "details": exc.details})
 
     def run_job(self, job_id: str, kind: str, params: dict[str, Any], owner: str | None = None) -> None:
         """Run one stored job here and store its outcome (as ``owner``: default this process)."""
@@ -348,8 +356,9 @@ class JobRunner:
             except MatcherError as exc:
                 log.warning("job heartbeat failed: %s", exc)
 
-    def stop(self, message: str = "Der Auftrag wurde abgebrochen, weil der Server beendet wurde. "
-                                  "Bitte den Auftrag neu starten.") -> int:
+    STOPPED_MESSAGE = "Der Auftrag wurde abgebrochen, weil der Server beendet wurde. Bitte den Auftrag neu starten."
+
+    def stop(self, message: str = STOPPED_MESSAGE) -> int:
         """Mark this process's unfinished jobs failed (the process is stopping); return how many."""
         if self._pid != os.getpid() or not self._active:
             return 0
