@@ -23,12 +23,39 @@ DEV_SET = ROOT.parent / "shared" / "eval" / "dev"
 CACHE_FILE = Path(os.environ.get("MATCHER_TEST_CACHE") or ROOT / "var" / "test-vectors.sqlite")
 
 
+# the demo catalog's vectors ship in models/ (what `make run` imports): `make test` starts its caches from
+# them, verified as on import (a sample encoded here must agree to a cosine of 0.999), instead of spending
+# 1–2 minutes encoding the fixture catalog twice. `make test-numerics` (MATCHER_TEST_CACHE set) encodes
+# everything under each BLAS kernel itself.
+SEED_VECTORS = None if os.environ.get("MATCHER_TEST_CACHE") else ROOT / "models" / "fixture-vectors.npz"
+
+
+def seed_vectors(store, embedder) -> None:
+    """Import the shipped demo-catalog vectors into ``store`` (anything with a ``vectors`` cache)."""
+    if SEED_VECTORS is not None and SEED_VECTORS.exists():
+        from matcher.live.vector_artifact import import_vectors
+
+        import_vectors(SEED_VECTORS, store, embedder)
+
+
 @pytest.fixture(scope="session")
 def default_embedder():
     """The default (German-capable) embedder, real, behind an on-disk cache."""
+    from types import SimpleNamespace
+
     from matcher.engine.embedding import DEFAULT_MODEL, CachedEmbedder, SQLiteVectorCache, make_embedder
 
-    return CachedEmbedder(make_embedder(DEFAULT_MODEL), SQLiteVectorCache(CACHE_FILE))
+    embedder = CachedEmbedder(make_embedder(DEFAULT_MODEL), SQLiteVectorCache(CACHE_FILE))
+    seed_vectors(SimpleNamespace(vectors=embedder.cache), embedder.embedder)
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def seeded_default_store(default_embedder):
+    """The command line's default store (``var/test-data``), its vector cache started from the shipped vectors."""
+    from matcher.cli.common import open_store
+
+    seed_vectors(open_store(create=True), default_embedder.embedder)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from matcher.cli import cli
 
 
 @pytest.fixture()
-def runner():
+def runner(seeded_default_store):
     return CliRunner()
 
 

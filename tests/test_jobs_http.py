@@ -283,7 +283,7 @@ def _server_client(url: str, key: str):
     return get, submit, wait_running
 
 
-FAST_HEARTBEAT = {"JOB_HEARTBEAT_SECONDS": 0.2, "JOB_STALE_SECONDS": 1.5}
+FAST_HEARTBEAT = {"JOB_HEARTBEAT_SECONDS": 0.2, "JOB_STALE_SECONDS": 3.0}   # 3 s: a loaded machine can delay beats
 
 
 @pytest.mark.slow
