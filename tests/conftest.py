@@ -371,3 +371,33 @@ def server_process(tmp_path):
     yield start
     for server in started:
         server.kill(signal.SIGTERM)
+
+
+# -- the web page in Debian's chromium (tests/webpage.py); each module that uses them defines its `web` server
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    from webpage import CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, web):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE", accept_downloads=True)
+    pg = context.new_page()
+    from webpage import EXPECTED_4XX, Traffic
+
+    traffic = Traffic(web.url)
+    pg.on("request", lambda r: traffic.requests.append(r.url))
+    pg.on("response", lambda r: r.status >= 500 and traffic.server_errors.append(f"{r.status} {r.url}"))
+    # a 4xx the page answers with a message is expected; chromium logs it anyway, so it is left out
+    pg.on("console", lambda m: m.type == "error" and not m.text.startswith(EXPECTED_4XX)
+          and traffic.console_errors.append(m.text))
+    pg.on("pageerror", lambda e: traffic.console_errors.append(str(e)))
+    pg.traffic = traffic
+    yield pg
+    context.close()

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from webpage import ARTIFACTS, CHROMIUM_ARGS
 
 from conftest import FIXTURES, ROOT
 from matcher.engine.fields import FieldClassifier, Thresholds, load_fields
@@ -30,9 +31,6 @@ from matcher.landscape.report import render_html, write_report
 CATALOG = ["--catalog", str(FIXTURES / "catalog.jsonl")]  # the command line in file mode
 
 JUDGED = ROOT / "tests" / "data" / "fields_judged.csv"
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--headless"]
 
 
 @pytest.fixture(scope="module")

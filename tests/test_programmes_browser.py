@@ -2,20 +2,18 @@
 programmes: the project idea, the eligibility checklist, the excluded programmes with their rule, an
 axe-core WCAG 2.1 AA scan of the results, and a screenshot in ``tests/artifacts/``.
 
-The browser, the page and its traffic checks are those of ``tests/test_web_browser.py``; only the
-server differs (its store also holds ``fixtures/programmes.jsonl``).
+The browser, the page and its traffic checks are those of the page's other tests (``tests/webpage.py``);
+only the server differs (its store also holds ``fixtures/programmes.jsonl``).
 """
 
 from __future__ import annotations
 
-import shutil
-import signal
 from collections.abc import Iterator
 
 import pytest
-from test_web_browser import ARTIFACTS, WCAG_AA, WebServer, browser, open_page, page  # noqa: F401  (fixtures)
+from webpage import ARTIFACTS, WCAG_AA, WebServer, open_page, web_server
 
-from conftest import FIXTURES, ServerProcess, free_port
+from conftest import FIXTURES
 
 pytestmark = pytest.mark.browser
 
@@ -24,22 +22,13 @@ pytestmark = pytest.mark.browser
 def web(tmp_path_factory, seeded_template) -> Iterator[WebServer]:
     """gunicorn on a copy of the seeded store plus the example programmes (their texts are encoded at start)."""
     from matcher.domain.schema import load_catalog
-    from matcher.store import Store
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    folder = tmp_path_factory.mktemp("web-programmes")
-    url = f"sqlite:///{folder / 'matcher.db'}"
-    shutil.copyfile(seeded_template, folder / "matcher.db")
-    store = Store(url)
-    store.upsert_entities(load_catalog(FIXTURES / "programmes.jsonl"))
-    store.close()
-    server = ServerProcess(f"http://127.0.0.1:{free_port()}", url, folder / "server.log",
-                           MATCHER_OPEN_RECOMMENDATIONS="true", MATCHER_OPEN_FEEDBACK="true").start()
-    yield WebServer(server, {})
-    server.kill(signal.SIGTERM)
+    with web_server(tmp_path_factory.mktemp("web-programmes"), seeded_template,
+                    entities=load_catalog(FIXTURES / "programmes.jsonl")) as server:
+        yield server
 
 
-def test_a_project_idea_finds_programmes_with_the_checklist_and_the_excluded_ones_with_their_rule(page, web):  # noqa: F811
+def test_a_project_idea_finds_programmes_with_the_checklist_and_the_excluded_ones_with_their_rule(page, web):
     from axe_playwright_python.sync_playwright import Axe
 
     open_page(page, web)
@@ -74,7 +63,7 @@ def test_a_project_idea_finds_programmes_with_the_checklist_and_the_excluded_one
     page.traffic.check()
 
 
-def test_an_empty_idea_is_explained_in_german_and_nothing_is_sent(page, web):  # noqa: F811
+def test_an_empty_idea_is_explained_in_german_and_nothing_is_sent(page, web):
     open_page(page, web)
     page.locator("#programme-form").get_by_role("button", name="Förderprogramme suchen").click()
     error = page.locator("#programme-text-error")

@@ -10,109 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 import requests
 from openpyxl import load_workbook
+from webpage import ARTIFACTS, WCAG_AA, WebServer, open_page, web_server
 
 from conftest import ROOT, ServerProcess, free_port
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--headless"]
 # fixtures/README.md, designed case c: a francophone West-African diaspora need in the Ruhrgebiet;
 # only adv-101 (Aïssatou Ndiaye, fr/wo) speaks French, her twin adv-102 does not
 FRANCOPHONE_NEED = "Frankophone westafrikanische Diaspora-Vereine sollen gemeinsam mit der Stadt Projekte umsetzen."
-EXPECTED_4XX = "Failed to load resource: the server responded with a status of 4"
-WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
-
-
-@dataclass
-class WebServer:
-    server: ServerProcess
-    keys: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, seeded_template) -> Iterator[WebServer]:
     """gunicorn on a copy of the seeded store (vectors stored: start-up encodes nothing), open as in `make run`."""
-    from matcher.store import Store
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    folder = tmp_path_factory.mktemp("web")
-    url = f"sqlite:///{folder / 'matcher.db'}"
-    shutil.copyfile(seeded_template, folder / "matcher.db")
-    store = Store(url)
-    keys = {"editor": store.create_key("editor", "web test editor")[1]}
-    store.close()
-    server = ServerProcess(f"http://127.0.0.1:{free_port()}", url, folder / "server.log",
-                           MATCHER_OPEN_RECOMMENDATIONS="true", MATCHER_OPEN_FEEDBACK="true").start()
-    yield WebServer(server, keys)
-    server.kill(signal.SIGTERM)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@dataclass
-class Traffic:
-    """What the page asked for and got, to assert on after the test's steps."""
-
-    base: str
-    requests: list[str] = field(default_factory=list)
-    server_errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-
-    def api_calls(self, path: str) -> list[str]:
-        return [u for u in self.requests if u.startswith(self.base + path)]
-
-    def check(self) -> None:
-        assert not self.server_errors, f"5xx answers: {self.server_errors}"
-        foreign = [u for u in self.requests if not u.startswith(self.base) and not u.startswith(("blob:", "data:"))]
-        assert not foreign, f"the page loaded something from elsewhere: {foreign}"
-        assert not self.console_errors, f"errors in the browser console: {self.console_errors}"
-
-
-@pytest.fixture
-def page(browser, web):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE", accept_downloads=True)
-    pg = context.new_page()
-    traffic = Traffic(web.url)
-    pg.on("request", lambda r: traffic.requests.append(r.url))
-    pg.on("response", lambda r: r.status >= 500 and traffic.server_errors.append(f"{r.status} {r.url}"))
-    # a 4xx the page answers with a message is expected; chromium logs it anyway, so it is left out
-    pg.on("console", lambda m: m.type == "error" and not m.text.startswith(EXPECTED_4XX)
-          and traffic.console_errors.append(m.text))
-    pg.on("pageerror", lambda e: traffic.console_errors.append(str(e)))
-    pg.traffic = traffic
-    yield pg
-    context.close()
-
-
-def open_page(page, web):
-    response = page.goto(web.url + "/")
-    assert response.status == 200
-    # the page's script ran: the organisation picker is filled (a polled JS string would need 'unsafe-eval')
-    page.locator("#partner-org option").nth(1).wait_for(state="attached")
-    return response
+    with web_server(tmp_path_factory.mktemp("web"), seeded_template, roles=["editor"]) as server:
+        yield server
 
 
 def use_key(page, key: str) -> None:
