@@ -246,7 +246,8 @@ def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: Kind
                 near = decay(d_named) if np.isnan(d_origin).all() else \
                     w.named_share * decay(d_named) + (1 - w.named_share) * decay(d_origin)
             else:
-                implicit = w.event_proximity if ctx.task == "events" else w.implicit_proximity
+                implicit = {"events": w.event_proximity, "invitations": w.invitation_proximity,
+                            "partners": w.partner_proximity}.get(ctx.task, w.implicit_proximity)
                 near = (1.0 if ctx.intent.near else implicit) * decay(d_origin)
             memo[key] = near.astype(np.float32)
         out[r] = memo[key]
@@ -337,7 +338,9 @@ def type_fit(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindB
         elif query.task in ("partners", "invitations"):
             groups = set(asker.target_groups) if isinstance(asker, Event) else set()
             if wanted:
-                out[r] = np.array([wanted.get(t, 0.0) for t in org_types], dtype=np.float32)
+                # the event's audience still counts for the types the need does not name
+                audience = {t: w.audience_share for t in groups}
+                out[r] = np.array([wanted.get(t, audience.get(t, 0.0)) for t in org_types], dtype=np.float32)
             elif groups:
                 out[r] = np.isin(org_types, list(groups))
     return out
