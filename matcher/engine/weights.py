@@ -50,7 +50,7 @@ class Weights:
     implicit_proximity: float = 0.3   # weight of nearness when the need does not mention place
     event_proximity: float = 0.7      # the same for event searches: the asker travels to the venue itself
     invitation_proximity: float = 0.3  # the same for invitation lists: the invitee travels to the venue
-    partner_proximity: float = 0.7    # the same for partner searches: partners meet and work together
+    partner_proximity: float = 0.5    # the same for partner searches: partners meet and work together
     # partners: the mix of actor types takes a fitting candidate of a missing type within this distance
     mix_radius_km: float = 30.0
     # region: an advisor who serves a town also serves places this close to it
