@@ -24,9 +24,8 @@ SHAPES = {"event_proximity as implicit_proximity (0.3)": {"event_proximity": 0.3
           "from_share as before (0.35)": {"from_share": 0.35},
           "event_from_share as from_share before (0.35)": {"event_from_share": 0.35},
           "partner_proximity as implicit_proximity (0.3)": {"partner_proximity": 0.3},
-          "no audience share (audience_share 0)": {"audience_share": 0.0},
-          "the four shapes of 2026-12-04 set back": {"from_share": 0.35, "event_from_share": 0.35,
-                                                     "partner_proximity": 0.3, "audience_share": 0.0}}
+          "the three shapes of 2026-12-04 set back": {"from_share": 0.35, "event_from_share": 0.35,
+                                                      "partner_proximity": 0.3}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -338,9 +338,7 @@ def type_fit(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindB
         elif query.task in ("partners", "invitations"):
             groups = set(asker.target_groups) if isinstance(asker, Event) else set()
             if wanted:
-                # the event's audience still counts for the types the need does not name
-                audience = {t: w.audience_share for t in groups}
-                out[r] = np.array([wanted.get(t, audience.get(t, 0.0)) for t in org_types], dtype=np.float32)
+                out[r] = np.array([wanted.get(t, 0.0) for t in org_types], dtype=np.float32)
             elif groups:
                 out[r] = np.isin(org_types, list(groups))
     return out

@@ -64,7 +64,6 @@ class Weights:
     related_type: float = 0.5         # a migrant organisation at an event for civil society
     untyped_asker: float = 0.5        # an asker whose type the catalog does not say
     asked_share: float = 0.5          # for events: the types a need asks for vs whether the asker may attend
-    audience_share: float = 0.5       # invitations: an event's target group that the need does not name
 
     def without(self, signal: str) -> Weights:
         """A copy with one signal switched off (for ablations)."""
