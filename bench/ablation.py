@@ -18,9 +18,14 @@ from matcher.settings import model_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "var" / "bench" / "dev-vectors.sqlite"
-# the shapes issue 17 added, each set back to what it was before
+# the shapes issue 17 added or changed, each set back to what it was before
 SHAPES = {"event_proximity as implicit_proximity (0.3)": {"event_proximity": 0.3},
-          "no partner mix (mix_radius_km 0)": {"mix_radius_km": 0.0}}
+          "no partner mix (mix_radius_km 0)": {"mix_radius_km": 0.0},
+          "from_share as before (0.35)": {"from_share": 0.35},
+          "event_from_share as from_share before (0.35)": {"event_from_share": 0.35},
+          "partner_proximity as implicit_proximity (0.3)": {"partner_proximity": 0.3},
+          "the three shapes of 2026-12-04 set back": {"from_share": 0.35, "event_from_share": 0.35,
+                                                      "partner_proximity": 0.3}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,7 +52,7 @@ def synthetic(seed: int = 0, queries: int = 60, k: int = 10) -> JudgedResults:
     xs, grades, groups, ranks, best = [], [], [], [], {}
     for q in range(queries):
         scores = np.sort(rng.normal(1.0, 1.0, k))[::-1]
-        seen = [{"c_dense": s / 2, "e_cos_profile": 0.5 + s / 10} for s in scores]
+        seen = [{"c_dense": s / 2, "e_cos_passage": 0.5 + s / 10} for s in scores]
         x = features(list(scores), range(1, k + 1), float(scores[0]), seen)
         p = 1 / (1 + np.exp(-(2.0 * scores - 1.5 - 0.5 * np.log(np.arange(1, k + 1)))))
         g = np.where(rng.random(k) < p, 2 + (rng.random(k) < 0.5), 0)

@@ -139,6 +139,19 @@ def test_lexical_and_domain_are_zscored_over_the_candidates(fitted):
     assert abs(float(got.mean())) < 1e-4 and abs(float(got.std()) - 1) < 1e-3
 
 
+@pytest.mark.numerics
+def test_lexical_reads_an_invitation_lists_own_text_but_not_the_events_announcement(fitted):
+    index = fitted.index_
+    _, bare, block, masks = _one(fitted, {"task": "invitations", "from": "evt-101"})
+    assert bare.need_vectors is not None   # the announcement is the need: dense and the confidence read it
+    assert not signals.lexical(index, [bare], block, masks).any()
+    _, worded, block, masks = _one(fitted, {"task": "invitations", "from": "evt-101",
+                                            "text": "Vereine, die zu fairem Handel arbeiten"})
+    got = signals.lexical(index, [worded], block, masks)[0]
+    sim = index.lexical.similarity(worded.need, rows=block.rows)
+    assert got.any() and np.allclose(got, zscore(sim, masks[0]), atol=1e-4)
+
+
 def test_language_is_the_share_of_requested_languages_spoken(fitted):
     index = fitted.index_
     q = {"task": "advisors", "text": "Gespräche auf Arabisch oder Türkisch", "languages": ["fr", "ar"]}

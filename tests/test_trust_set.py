@@ -115,3 +115,37 @@ def test_no_fit_queries_are_run_but_left_out_of_the_means(tmp_path):
     assert report.overall["ndcg@10"] == pytest.approx(report.per_query["fit"]["ndcg@10"])
     assert report.per_task["advisors"]["no_fit"] == 1 and "events" not in report.per_task
     assert report.as_dict()["no_fit_queries"] == ["weak", "none"]
+
+
+def test_a_set_declares_the_kinds_its_judges_saw_and_evaluate_ranks_only_those(tmp_path):
+    """FORMAT.md's partner searches rank organisations; a set whose judges also judged municipalities says so
+    in kinds.json (eval/trust does), and only then does `evaluate` let the engine rank municipalities."""
+    from matcher.domain.schema import Query
+    from matcher.errors import CatalogError
+    from matcher.evaluation.judged import Dataset, candidate_kinds, evaluate
+
+    trust = load_dataset(TRUST)
+    for task in ("partners", "invitations"):
+        assert set(candidate_kinds(trust, task)) == CANDIDATE_KINDS[task]
+    seen: dict[str, list[str]] = {}
+
+    def rank(q: Query) -> list[tuple[str, float]]:
+        seen[q.id] = list(q.kinds)
+        return []
+
+    queries = [Query(id="p", task="partners", text="x"), Query(id="i", task="invitations", text="y"),
+               Query(id="a", task="advisors", text="z"), Query(id="own", task="partners", text="w",
+                                                           kinds=["municipality"])]
+    evaluate(rank, Dataset(catalog=[], queries=queries, qrels={}, path=tmp_path))
+    assert seen == {"p": ["organisation"], "i": ["organisation"], "a": [], "own": ["municipality"]}
+    evaluate(rank, Dataset(catalog=[], queries=queries, qrels={}, path=tmp_path,
+                           kinds={"partners": ("organisation", "municipality")}))
+    assert seen == {"p": [], "i": ["organisation"], "a": [], "own": ["municipality"]}
+
+    for name in ("catalog.jsonl", "queries.jsonl", "qrels.tsv"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    assert load_dataset(tmp_path).kinds == {}
+    (tmp_path / "kinds.json").write_text('{"partners": ["organisation", "event"]}', encoding="utf-8")
+    with pytest.raises(CatalogError) as err:
+        load_dataset(tmp_path)
+    assert err.value.details[0]["field"] == "partners" and "„partners“" in str(err.value)

@@ -43,7 +43,9 @@ ARTIFACT_VERSION = 1
 # the margins of a result beside its fused score; each signal's weighted contribution; and absolute evidence
 # (the signals are z-scored within a query, so they rank well but cannot tell that even the best fits badly)
 MARGINS = ("score", "gap", "log_rank")
-EVIDENCE = ("e_cos_profile", "e_cos_passage", "e_need_words")
+# (the need's similarity to the whole profile is left out: collinear with the best passage, it swung the fit
+# between the two and marked a fit that rests on one passage of a broad profile weak)
+EVIDENCE = ("e_cos_passage", "e_need_words")
 FEATURES = (*MARGINS, *(f"c_{s}" for s in SIGNALS), *EVIDENCE)
 
 Strength = Literal["good", "partial", "weak"]
@@ -86,17 +88,17 @@ def weights_fingerprint(weights: Weights) -> str:
 def evidence(index: CatalogIndex, ctx: QueryContext, i: int, contributions: Mapping[str, float]) -> dict[str, float]:
     """What the confidence reads of catalog row ``i`` for the query ``ctx`` beside its score: each signal's
     contribution (``c_<signal>``) and the absolute evidence — the embedding similarity of the need (or the
-    asker's profile) to the whole profile and to its best passage, and the length of the need in words."""
+    asker's profile) to its best passage (the whole profile where it has none), and the length of the need
+    in words."""
     out = {f"c_{s}": float(v) for s, v in contributions.items()}
     out["e_need_words"] = math.log1p(len(ctx.need.split()))
     vec = ctx.main_vector(index)
     if vec is None:   # nothing to compare (a query always has a text or an asker; kept safe for other callers)
         return out
-    profile = float(index.profile_vecs[i] @ vec)
     span = index.passage_range(i)
     passages = index.passage_unique_vecs[index.passage_map[span.start : span.stop]] @ vec if len(span) else None
-    out["e_cos_profile"] = profile
-    out["e_cos_passage"] = float(passages.max()) if passages is not None and passages.size else profile
+    out["e_cos_passage"] = float(passages.max()) if passages is not None and passages.size \
+        else float(index.profile_vecs[i] @ vec)
     return out
 
 

@@ -162,8 +162,9 @@ def _context(index: CatalogIndex, query: Query, asker: Entity | None, need: str,
         countries = index.countries[asker_row]
     else:
         countries = (_EMPTY, _EMPTY, _EMPTY)
-    text_share = (1.0 - (w.from_share if asker is not None else 0.0)) if query.text else 0.0
-    asker_share = (w.from_share if query.text else 1.0) if asker is not None else 0.0
+    from_share = w.event_from_share if query.task == "invitations" else w.from_share
+    text_share = (1.0 - (from_share if asker is not None else 0.0)) if query.text else 0.0
+    asker_share = (from_share if query.text else 1.0) if asker is not None else 0.0
     return QueryContext(
         query=query, as_of=as_of, asker=asker, asker_row=asker_row, intent=intent,
         languages=tuple(dict.fromkeys([*query.languages, *intent.languages])), origin=origin,

@@ -166,9 +166,15 @@ def dense(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBloc
 
 
 def lexical(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, masks: np.ndarray) -> np.ndarray:
-    """TF-IDF similarity of the need to each candidate (character and word views), z-scored."""
+    """TF-IDF similarity of the need to each candidate (character and word views), z-scored.
+
+    Not for an invitation list without a text of its own: the event's announcement describes a programme,
+    and the words it shares with a profile ("Netzwerktreffen", "Kommunen", "Projekte") say little about
+    whom to invite (the dense signal reads its theme). Measured: dev invitations 0.728 → 0.749, trust
+    0.778 → 0.793 (model card)."""
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
-    rows = [r for r, c in enumerate(contexts) if c.need_vectors is not None]
+    rows = [r for r, c in enumerate(contexts)
+            if c.need_vectors is not None and not (c.task == "invitations" and not c.query.text)]
     if not rows or block.size == 0:
         return out
     char, word = _stacked([contexts[r].need_vectors for r in rows])
@@ -246,7 +252,8 @@ def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: Kind
                 near = decay(d_named) if np.isnan(d_origin).all() else \
                     w.named_share * decay(d_named) + (1 - w.named_share) * decay(d_origin)
             else:
-                implicit = w.event_proximity if ctx.task == "events" else w.implicit_proximity
+                implicit = {"events": w.event_proximity, "invitations": w.invitation_proximity,
+                            "partners": w.partner_proximity}.get(ctx.task, w.implicit_proximity)
                 near = (1.0 if ctx.intent.near else implicit) * decay(d_origin)
             memo[key] = near.astype(np.float32)
         out[r] = memo[key]

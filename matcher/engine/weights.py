@@ -42,12 +42,15 @@ class Weights:
     capacity: float = 0.2
     # dense: how the need and the asker's profile meet a profile
     passage_share: float = 0.4        # best passage vs whole profile
-    from_share: float = 0.35          # asker's own profile vs the need text, when both are given
+    from_share: float = 0.2           # asker's own profile vs the need text, when both are given
+    event_from_share: float = 0.65    # the same for an invitation list: the asking event's own description
     # proximity
     distance_scale_km: float = 40.0   # e-folding distance of nearness
     named_share: float = 0.6          # places the need names vs the asker's own location
     implicit_proximity: float = 0.3   # weight of nearness when the need does not mention place
     event_proximity: float = 0.7      # the same for event searches: the asker travels to the venue itself
+    invitation_proximity: float = 0.3  # the same for invitation lists: the invitee travels to the venue
+    partner_proximity: float = 0.5    # the same for partner searches: partners meet and work together
     # partners: the mix of actor types takes a fitting candidate of a missing type within this distance
     mix_radius_km: float = 30.0
     # region: an advisor who serves a town also serves places this close to it

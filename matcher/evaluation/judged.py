@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from matcher.domain.messages import alternatives
+from matcher.domain.messages import alternatives, quoted
 from matcher.domain.schema import TASKS, Query, load_catalog, load_qrels, load_queries
+from matcher.engine.weights import TASK_KIND, TASK_KINDS
 from matcher.errors import CatalogError
 from matcher.evaluation.metrics import RELEVANT_GRADE, mrr_at_k, ndcg_at_k, recall_at_k
 from matcher.programmes.matching import match_programmes, ranked_ids
 
-__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "has_fit", "judged_municipalities"]
+# an optional fourth file of a judged set: which kinds its judges considered per task
+KINDS_FILE = "kinds.json"
+
+__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "candidate_kinds", "has_fit"]
 
 
 @dataclass
@@ -25,6 +30,7 @@ class Dataset:
     queries: list[Query]
     qrels: dict[str, dict[str, int]]
     path: Path
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kinds.json: the judged candidates' kinds
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -35,7 +41,30 @@ def load_dataset(path: str | Path) -> Dataset:
         raise CatalogError(f"{path} ist kein bewerteter Datensatz: es fehlt {alternatives(missing, 'und')}",
                            [{"file": str(path / m)} for m in missing])
     return Dataset(load_catalog(path / "catalog.jsonl"), load_queries(path / "queries.jsonl"),
-                   load_qrels(path / "qrels.tsv"), path)
+                   load_qrels(path / "qrels.tsv"), path, _load_kinds(path / KINDS_FILE))
+
+
+def _load_kinds(path: Path) -> dict[str, tuple[str, ...]]:
+    """A set's optional declaration of the kinds its judges considered per task (see :func:`candidate_kinds`)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CatalogError(f"{path} ist kein lesbares JSON: {exc}", [{"file": str(path)}]) from exc
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path} muss ein JSON-Objekt sein (Aufgabe → Liste von Arten)", [{"file": str(path)}])
+    problems = []
+    for task, kinds in data.items():
+        if task not in TASK_KINDS:
+            problems.append({"file": str(path), "field": task,
+                             "message": f"Unbekannte Aufgabe {quoted(task)}; erlaubt: {alternatives(TASK_KINDS)}"})
+        elif not isinstance(kinds, list) or not kinds or not set(kinds) <= set(TASK_KINDS[task]):
+            problems.append({"file": str(path), "field": task,
+                             "message": f"Arten für {quoted(task)} müssen aus {alternatives(TASK_KINDS[task])} sein"})
+    if problems:
+        raise CatalogError(f"{path}: {problems[0]['message']}", problems)
+    return {task: tuple(kinds) for task, kinds in data.items()}
 
 
 @dataclass
@@ -67,17 +96,15 @@ def has_fit(grades: dict[str, int]) -> bool:
     return any(g >= RELEVANT_GRADE for g in grades.values())
 
 
-def judged_municipalities(dataset: Dataset) -> set[str]:
-    """The tasks (partners, invitations) for which the set judges a municipality relevant to some query.
+def candidate_kinds(dataset: Dataset, task: str) -> tuple[str, ...]:
+    """The kinds of entity the set's judges considered as candidates of ``task``.
 
     FORMAT.md's partner searches and invitation lists rank organisations; the engine also suggests
-    municipalities where municipal actors are asked for. A set whose judges never saw a municipality
-    as a candidate would count every one shown as not relevant, so :func:`evaluate` ranks
-    municipalities only for the tasks where the set judges one."""
-    kinds = {e.id: e.kind for e in dataset.catalog}
-    tasks = {q.id: q.task for q in dataset.queries}
-    return {tasks[qid] for qid, grades in dataset.qrels.items() if qid in tasks
-            for entity_id, grade in grades.items() if grade > 0 and kinds.get(entity_id) == "municipality"}
+    municipalities where municipal actors are asked for. A set whose judges never saw a municipality as a
+    candidate would count every one shown as not relevant, so a set says which kinds it judged in an
+    optional ``kinds.json`` beside its three files (``{"partners": ["organisation", "municipality"]}``);
+    a task it does not name has FORMAT.md's kind."""
+    return dataset.kinds.get(task) or (TASK_KIND[task],)
 
 
 def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset, k: int = 10) -> EvaluationReport:
@@ -87,18 +114,17 @@ def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset,
     at all: unlisted entities are grade 0 in FORMAT.md) is a *no-fit* query: its row stays in
     ``per_query``, but the per-task and overall means cover only the queries with a fit, and the
     no-fit ones are counted apart. A task whose queries are all no-fit has no row in ``per_task``.
-    Partner and invitation queries rank organisations only unless the set judges municipalities
-    for that task (:func:`judged_municipalities`).
+    Partner and invitation queries rank only the kinds the set judged (:func:`candidate_kinds`).
     """
     per_query: dict[str, dict[str, float]] = {}
     runs: dict[str, list[tuple[str, float]]] = {}
     by_task: dict[str, list[dict[str, float]]] = {t: [] for t in TASKS}
-    with_municipalities = judged_municipalities(dataset)
     no_fit: dict[str, list[str]] = {t: [] for t in TASKS}
     for i, q in enumerate(dataset.queries):
         qid = q.id or f"q{i + 1}"
-        if q.task in ("partners", "invitations") and not q.kinds and q.task not in with_municipalities:
-            q = q.model_copy(update={"kinds": ["organisation"]})
+        judged = candidate_kinds(dataset, q.task) if q.task in TASK_KINDS else ()
+        if judged and not q.kinds and not set(TASK_KINDS[q.task]) <= set(judged):
+            q = q.model_copy(update={"kinds": list(judged)})
         ranked = rank(q)[:k]
         runs[qid] = ranked
         ids = [e for e, _ in ranked]
