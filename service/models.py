@@ -298,6 +298,7 @@ class ErasureReportOut(BaseModel):
     vectors: int = Field(description="gelöschte Vektoren")
     feedback: int = Field(description="gelöschte Rückmeldungen")
     audit_entries: int = Field(description="anonymisierte Protokolleinträge")
+    declines: int = Field(description="gelöschte „passt nicht“-Angaben (für und von dem Eintrag)")
     # --- erasure from jobs and files (issue 16)
     invitations: int = Field(description="gelöschte Einträge der Einladungshistorie")
     jobs_redacted: int = Field(description="Aufträge, in deren Parametern und Ergebnissen der Eintrag geschwärzt "

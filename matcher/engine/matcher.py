@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from matcher.engine.confidence import (
     unassessed,
 )
 from matcher.engine.context import QueryContext, prepare_queries
+from matcher.engine.demotion import Decline, decline_penalties, need_vector, similar_need_threshold
 from matcher.engine.embedding import Embedder
 from matcher.engine.explain import Explanation, explain, topic_similarities
 from matcher.engine.index import DOMAIN_TEXT, CatalogIndex, Entity, KindBlock
@@ -223,14 +224,39 @@ class Matcher:
         eligible = (scores.raw["dense"] > 0) & (np.nan_to_num(scores.distance_km, nan=np.inf) <= w.mix_radius_km)
         return mixed_top_k(scores.total, k, scores.mask, groups, MIX_GROUPS, eligible)
 
-    def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de") -> Ranking:
-        """Rank the catalog for ``query``; return the top ``k`` with explanations.
+    def need_vector(self, query: Query, as_of: dt.date | None = None) -> np.ndarray:
+        """The unit vector of the query's need (:func:`~matcher.engine.demotion.need_vector`)."""
+        return need_vector(self.index_, self.contexts([query], as_of)[0])
+
+    def _lowered(self, scores: QueryScores, declines: Sequence[Decline]) -> QueryScores:
+        """``scores`` with the candidates the asker declined on a similar need lowered
+        (:mod:`matcher.engine.demotion`)."""
+        penalties = decline_penalties(need_vector(self.index_, scores.context), declines,
+                                      np.where(scores.mask, scores.total, -np.inf),
+                                      similar_need_threshold(self.model_id))
+        columns = [(self.index_.row[e] - scores.block.rows.start, a) for e, a in penalties.items()
+                   if e in self.index_.row]
+        columns = [(c, a) for c, a in columns if 0 <= c < scores.total.size and scores.mask[c]]
+        if not columns:
+            return scores
+        total = scores.total.copy()
+        for c, amount in columns:
+            total[c] -= amount
+        return replace(scores, total=total)
+
+    def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de",
+             declines: Sequence[Decline] = ()) -> Ranking:
+        """Rank the catalog for ``query``; return the top ``k`` with explanations. ``declines``: the
+        asker's „passt nicht“ for this task; a candidate declined on a similar need is lowered
+        (:mod:`matcher.engine.demotion`).
 
         Raises:
             UnknownEntityError: ``query.from_`` is not in the catalog.
             ValidationError: the asker is of the wrong kind for the task.
         """
         scores = self.score(query, as_of=as_of)
+        if declines:
+            scores = self._lowered(scores, declines)
         ctx = scores.context
         best = self._top(scores, k) + scores.block.rows.start
         sims = topic_similarities(self.index_, ctx) if best.size else None
