@@ -4,8 +4,8 @@ A decline is kept with the vector of the need it was said for (:mod:`matcher.sto
 request of the same asker and task whose need vector is *similar* — cosine at least the embedding
 model's threshold in :data:`SIMILAR_NEED` — has the declined candidate lowered by :data:`DEMOTION`
 standard deviations of its candidates' fused scores (a scale-free amount: the hand weights and a
-learned ranker score on other scales). The need vector is the one the dense signal weighs most (:meth:`QueryContext.main_vector`): the
-need text's, or without one the asker's own profile (so two requests of one asker without a text are
+learned ranker score on other scales). The need vector is the one the dense signal weighs most
+(:meth:`QueryContext.main_vector`): the need text's, or without one the asker's own profile (so two requests of one asker without a text are
 the same need).
 
 Why a cosine threshold: a "similar need" must be a yes/no the asker can follow (the same task, about
