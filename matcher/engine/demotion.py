@@ -1,19 +1,18 @@
 """„Passt nicht“ of an asker lowers that candidate for the same asker's similar needs.
 
-A decline is kept with the vector of the need it was said for (:mod:`matcher.store.declines`). A later
-request of the same asker and task whose need vector is *similar* — cosine at least the embedding
-model's threshold in :data:`SIMILAR_NEED` — has the declined candidate lowered by :data:`DEMOTION`
-standard deviations of its candidates' fused scores (a scale-free amount: the hand weights and a
-learned ranker score on other scales). The need vector is the one the dense signal weighs most
-(:meth:`QueryContext.main_vector`): the need text's, or without one the asker's own profile (so two requests of one asker without a text are
-the same need).
+A decline is kept with the vector of the need it was said for (:mod:`matcher.store.declines`). A later request
+of the same asker and task whose need vector is *similar* — cosine at least the embedding model's threshold in
+:data:`SIMILAR_NEED` — has the declined candidate lowered by :data:`DEMOTION` standard deviations of its
+candidates' fused scores (a scale-free amount: the hand weights and a learned ranker score on other scales).
+The need vector is the one the dense signal weighs most (:meth:`QueryContext.main_vector`): the need text's,
+or without one the asker's own profile (so two requests of one asker without a text are the same need).
 
-Why a cosine threshold: a "similar need" must be a yes/no the asker can follow (the same task, about
-the same thing), not a fading weight that lowers every candidate ever declined a little. Cosines are on
-a different scale for each model, so the threshold is the model's: the 99th percentile of the cosines
-between the dev set's 33 needs with a text, rounded up to 0.05 (``python -m bench.need_similarity``: e5+use
-p99 0.703, use 0.523; rephrasings of one need mostly lie above it). For another model only near-identical
-needs count (:data:`SIMILAR_NEED_OTHER`), until it is measured.
+Why a cosine threshold: a "similar need" must be a yes/no the asker can follow (the same task, about the same
+thing), not a fading weight that lowers every candidate ever declined a little. Cosines are on a different
+scale for each model, so the threshold is the model's: the 99th percentile of the cosines between the dev
+set's 33 needs with a text, rounded up to 0.05 (``python -m bench.need_similarity``: e5+use p99 0.703, use
+0.523; rephrasings of one need mostly lie above it). For another model only near-identical needs count
+(:data:`SIMILAR_NEED_OTHER`), until it is measured.
 """
 
 from __future__ import annotations
