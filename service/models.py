@@ -251,7 +251,8 @@ class AssessmentOut(BaseModel):
 class RecommendationOut(BaseModel):
     id: str = Field(description="Kennung dieser Empfehlung (für POST /v1/feedback)")
     task: Literal["advisors", "partners", "events", "invitations", "programmes"]
-    model: str = Field(description="Embedding-Modell, das die Empfehlung berechnet hat")
+    model: str = Field(description="Embedding-Modell und Version des Rangfolge-Modells, die die Empfehlung "
+                                   "berechnet haben („Modell/Version“; „hand“: die von Hand gesetzten Gewichte)")
     catalog_version: int
     candidates: int = Field(description="Wie viele Einträge in Frage kamen")
     created: dt.datetime

@@ -76,16 +76,17 @@ def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> 
     store = get_store()
     ranking = matcher.rank(query, k=k, as_of=as_of, lang=lang,
                            declines=declines_for(store, matcher, query, caller.key_id, tab))
+    model = f"{ranking.model_id}/{ranking.ranker}"   # the embedding model and the ranker version
     rec_id = store.record_recommendation(
         task=query.task, query=_summary(query, k), shown=[r.entity_id for r in ranking.results],
-        model_id=ranking.model_id, catalog_version=version, role=caller.role, key_id=caller.key_id,
+        model_id=model, catalog_version=version, role=caller.role, key_id=caller.key_id,
         asker_id=query.from_, tab=tab, request=_request(query, as_of))
     staff = can_see_contact()
     results = [ResultOut(rank=r.rank, score=round(r.score, 4), confidence=r.confidence, strength=r.strength,
                          strength_label=r.strength_label, explanation=r.explanation.as_dict(),
                          entity=r.entity if staff else r.entity.model_copy(update={"contact": None}))
                for r in ranking.results]
-    out = RecommendationOut(id=rec_id, task=query.task, model=ranking.model_id, catalog_version=version,
+    out = RecommendationOut(id=rec_id, task=query.task, model=model, catalog_version=version,
                             candidates=ranking.candidates, created=dt.datetime.now(dt.UTC),
                             assessment=AssessmentOut(**ranking.assessment.as_dict()), results=results)
     # pydantic's own serializer: the same document as jsonify(model_dump), built in one step

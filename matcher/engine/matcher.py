@@ -27,7 +27,7 @@ from matcher.engine.confidence import (
     unassessed,
 )
 from matcher.engine.context import QueryContext, prepare_queries
-from matcher.engine.demotion import Decline, decline_penalties, need_vector, similar_need_threshold
+from matcher.engine.demotion import DECLINED_REASON, Decline, decline_penalties, need_vector, similar_need_threshold
 from matcher.engine.embedding import Embedder
 from matcher.engine.explain import Explanation, explain, topic_similarities
 from matcher.engine.index import DOMAIN_TEXT, CatalogIndex, Entity, KindBlock
@@ -228,9 +228,9 @@ class Matcher:
         """The unit vector of the query's need (:func:`~matcher.engine.demotion.need_vector`)."""
         return need_vector(self.index_, self.contexts([query], as_of)[0])
 
-    def _lowered(self, scores: QueryScores, declines: Sequence[Decline]) -> QueryScores:
+    def _lowered(self, scores: QueryScores, declines: Sequence[Decline]) -> tuple[QueryScores, set[str]]:
         """``scores`` with the candidates the asker declined on a similar need lowered
-        (:mod:`matcher.engine.demotion`)."""
+        (:mod:`matcher.engine.demotion`), and their ids."""
         penalties = decline_penalties(need_vector(self.index_, scores.context), declines,
                                       np.where(scores.mask, scores.total, -np.inf),
                                       similar_need_threshold(self.model_id))
@@ -238,11 +238,11 @@ class Matcher:
                    if e in self.index_.row]
         columns = [(c, a) for c, a in columns if 0 <= c < scores.total.size and scores.mask[c]]
         if not columns:
-            return scores
+            return scores, set()
         total = scores.total.copy()
         for c, amount in columns:
             total[c] -= amount
-        return replace(scores, total=total)
+        return replace(scores, total=total), {e for e in penalties if e in self.index_.row}
 
     def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de",
              declines: Sequence[Decline] = ()) -> Ranking:
@@ -255,8 +255,7 @@ class Matcher:
             ValidationError: the asker is of the wrong kind for the task.
         """
         scores = self.score(query, as_of=as_of)
-        if declines:
-            scores = self._lowered(scores, declines)
+        scores, lowered = self._lowered(scores, declines) if declines else (scores, set())
         ctx = scores.context
         best = self._top(scores, k) + scores.block.rows.start
         sims = topic_similarities(self.index_, ctx) if best.size else None
@@ -271,4 +270,7 @@ class Matcher:
                                   content_fit=c.content_fit),
                           c.confidence, c.strength, c.label)
                    for r, (i, c) in enumerate(zip(best, confidence))]
+        for r in results:
+            if r.entity_id in lowered:
+                r.explanation.reasons.append(DECLINED_REASON[lang])
         return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent, assessment)
