@@ -32,12 +32,13 @@ import numpy as np
 from matcher.domain.schema import Query
 from matcher.engine.context import QueryContext
 from matcher.engine.index import CatalogIndex
+from matcher.engine.ranker import HAND, Ranker
 from matcher.engine.weights import SIGNALS, Weights
 from matcher.errors import CatalogError
 
 __all__ = ["FEATURES", "EVIDENCE", "STRENGTHS", "Strength", "StrengthBars", "BARS", "ConfidenceModel", "Assessment",
            "ResultConfidence", "evidence", "score_ranks", "features", "assess", "unassessed", "strength_label",
-           "weights_fingerprint", "load_confidence", "ARTIFACT_VERSION"]
+           "weights_fingerprint", "fusion_fingerprint", "load_confidence", "ARTIFACT_VERSION"]
 
 ARTIFACT_VERSION = 1
 # the margins of a result beside its fused score; each signal's weighted contribution; and absolute evidence
@@ -290,9 +291,20 @@ def _read(path: str, mtime_ns: int) -> dict[str, ConfidenceModel]:
     return {m: ConfidenceModel.from_dict(entry) for m, entry in data["models"].items()}
 
 
-def load_confidence(model_id: str, weights: Weights, path: str | Path | None = None) -> tuple[
-        ConfidenceModel | None, str]:
-    """The calibration for an engine (embedding ``model_id``, fusion ``weights``) and why not, if there is none.
+def fusion_fingerprint(weights: Weights, ranker: Ranker | None = None) -> str:
+    """What a calibration is keyed by besides the embedding model: :func:`weights_fingerprint` for the hand
+    weights, and for a learned ranker the hash of the weights (they shape the signals) and its version."""
+    if ranker is None or ranker.version == HAND.version:
+        return weights_fingerprint(weights)
+    text = json.dumps({"weights": weights_fingerprint(weights), "ranker": ranker.version}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_confidence(model_id: str, weights: Weights, path: str | Path | None = None,
+                    ranker: Ranker | None = None) -> tuple[ConfidenceModel | None, str]:
+    """The calibration for an engine (embedding ``model_id``, fusion ``weights``, ``ranker``: default the
+    hand weights) and why not, if there is none. A learned ranker scores on its own scale, so it has a
+    calibration only when one was fitted for it; without, its answers carry no confidence and say so.
 
     ``path``: the artifact (default :func:`matcher.settings.confidence_file`), which holds one calibration
     per embedding model. Returns ``(model, "")``, or ``(None, reason)`` when the file is missing or holds
@@ -314,6 +326,9 @@ def load_confidence(model_id: str, weights: Weights, path: str | Path | None = N
     model = models.get(model_id)
     if model is None:
         return None, f"{path} holds no calibration for the model {model_id} (only {', '.join(models) or 'none'})"
-    if model.weights != weights_fingerprint(weights):
+    if ranker is not None and ranker.version != HAND.version and model.weights != fusion_fingerprint(weights, ranker):
+        return None, (f"{path} holds no calibration for the ranker {ranker.version} of {model_id} (answers carry no "
+                      "confidence until `matcher calibrate` is run with it)")
+    if model.weights != fusion_fingerprint(weights, ranker):
         return None, f"{path} was fitted for other fusion weights of {model_id} (run `matcher calibrate` again)"
     return model, ""
