@@ -145,7 +145,7 @@ def _submit(kind: str, params: dict[str, Any]) -> ResponseReturnValue:
         raise TooManyJobs(exc.message, exc.details) from None
     except QuotaExceededError as exc:
         raise QuotaExceeded(exc) from None
-    return jsonify(_job_json(job)), 202, {"Location": url_for(".get_job", job_id=job.id)}
+    return jsonify(_job_json(job)), 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 
 @bp.post("/invitations")

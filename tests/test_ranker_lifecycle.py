@@ -174,7 +174,8 @@ def test_a_worse_model_never_activates(make_app, any_database_url, trust, runner
     assert isinstance(result.exception, ConflictError)
     admin = {"Authorization": f"Bearer {store.create_key('admin', 'test')[1]}"}
     r = app.test_client().post("/v1/rankers/activate", headers=admin, json={"version": report.version})
-    assert r.status_code == 409 and r.json["error"]["code"] == "conflict" and "nicht bestanden" in r.json["error"]["message"]
+    assert r.status_code == 409 and r.json["error"]["code"] == "conflict"
+    assert "nicht bestanden" in r.json["error"]["message"]
     assert store.rankers.active().version == "hand"
     # a version equal to the serving one does not beat it either
     assert not consider(store, matcher, _linear(), {}, judged, []).activated

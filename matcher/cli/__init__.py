@@ -1,8 +1,8 @@
 """The ``matcher`` command: one group, its commands in modules by concern.
 
 ``engine`` (rank, evaluate, calibrate) · ``store`` (info, db, load, keys, vectors) · ``batch`` (invite, assign) ·
-``landscape`` (landscape, landscape-calibrate) · ``ranker`` (train, ranker); ``common`` holds what they share (catalog source,
-store, fitted engine), ``german`` click's words in German.
+``landscape`` (landscape, landscape-calibrate) · ``ranker`` (train, ranker); ``common`` holds what they share
+(catalog source, store, fitted engine), ``german`` click's words in German.
 
 Errors are printed as one German message (no traceback): exit status 2 for bad
 input or another library error, 3 for an infeasible batch problem.

@@ -25,8 +25,8 @@ import numpy as np
 from matcher.engine.context import QueryContext
 from matcher.engine.index import CatalogIndex
 
-__all__ = ["DECLINED_REASON", "DEMOTION", "SIMILAR_NEED", "SIMILAR_NEED_OTHER", "Decline", "decline_penalties", "need_vector",
-           "similar_need_threshold"]
+__all__ = ["DECLINED_REASON", "DEMOTION", "SIMILAR_NEED", "SIMILAR_NEED_OTHER", "Decline", "decline_penalties",
+           "need_vector", "similar_need_threshold"]
 
 # cosine of two need vectors from which they are the same need, by the embedding model's id; a fusion
 # takes the entry of its first part found here (e5+use: the e5 one)

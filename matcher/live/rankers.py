@@ -253,7 +253,8 @@ def consider(store: Store, matcher: Matcher, ranker: Ranker, metrics: dict[str, 
     if version in {v.version for v in store.rankers.all()}:
         store.rankers.update_metrics(version, metrics)
     else:
-        store.rankers.add(version, _plain(ranker.to_dict()), features=list(FEATURES), metrics=metrics, commit=code_commit(),
+        store.rankers.add(version, _plain(ranker.to_dict()), features=list(FEATURES), metrics=metrics,
+                          commit=code_commit(),
                           window_start=since, window_end=until)
     activated = False
     if verdict.passed and activate and version != active.version:
