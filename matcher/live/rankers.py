@@ -7,7 +7,8 @@ commit of the code) and then :func:`gate` decides whether it serves: it must bea
 * on the judged data — mean nDCG@10 over the judged queries with a fit, each set ranked on its own catalog
   through the product's ranking path (what ``matcher evaluate`` reports) — and
 * on a counterfactual estimate over recent feedback — the inverse-propensity-scored DCG of the clicks
-  („passt“, „kontaktiert“): each click counts 1/log2(1 + rank the ranker would give it) (0 beyond rank 10),
+  („passt“, „kontaktiert“): each click counts 1/log2(1 + rank the ranker would give it; ties at their mean
+  rank) (0 beyond rank 10),
   divided by the examination probability of the rank it was shown at (propensities harvested from the logs,
   :func:`matcher.learning.estimate_propensities`), averaged over the recommendations with feedback
   (Joachims et al. 2017; Agarwal et al. 2019). With fewer than :data:`MIN_CLICKS` clicks in the window there is
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from matcher.domain.formatting import decimal
 from matcher.domain.messages import quoted
 from matcher.domain.schema import Query
 from matcher.engine.matcher import Matcher
@@ -167,7 +169,8 @@ def ips_dcg(matcher: Matcher, ranker: Ranker, events: Sequence[FeedbackEvent],
                     s = row_scores[row - block.rows.start]
                     if not np.isfinite(s):
                         continue
-                    rank = 1 + int(np.sum(row_scores > s))
+                    # ties: the expected rank under a random order among them (a constant ranker earns no credit)
+                    rank = 1 + int(np.sum(row_scores > s)) + (int(np.sum(row_scores == s)) - 1) / 2
                     if rank <= 10:
                         gain += float(theta.weight(imp.ranks[entity])) / float(np.log2(1 + rank))
                     clicks += 1
@@ -185,8 +188,9 @@ def gate(matcher: Matcher, candidate: Ranker, active: Ranker, judged: Sequence[t
     if judged:
         scores = {"candidate": judged_ndcg(judged, candidate), "active": judged_ndcg(judged, active)}
         judged_ok = scores["candidate"] > scores["active"] + TOLERANCE
-        reasons.append(f"Bewertete Daten: nDCG@10 {scores['candidate']:.4f} gegenüber {scores['active']:.4f} "
-                       f"der aktiven Version – {'besser' if judged_ok else 'nicht besser'}".replace(".", ","))
+        reasons.append(f"Bewertete Daten: nDCG@10 {decimal(scores['candidate'], 4)} gegenüber "
+                       f"{decimal(scores['active'], 4)} der aktiven Version – "
+                       f"{'besser' if judged_ok else 'nicht besser'}")
     else:
         scores, judged_ok = {}, False
         reasons.append("Keine bewerteten Daten angegeben: ohne sie wird keine Version aktiviert")
@@ -199,8 +203,8 @@ def gate(matcher: Matcher, candidate: Ranker, active: Ranker, judged: Sequence[t
         ips = {"candidate": cand["value"], "active": act["value"], "clicks": cand["clicks"],
                "recommendations": cand["recommendations"], "propensities": cand["propensities"]}
         ips_ok = cand["value"] > act["value"] + TOLERANCE
-        reasons.append(f"Rückmeldungen (IPS-geschätzter DCG, {cand['clicks']} Klicks): {cand['value']:.4f} gegenüber "
-                       f"{act['value']:.4f} – {'besser' if ips_ok else 'nicht besser'}".replace(".", ","))
+        reasons.append(f"Rückmeldungen (IPS-geschätzter DCG, {cand['clicks']} Klicks): {decimal(cand['value'], 4)} "
+                       f"gegenüber {decimal(act['value'], 4)} – {'besser' if ips_ok else 'nicht besser'}")
     else:
         reasons.append(f"Zu wenige Rückmeldungen für eine kontrafaktische Schätzung ({clicked} Klicks, mindestens "
                        f"{MIN_CLICKS}): entschieden wird nach den bewerteten Daten")
