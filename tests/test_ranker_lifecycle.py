@@ -5,6 +5,8 @@ Real parts throughout: the fixture catalog with the real (fast) model, SQLite an
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 NEED = "Faire Beschaffung von Dienstkleidung für das Ordnungsamt"
@@ -326,3 +328,24 @@ def test_the_gate_reads_recent_feedback_counterfactually(make_app, any_database_
     report = consider(store, matcher, _linear(), {}, judged, events)
     assert report.verdict.ips["candidate"] > report.verdict.ips["active"]
     assert report.activated and store.rankers.active().version == report.version
+
+
+def test_matcher_train_stores_a_version_with_its_window_features_metrics_and_commit(runner, any_database_url,
+                                                                                     seed_store, trust):
+    import json
+
+    from matcher.cli import cli
+    from matcher.store import Store
+
+    seed_store(any_database_url)
+    result = runner.invoke(cli, ["train", "--database", any_database_url, "--model", "use", "--data",
+                                 str(trust.path), "--days", "30", "--no-activate", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["activated"] is False and report["active"] == "hand"
+    store = Store(any_database_url)
+    stored = store.rankers.get(report["version"])
+    assert stored.features and stored.commit and stored.window_end - stored.window_start > dt.timedelta(days=29)
+    assert stored.metrics["gate"] == report["gate"] and "cv" in stored.metrics
+    assert store.rankers.active().version == "hand"
+    store.close()
