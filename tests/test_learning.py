@@ -4,6 +4,7 @@ feedback as unbiased training data (propensities, inverse-propensity weights).""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -16,7 +17,14 @@ from matcher.engine.weights import SIGNALS, Weights
 from matcher.errors import ValidationError
 from matcher.evaluation.judged import load_dataset
 from matcher.learning.feedback import FeedbackEvent, Propensities, estimate_propensities, impressions
-from matcher.learning.train import PairSet, fit_coefficients, judged_features, judged_pairs, train_ranker
+from matcher.learning.train import (
+    PairSet,
+    feedback_pairs,
+    fit_coefficients,
+    judged_features,
+    judged_pairs,
+    train_ranker,
+)
 
 QUERY = Query(task="advisors", text="Beratung zur fairen Beschaffung von Dienstkleidung", city="Bochum")
 
@@ -199,3 +207,52 @@ def test_training_on_judged_data_reports_cross_validation_and_keeps_only_the_tas
             _, after = ranker.fuse(bumped, m.weights_, mask, tasks=[task])
             if mask[0, 7]:
                 assert after[0, 7] >= base[0, 7] - 1e-5, (task, s)
+
+
+def _request(q: Query) -> dict:
+    return q.model_dump(mode="json", exclude_none=True, by_alias=True, exclude={"id"}) | {"k": 10, "lang": "de"}
+
+
+@pytest.mark.slow
+def test_feedback_pairs_weigh_each_click_by_its_inverse_propensity(dev_matcher):
+    """Two requests, each shown its top 10, one taken up at rank 1, the other at rank 5: corrected, the second
+    click weighs θ_1 / θ_5 = 5 times the first; naive, both weigh the same. Every click's pairs add up to its
+    weight (the other shown results one each, the candidates not shown standing in for all of them)."""
+    m, ds = dev_matcher
+    first, second = [q for q in ds.queries if q.task == "advisors"][:2]
+    t = dt.datetime(2026, 3, 1)
+    events = []
+    for rec, q, clicked_rank in (("a", first, 1), ("b", second, 5)):
+        ids = [r.entity_id for r in m.rank(q, k=10).results]
+        events += [FeedbackEvent(rec, q.task, _request(q), None, e, "shown", r, t) for r, e in enumerate(ids, 1)]
+        events.append(FeedbackEvent(rec, q.task, _request(q), None, ids[clicked_rank - 1], "accepted", clicked_rank, t))
+    theta = Propensities(1.0 / np.arange(1, 11), "given")
+    corrected, used = feedback_pairs(m, events, theta)
+    naive, _ = feedback_pairs(m, events, corrected=False)
+    assert used is theta
+    by_request = {g: corrected.weight[corrected.group == g].sum() for g in set(corrected.group)}
+    assert len(by_request) == 2 and sum(by_request.values()) == pytest.approx(2.0)
+    assert max(by_request.values()) / min(by_request.values()) == pytest.approx(5.0, rel=1e-6)
+    flat = [naive.weight[naive.group == g].sum() for g in set(naive.group)]
+    assert flat[0] == pytest.approx(flat[1]) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_ranker_cv_command_reports_each_task_and_writes_a_ranker_evaluate_reads(tmp_path):
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    runner = CliRunner()
+    out = tmp_path / "ranker.json"
+    res = runner.invoke(cli, ["ranker-cv", "--data", str(DEV_SET), "--model", "use", "--folds", "3",
+                              "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert set(report["cv"]) == {"advisors", "partners", "events", "invitations"}
+    assert report["tasks"] == [t for t, row in sorted(report["cv"].items()) if row["delta"] > 0]
+    payload = json.loads(out.read_text(encoding="utf-8"))
+    assert payload["version"] == report["ranker"] and payload["features"] == list(FEATURES)
+    res = runner.invoke(cli, ["evaluate", "--data", str(DEV_SET), "--model", "use", "--ranker", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["ranker"] == report["ranker"]

@@ -157,7 +157,8 @@ def estimate_propensities(impressions_: Sequence[Impression], max_rank: int = 10
         relevant = c + (1 - c) * (1 - t) * g / no_click      # P(relevant | observation)
         new_theta = np.divide(np.bincount(k, examined, minlength=max_rank), n_rank, out=theta.copy(),
                               where=n_rank > 0)
-        gamma = np.clip(np.bincount(q, relevant, minlength=len(moved)) / n_pair, 1e-6, 1 - 1e-6)
+        gamma = np.clip(np.divide(np.bincount(q, relevant, minlength=len(moved)), n_pair, out=gamma.copy(),
+                                  where=n_pair > 0), 1e-6, 1 - 1e-6)
         converged = np.max(np.abs(new_theta - theta)) < 1e-7
         theta = np.clip(new_theta, 1e-6, 1.0)
         if converged:
