@@ -1,13 +1,17 @@
 """Learning from feedback, simulated: does bias-corrected learning from clicks beat the hand weights and naive
 click learning on queries it never saw? (issue 18)
 
-    python -m bench.feedback_sim [--events 2000] [--rounds 10] [--seeds 5] [--plot models/feedback_sim.png]
-                                 [--json bench/results/feedback_sim.json] [--model e5+use] [--eta 1.0]
+    python -m bench.feedback_sim --plot models/feedback_sim.png --json bench/results/feedback_sim.json
+    (options: --events 2000 --rounds 10 --seeds 10 --first-seed 10 --eta 1.0 --l2 1.0 --split trust|both)
 
 Simulated staff: their true preferences are the judged relevance of the queries of ``../shared/eval/dev`` and
 ``eval/trust`` (advisors, partners, events, invitations; each set ranked by an engine fitted on its catalog).
-Per seed, every task's judged queries are split in half: *seen* queries are asked again and again, the
-*unseen* half is only ever evaluated. Clicks follow a position-based model with known examination
+*Seen* queries are asked again and again; *unseen* ones are only ever evaluated. With ``--split trust`` (the
+default) the unseen queries are, per seed and task, a random half of ``eval/trust``, and the seen ones the
+other half plus all of the dev set: the hand weights were tuned on the dev set, so a dev query is not unseen
+by them. ``--split both`` draws the unseen half from each set (dev queries included) for comparison.
+
+Clicks follow a position-based model with known examination
 probabilities θ_k = 1 / k^eta for the 10 ranks shown: a result at rank k is looked at with probability θ_k,
 and a looked-at result is taken up („passt“) with probability 0.05 / 0.25 / 0.7 / 0.95 for judged grade
 0 / 1 / 2 / 3, or declined („passt nicht“) with probability 0.1 if it is grade 0.
@@ -233,7 +237,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=10,
+                    help="seeds first-seed … first-seed + seeds − 1 (0–3 were used to choose --l2 among 0.3, 1, 3)")
     ap.add_argument("--eta", type=float, default=1.0, help="position bias: θ_k = 1 / k^eta")
     ap.add_argument("--l2", type=float, default=L2)
     ap.add_argument("--split", choices=("trust", "both"), default="trust",
@@ -247,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     matchers, queries, memos = load_queries(args.model)
     print(f"{len(queries)} judged queries; features {len(FEATURES)}; prepared in {time.monotonic() - started:.0f} s")
     results = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         res = run(seed, queries, matchers, memos, args.events, args.rounds, args.eta, args.l2, args.split)
         results.append(res)
         print(f"seed {seed}: " + ", ".join(f"{a} {res['curve'][a][-1]:.3f}" for a in ARMS)
