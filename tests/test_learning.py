@@ -256,3 +256,28 @@ def test_ranker_cv_command_reports_each_task_and_writes_a_ranker_evaluate_reads(
     res = runner.invoke(cli, ["evaluate", "--data", str(DEV_SET), "--model", "use", "--ranker", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["ranker"] == report["ranker"]
+
+
+@pytest.mark.slow
+def test_a_learned_ranker_gets_its_own_calibration_beside_the_hand_weights_one(dev_matcher, tmp_path):
+    from matcher.engine.confidence import artifact_key, load_confidence
+    from matcher.evaluation.confidence import calibrate, collect
+
+    m, ds = dev_matcher
+    learned = LinearRanker({"partners": hand_coefficients(m.weights_) + 0.05})
+    path = tmp_path / "confidence.json"
+    hand_report = calibrate(m, collect(m, ds, name="dev"), folds=3)
+    hand_report.model.save(path, artifact_key(m.model_id, HAND))
+    m.use_ranker(learned)
+    try:
+        learned_report = calibrate(m, collect(m, ds, name="dev"), folds=3)
+    finally:
+        m.use_ranker(HAND)
+    learned_report.model.save(path, artifact_key(m.model_id, learned))
+    entries = json.loads(path.read_text(encoding="utf-8"))["models"]
+    assert entries.keys() == {m.model_id, f"{m.model_id}@{learned.version}"}
+    for ranker, report in ((HAND, hand_report), (learned, learned_report)):
+        model, status = load_confidence(m.model_id, m.weights_, path, ranker)
+        assert status == "" and model.coef == report.model.coef
+    other = LinearRanker({"events": hand_coefficients(m.weights_)})
+    assert load_confidence(m.model_id, m.weights_, path, other)[0] is None

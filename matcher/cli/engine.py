@@ -204,18 +204,24 @@ def _read_json(path: str, what: str) -> dict:
                help="Wie viele Vorschläge je Anfrage kalibriert werden.")
 @german.option("--json", "as_json", is_flag=True, help="Bericht als JSON ausgeben.")
 @german.option("--dry-run", is_flag=True, help="Nur messen, nichts schreiben.")
+@german.option("--ranker", "ranker_file", type=german.ExistingFile(), metavar="DATEI",
+               help="Für dieses Rangfolge-Modell (JSON, z. B. von `matcher ranker-cv --out`) kalibrieren statt für "
+                    "die Handgewichte; die Kalibrierung der Handgewichte bleibt.")
 @german.option("--model", "models", multiple=True, metavar="MODELL",
                help="Embedding-Modell, wiederholbar: je Modell eine Kalibrierung (Standard: MATCHER_MODEL bzw. "
                     "e5+use).")
 @database_option
 def calibrate(data_dirs: tuple[str, ...], out: str | None, plot: str | None, folds: int, k: int, as_json: bool,
-              dry_run: bool, models: tuple[str, ...], url: str | None) -> None:
+              dry_run: bool, ranker_file: str | None, models: tuple[str, ...], url: str | None) -> None:
     """Konfidenz kalibrieren: Wahrscheinlichkeit, dass ein Vorschlag passt (Stufe ≥ 2), mit kreuzvalidierter ECE."""
+    from matcher.engine.confidence import artifact_key
+    from matcher.engine.ranker import ranker_from_dict
     from matcher.evaluation.confidence import JudgedResults, collect, reliability_plot
     from matcher.evaluation.confidence import calibrate as fit_calibration
     from matcher.evaluation.judged import load_dataset
     from matcher.settings import confidence_file, model_spec
 
+    ranker = ranker_from_dict(_read_json(ranker_file, "Rangfolge-Modell")) if ranker_file else None
     datasets = [load_dataset(d) for d in data_dirs]
     names = [d.path.resolve().name for d in datasets]
     if len(set(names)) < len(names):
@@ -226,10 +232,12 @@ def calibrate(data_dirs: tuple[str, ...], out: str | None, plot: str | None, fol
         parts = []
         for ds, name in zip(datasets, names):
             m = fitted_matcher(None, url, model, catalog=ds.catalog)
+            if ranker is not None:
+                m.use_ranker(ranker)
             parts.append(collect(m, ds, k=k, name=name))
         report = fit_calibration(m, JudgedResults.concat(parts), folds=folds)
         if not dry_run:
-            report.model.save(target)
+            report.model.save(target, artifact_key(m.model_id, m.ranker_))
         if plot and not reports:   # the first model's
             reliability_plot(report, plot, model or model_spec())
         reports.append(report)

@@ -38,7 +38,7 @@ from matcher.errors import CatalogError
 
 __all__ = ["FEATURES", "EVIDENCE", "STRENGTHS", "Strength", "StrengthBars", "BARS", "ConfidenceModel", "Assessment",
            "ResultConfidence", "evidence", "score_ranks", "features", "assess", "unassessed", "strength_label",
-           "weights_fingerprint", "fusion_fingerprint", "load_confidence", "ARTIFACT_VERSION"]
+           "weights_fingerprint", "fusion_fingerprint", "artifact_key", "load_confidence", "ARTIFACT_VERSION"]
 
 ARTIFACT_VERSION = 1
 # the margins of a result beside its fused score; each signal's weighted contribution; and absolute evidence
@@ -150,15 +150,17 @@ class ConfidenceModel:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, path: str | Path) -> Path:
-        """Write this calibration into the artifact at ``path``, beside those of other embedding models there."""
+    def save(self, path: str | Path, key: str | None = None) -> Path:
+        """Write this calibration into the artifact at ``path``, beside those of other embedding models (and
+        rankers) there; ``key``: its entry (default the model id: the hand weights' calibration; a learned
+        ranker's is :func:`artifact_key`)."""
         path = Path(path)
         data: dict[str, Any] = {"version": ARTIFACT_VERSION, "relevant": "judged grade >= 2", "models": {}}
         if path.is_file():
             old = json.loads(path.read_text(encoding="utf-8"))
             if old.get("version") == ARTIFACT_VERSION:
                 data["models"] = old.get("models", {})
-        data["models"][self.model_id] = self.as_dict()
+        data["models"][key or self.model_id] = self.as_dict()
         data["models"] = dict(sorted(data["models"].items()))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -300,6 +302,12 @@ def fusion_fingerprint(weights: Weights, ranker: Ranker | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def artifact_key(model_id: str, ranker: Ranker | None = None) -> str:
+    """The artifact's entry for an engine: the embedding model id for the hand weights, ``model@ranker`` for a
+    learned ranker (so that calibrating one never replaces the hand weights' calibration)."""
+    return model_id if ranker is None or ranker.version == HAND.version else f"{model_id}@{ranker.version}"
+
+
 def load_confidence(model_id: str, weights: Weights, path: str | Path | None = None,
                     ranker: Ranker | None = None) -> tuple[ConfidenceModel | None, str]:
     """The calibration for an engine (embedding ``model_id``, fusion ``weights``, ``ranker``: default the
@@ -323,12 +331,12 @@ def load_confidence(model_id: str, weights: Weights, path: str | Path | None = N
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CatalogError(f"{path} ist keine gültige Konfidenz-Kalibrierung ({type(exc).__name__}: {exc}); "
                            "bitte mit `matcher calibrate` neu erstellen", [{"file": str(path)}]) from None
-    model = models.get(model_id)
+    if artifact_key(model_id, ranker) != model_id and artifact_key(model_id, ranker) not in models:
+        return None, (f"{path} holds no calibration for the ranker {ranker.version} of {model_id} (answers carry no "
+                      "confidence until `matcher calibrate --ranker` is run with it)")
+    model = models.get(artifact_key(model_id, ranker))
     if model is None:
         return None, f"{path} holds no calibration for the model {model_id} (only {', '.join(models) or 'none'})"
-    if ranker is not None and ranker.version != HAND.version and model.weights != fusion_fingerprint(weights, ranker):
-        return None, (f"{path} holds no calibration for the ranker {ranker.version} of {model_id} (answers carry no "
-                      "confidence until `matcher calibrate` is run with it)")
     if model.weights != fusion_fingerprint(weights, ranker):
         return None, f"{path} was fitted for other fusion weights of {model_id} (run `matcher calibrate` again)"
     return model, ""
