@@ -15,6 +15,7 @@ Rows (bench/README.md explains each):
 6. ``startup``        spawn → /readyz from the persisted index (and fitting, at 10,000) at each size; peak
                       RSS while serving; PSS of three workers at 100,000
 7. ``reviewer_match`` loss, easy/hard accuracy, CI and Δ vs TPMS; the published table beside
+8. ``learning``       the learned ranker: rank latency vs the hand weights; training on 100,000 feedback rows
 
 Everything measured in one run on one machine; every speed figure has its baseline measured in
 the same run. Slow one-time work (encoding fixture parts and papers, building stores, fitting the
@@ -37,7 +38,7 @@ from bench.table import print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "latest.json"
-ROWS = ("latency", "concurrency", "indexing", "naive_peer", "batch", "startup", "reviewer_match")
+ROWS = ("latency", "concurrency", "indexing", "naive_peer", "batch", "startup", "reviewer_match", "learning")
 
 
 def machine() -> dict:
@@ -303,6 +304,14 @@ def main(argv: list[str] | None = None) -> None:
         phases["reviewer_match"] = time.perf_counter() - t
         results["reviewer_match"] = rm
         log(f"reviewer match: loss {rm['loss']} {rm['ci95']}")
+    if "learning" in only:
+        from bench.learning_rows import run_learning
+
+        t = time.perf_counter()
+        results["learning"] = run_learning(embedder, vectors, profiles=cfg.main_size,
+                                           rows=10_000 if args.quick else 100_000,
+                                           distinct=100 if args.quick else 1_000, log=log)
+        phases["learning"] = time.perf_counter() - t
     results["machine"]["load_average_at_end"] = list(os.getloadavg())
     results["phases_seconds"] = {k: round(v, 1) for k, v in phases.items()}
     results["total_seconds"] = round(time.perf_counter() - t0, 1)

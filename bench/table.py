@@ -108,6 +108,19 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         rows.append(("7", f"best exploratory configuration: {best['label']}", f"{best['loss']:.3f} "
                      f"[{best['ci95'][0]:.2f}; {best['ci95'][1]:.2f}]", "(chosen after seeing the losses: optimistic)",
                      f"Δ vs TPMS {best['delta_vs_tpms'][0]:+.3f}"))
+    lr = r.get("learning")
+    if lr:
+        lat, tr = lr["latency"], lr["training"]
+        rows.append(("8", f"advisors rank in-process, {lr['profiles']:,} profiles, vector cached: learned ranker "
+                          "(every feature) p50 / p95 / p99", _ms(lat["learned"]), f"hand weights {_ms(lat['hand'])}",
+                     _ratio(lat["p50_ratio"], "(≤ 1.1 ✓)" if lat["p50_ratio"] <= 1.1 else "(> 1.1 ✗)")))
+        rows.append(("8", f"training on {tr['rows']:,} feedback rows ({tr['recommendations']:,} recommendations, "
+                          f"{tr['requests']:,} requests, {tr['pairs']:,} pairs)",
+                     f"{tr['seconds']:.1f} s " + ("(< 60 s ✓)" if tr["seconds"] < 60 else "(≥ 60 s ✗)")
+                     + f"; request vectors cached {tr['seconds_vectors_cached']:.1f} s "
+                     + ("(< 60 s ✓)" if tr["seconds_vectors_cached"] < 60 else "(≥ 60 s ✗)"),
+                     f"bare encode of its requests {tr['bare_encode_seconds']:.1f} s",
+                     f"{tr['seconds_beside_encode']:.1f} s beside the encode"))
     return rows
 
 

@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         metrics,
         programmes,  # noqa: F401  # its route joins the recommendations blueprint before it is registered
         proxies,
+        rankers,
         ratelimit,
         recommendations,
         state,
@@ -67,7 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     landscape.init_app(app)
     web.init_app(app)
     jobs.init_app(app)
-    for bp in (jobs.bp, invitation_history.bp):
+    for bp in (jobs.bp, invitation_history.bp, rankers.bp):
         app.register_blueprint(bp)
     for bp in (recommendations.bp, entities.bp, feedback.bp, health.bp, landscape.bp, web.bp):
         app.register_blueprint(bp)

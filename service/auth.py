@@ -71,6 +71,11 @@ ACCESS: dict[str, Access] = {
     "jobs.export_csv": Access("reader"),
     "invitations.record_invitations": Access("editor"),
     "invitations.list_invitations": Access("reader"),
+    # the learned ranker's versions: training, activation and rollback change every answer
+    "rankers.list_rankers": Access("admin"),
+    "rankers.train": Access("admin"),
+    "rankers.activate_version": Access("admin"),
+    "rankers.rollback_version": Access("admin"),
     "static": PUBLIC,
 }
 

@@ -36,6 +36,9 @@ def default_config() -> dict[str, Any]:
         "RATELIMIT_ENABLED": True,              # Flask-Limiter's switch (False: no limits at all)
         "RATELIMIT_STORAGE_URI": "matcher-memory://",  # per process (memory:// with one sweeper thread);
                                                        # redis://… for one budget across workers
+        # the learned ranker (docs/ranker.md): judged sets (folders) a newly trained version must beat the serving
+        # one on; MATCHER_RANKER_JUDGED_DATA='["/srv/eval/trust"]'. Empty: POST /v1/rankers/train answers 409
+        "RANKER_JUDGED_DATA": [],
         # batch jobs (see matcher/batch/runner.py for the rule that marks a lost job failed)
         "JOB_WORKERS": 1,                       # jobs run at the same time per process (CPU-bound)
         "JOB_HEARTBEAT_SECONDS": 5.0,           # how often a process signs its unfinished jobs as alive

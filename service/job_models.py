@@ -109,14 +109,15 @@ class JobOut(BaseModel):
     """Ein Auftrag: Stand, Fortschritt in Prozent, und wenn fertig das Ergebnis (oder der Fehler)."""
 
     id: str
-    kind: Literal["invitations", "assignments"]
+    kind: Literal["invitations", "assignments", "ranker"]
     state: Literal["queued", "running", "done", "failed"]
     progress: Annotated[int, Field(ge=0, le=100, description="Fortschritt in Prozent")]
     stage: str | None = Field(description="aktueller Arbeitsschritt")
     created: dt.datetime
     updated: dt.datetime
-    result: dict[str, Any] | None = Field(description="Ergebnis (state done): Einladungsliste oder Zuordnung; "
-                                                      "Kontaktdaten nur für editor- und admin-Schlüssel")
+    result: dict[str, Any] | None = Field(description="Ergebnis (state done): Einladungsliste, Zuordnung oder "
+                                                      "trainierte Ranker-Version; Kontaktdaten nur für editor- "
+                                                      "und admin-Schlüssel")
     error: ErrorBody | None = Field(description="Fehler (state failed); code infeasible: keine vollständige "
                                                 "Zuordnung, message nennt die blockierende Bedingung")
 

@@ -24,6 +24,8 @@ from matcher.batch.export import entity_ids, render, with_contacts
 from matcher.batch.job_process import JobProcess
 from matcher.batch.quotas import KeyQuota, QuotaExceededError
 from matcher.batch.runner import JobRunner, TooManyJobsError
+from matcher.domain.messages import quoted
+from matcher.errors import ConflictError
 from matcher.store import Job
 from matcher.store.job_store import unknown_job
 
@@ -143,7 +145,7 @@ def _submit(kind: str, params: dict[str, Any]) -> ResponseReturnValue:
         raise TooManyJobs(exc.message, exc.details) from None
     except QuotaExceededError as exc:
         raise QuotaExceeded(exc) from None
-    return jsonify(_job_json(job)), 202, {"Location": url_for(".get_job", job_id=job.id)}
+    return jsonify(_job_json(job)), 202, {"Location": url_for("jobs.get_job", job_id=job.id)}
 
 
 @bp.post("/invitations")
@@ -177,6 +179,9 @@ def get_job(job_id: str) -> ResponseReturnValue:
 
 def _export(job_id: str, fmt: str, delimiter: str = ",") -> ResponseReturnValue:
     job = owned_job(job_id)
+    if job.kind not in FILE_NAMES:
+        raise ConflictError(f"Ein Auftrag der Art {quoted(job.kind)} hat keine Datei zum Herunterladen; "
+                            f"sein Ergebnis steht in GET /v1/jobs/{job.id}", [{"field": "job_id", "value": job.id}])
     data = render(job_result(job), fmt, include_contact=can_see_contact(), delimiter=delimiter)
     return send_file(io.BytesIO(data), mimetype=XLSX if fmt == "xlsx" else "text/csv", as_attachment=True,
                      download_name=f"{FILE_NAMES[job.kind]}-{job.id}.{fmt}", max_age=0)

@@ -251,7 +251,8 @@ class AssessmentOut(BaseModel):
 class RecommendationOut(BaseModel):
     id: str = Field(description="Kennung dieser Empfehlung (für POST /v1/feedback)")
     task: Literal["advisors", "partners", "events", "invitations", "programmes"]
-    model: str = Field(description="Embedding-Modell, das die Empfehlung berechnet hat")
+    model: str = Field(description="Embedding-Modell und Version des Rangfolge-Modells, die die Empfehlung "
+                                   "berechnet haben („Modell/Version“; „hand“: die von Hand gesetzten Gewichte)")
     catalog_version: int
     candidates: int = Field(description="Wie viele Einträge in Frage kamen")
     created: dt.datetime
@@ -298,6 +299,7 @@ class ErasureReportOut(BaseModel):
     vectors: int = Field(description="gelöschte Vektoren")
     feedback: int = Field(description="gelöschte Rückmeldungen")
     audit_entries: int = Field(description="anonymisierte Protokolleinträge")
+    declines: int = Field(description="gelöschte „passt nicht“-Angaben (für und von dem Eintrag)")
     # --- erasure from jobs and files (issue 16)
     invitations: int = Field(description="gelöschte Einträge der Einladungshistorie")
     jobs_redacted: int = Field(description="Aufträge, in deren Parametern und Ergebnissen der Eintrag geschwärzt "

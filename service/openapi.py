@@ -78,7 +78,7 @@ def _security(endpoint: str, config: Mapping[str, Any]) -> tuple[list[dict[str, 
 
 
 # the rate-limited routes (per key; service/ratelimit.py and the job quotas): 429 with Retry-After
-LIMITED_PREFIXES = ("recommendations.", "landscape.", "jobs.create_", "jobs.export_")
+LIMITED_PREFIXES = ("recommendations.", "landscape.", "jobs.create_", "jobs.export_", "rankers.train")
 JOB_ENDPOINTS = ("jobs.", "invitations.record_invitations")   # jobs belong to the key that made them
 _HEADER = {"schema": {"type": "string"}, "required": True}
 

@@ -12,6 +12,7 @@ from matcher.domain.messages import did_you_mean, quoted
 from matcher.domain.schema import Query
 from matcher.engine.matcher import Matcher
 from matcher.errors import ValidationError
+from matcher.live import declines_for
 
 from .auth import browser_tab, can_see_contact, current_caller
 from .models import (
@@ -39,6 +40,15 @@ def _summary(query: Query, k: int) -> dict[str, Any]:
     return {key: v for key, v in summary.items() if v not in (None, [], False)}
 
 
+def _request(query: Query, as_of: dt.date | None) -> dict[str, Any]:
+    """The request as the engine read it (text included), kept with the audit entry so that a ranker
+    can learn from its feedback and a „passt nicht“ knows the need it was said for."""
+    request = query.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if as_of is not None:
+        request["as_of"] = as_of.isoformat()
+    return {"task": query.task, **request}
+
+
 def _check_place(matcher: Matcher, query: Query) -> None:
     """A place given by name must be one the gazetteer knows, in Germany: a typo would otherwise
     silently rank by the distance to a namesake abroad (or by none at all)."""
@@ -61,18 +71,22 @@ def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> 
     """Rank with the live matcher, write the audit entry, answer with results and explanations."""
     version, matcher = get_live().current()
     _check_place(matcher, query)
-    ranking = matcher.rank(query, k=k, as_of=as_of, lang=lang)
     caller = current_caller()
-    rec_id = get_store().record_recommendation(
+    tab = browser_tab() if caller.key_id is None else None
+    store = get_store()
+    ranking = matcher.rank(query, k=k, as_of=as_of, lang=lang,
+                           declines=declines_for(store, matcher, query, caller.key_id, tab))
+    model = f"{ranking.model_id}/{ranking.ranker}"   # the embedding model and the ranker version
+    rec_id = store.record_recommendation(
         task=query.task, query=_summary(query, k), shown=[r.entity_id for r in ranking.results],
-        model_id=ranking.model_id, catalog_version=version, role=caller.role, key_id=caller.key_id,
-        asker_id=query.from_, tab=browser_tab() if caller.key_id is None else None)
+        model_id=model, catalog_version=version, role=caller.role, key_id=caller.key_id,
+        asker_id=query.from_, tab=tab, request=_request(query, as_of))
     staff = can_see_contact()
     results = [ResultOut(rank=r.rank, score=round(r.score, 4), confidence=r.confidence, strength=r.strength,
                          strength_label=r.strength_label, explanation=r.explanation.as_dict(),
                          entity=r.entity if staff else r.entity.model_copy(update={"contact": None}))
                for r in ranking.results]
-    out = RecommendationOut(id=rec_id, task=query.task, model=ranking.model_id, catalog_version=version,
+    out = RecommendationOut(id=rec_id, task=query.task, model=model, catalog_version=version,
                             candidates=ranking.candidates, created=dt.datetime.now(dt.UTC),
                             assessment=AssessmentOut(**ranking.assessment.as_dict()), results=results)
     # pydantic's own serializer: the same document as jsonify(model_dump), built in one step

@@ -39,7 +39,7 @@ def test_every_help_is_german(path):
     (["rank", "--task", "advisors", "-k", "0"], "„0“ liegt nicht im erlaubten Bereich"),
     (["rank", "--task", "advisors", "-k", "viele"], "„viele“ ist keine ganze Zahl"),
     (["rank", "--taks", "advisors"], "Unbekannte Option „--taks“; meinten Sie"),
-    (["rnak"], "Unbekannter Befehl „rnak“; meinten Sie „rank“?"),
+    (["rnak"], "Unbekannter Befehl „rnak“; meinten Sie „rank“"),   # (or „ranker“, also close)
     (["load", "/gibt/es/nicht.jsonl"], "Die Datei „/gibt/es/nicht.jsonl“ gibt es nicht"),
     (["evaluate", "--data", "/gibt/es/nicht"], "Den Ordner „/gibt/es/nicht“ gibt es nicht"),
     (["invite", "--event", "evt-113", "--size", "3", "--as-of", "3.12.2026"], "ist kein Datum; bitte JJJJ-MM-TT"),

@@ -15,11 +15,13 @@ from typing import Any
 from matcher.batch.assignment import DEFAULT_ALTERNATES, assign_advisors
 from matcher.batch.invitations import DEFAULT_MMR_LAMBDA, ExposurePolicy, invitation_list
 from matcher.batch.requests import AdvisorRequest
-from matcher.errors import MatcherError
+from matcher.errors import ConflictError, MatcherError
+from matcher.evaluation.judged import Dataset, load_dataset
+from matcher.live.rankers import train_version
 from matcher.store import Store
 from matcher.store.job_store import JobStore
 
-__all__ = ["ProgressWriter", "compute", "invitation_args"]
+__all__ = ["ProgressWriter", "compute", "invitation_args", "judged_sets"]
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,29 @@ def invitation_args(params: dict[str, Any]) -> dict[str, Any]:
                                        int(params.get("exposure_days", defaults.window_days)))}
 
 
+def judged_sets(params: dict[str, Any]) -> list[Dataset]:
+    """The judged sets a ranker job gates with (the server's ``RANKER_JUDGED_DATA``).
+
+    Raises:
+        ConflictError: none are set up. CatalogError: one cannot be read.
+    """
+    paths = list(params.get("data") or ())
+    if not paths:
+        raise ConflictError("Für das Training sind keine bewerteten Datensätze eingerichtet (Einstellung "
+                            "MATCHER_RANKER_JUDGED_DATA): ohne sie wird keine neue Version geprüft",
+                            [{"setting": "RANKER_JUDGED_DATA"}])
+    return [load_dataset(p) for p in paths]
+
+
 def compute(store: Store, kind: str, params: dict[str, Any], matcher: Any,
             progress: Callable[[float, str], None]) -> dict[str, Any]:
     """The result of a job of ``kind`` with ``params`` on ``matcher`` (the library's work; invitation lists
-    read the invitation history in ``store``)."""
+    read the invitation history in ``store``; a ranker job trains, gates and maybe activates a version)."""
+    if kind == "ranker":
+        until = dt.datetime.now(dt.UTC)
+        return train_version(store, matcher, judged_sets(params), until=until,
+                             since=until - dt.timedelta(days=int(params.get("days") or 90)),
+                             activate=bool(params.get("activate", True)), progress=progress).as_dict()
     if kind == "invitations":
         args = invitation_args(params)
         since = (args["as_of"] or dt.date.today()) - dt.timedelta(days=args["exposure"].window_days)

@@ -52,7 +52,7 @@ from matcher.batch.invitations import (
     check_invitation_request,
 )
 from matcher.batch.job_process import JobProcess, JobProcessError
-from matcher.batch.job_work import ProgressWriter, compute, invitation_args
+from matcher.batch.job_work import ProgressWriter, compute, invitation_args, judged_sets
 from matcher.batch.priority import lower_thread_priority
 from matcher.batch.quotas import KeyQuota, check_key_quota, distinct_texts
 from matcher.batch.requests import AdvisorRequest
@@ -212,6 +212,8 @@ class JobRunner:
             check_invitation_request(matcher, args["event_id"], args["size"], quotas=args["quotas"],
                                      max_per_city=args["max_per_city"], mmr_lambda=args["mmr_lambda"],
                                      waitlist=args["waitlist"], include_kinds=args["include_kinds"])
+        elif kind == "ranker":
+            judged_sets(params)
         elif kind == "assignments":
             requests = [r if isinstance(r, AdvisorRequest) else AdvisorRequest.model_validate(r)
                         for r in params["requests"]]

@@ -27,7 +27,7 @@ from matcher.engine.context import QueryContext, check_asker, prepare_queries
 from matcher.engine.explain import Explanation, explain
 from matcher.engine.index import KindBlock
 from matcher.engine.matcher import Matcher
-from matcher.engine.scoring import ScoreRow, fuse
+from matcher.engine.scoring import ScoreRow
 from matcher.engine.signals import candidate_masks, distance_km, raw_signals
 from matcher.engine.weights import SIGNALS
 
@@ -113,7 +113,7 @@ def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | 
         contexts.extend(block_contexts)
         report(0.3 + 0.7 * done / len(blocks), "Anfragen bewerten")
     raw = {s: signals[k] for k, s in enumerate(SIGNALS)}
-    contributions, total = fuse(raw, m.weights_, mask)
+    contributions, total = m.ranker_.fuse(raw, m.weights_, mask, tasks=[q.task for q in queries])
     report(1.0, "Anfragen bewerten")
     return RequestScores(m, queries, block, total, contributions, raw, distance, contexts)
 

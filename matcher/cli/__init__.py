@@ -1,8 +1,8 @@
 """The ``matcher`` command: one group, its commands in modules by concern.
 
 ``engine`` (rank, evaluate, calibrate) · ``store`` (info, db, load, keys, vectors) · ``batch`` (invite, assign) ·
-``landscape`` (landscape, landscape-calibrate); ``common`` holds what they share (catalog source,
-store, fitted engine), ``german`` click's words in German.
+``landscape`` (landscape, landscape-calibrate) · ``learning`` (ranker-cv) · ``ranker`` (train, ranker);
+``common`` holds what they share (catalog source, store, fitted engine), ``german`` click's words in German.
 
 Errors are printed as one German message (no traceback): exit status 2 for bad
 input or another library error, 3 for an infeasible batch problem.
@@ -19,6 +19,8 @@ from matcher.cli.batch import assign, invite
 from matcher.cli.common import EXIT_ERROR, EXIT_INFEASIBLE, error_text
 from matcher.cli.engine import calibrate, evaluate, rank
 from matcher.cli.landscape import landscape, landscape_calibrate
+from matcher.cli.learning import ranker_cv
+from matcher.cli.ranker import ranker, train
 from matcher.cli.store import db, info, keys, load, vectors
 from matcher.errors import MatcherError
 
@@ -36,8 +38,8 @@ def cli() -> None:
     """
 
 
-for _command in (rank, evaluate, calibrate, info, db, load, keys, vectors, invite, assign, landscape,
-                 landscape_calibrate):
+for _command in (rank, evaluate, calibrate, train, ranker, info, db, load, keys, vectors, invite, assign, landscape,
+                 landscape_calibrate, ranker_cv):
     cli.add_command(_command)
 
 

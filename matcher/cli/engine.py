@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import click
 
@@ -136,10 +137,12 @@ def _programmes(m, query, k: int, lang: str, as_json: bool) -> None:
                help="Stichtag für Veranstaltungen (Standard: das früheste Veranstaltungsdatum des Datensatzes).")
 @german.option("--without", "ablate", default=None, metavar="SIGNAL",
                help="Ein Signal abschalten (Ablation), z. B. --without lexical.")
+@german.option("--ranker", "ranker_file", type=german.ExistingFile(), metavar="DATEI",
+               help="Rangfolge-Modell als JSON (z. B. von `matcher ranker-cv --out`) statt der Handgewichte.")
 @database_option
 @model_option
 def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: str | None, as_of: dt.date | None,
-             ablate: str | None, url: str | None, model: str | None) -> None:
+             ablate: str | None, ranker_file: str | None, url: str | None, model: str | None) -> None:
     """nDCG@10, MRR@10 und Recall@10 je Aufgabe und insgesamt auf einem beurteilten Datensatz."""
     from matcher.evaluation.judged import evaluate as run_evaluation
     from matcher.evaluation.judged import load_dataset, matcher_ranker
@@ -148,6 +151,10 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
     m = fitted_matcher(None, url, model, catalog=ds.catalog, weights_file=weights_file)
     if ablate:
         m.weights_ = m.weights_.without(ablate)
+    if ranker_file:
+        from matcher.engine.ranker import ranker_from_dict
+
+        m.use_ranker(ranker_from_dict(_read_json(ranker_file, "Rangfolge-Modell")))
     ref = as_of or min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
     report = run_evaluation(matcher_ranker(m, as_of=ref), ds)
     if run_out:
@@ -156,9 +163,10 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
                 for r, (eid, score) in enumerate(ranked, start=1):
                     fh.write(f"{qid}\t{eid}\t{r}\t{score:.6f}\n")
     if as_json:
-        click.echo(json.dumps({"model": m.model_id, **report.as_dict()}, indent=2, ensure_ascii=False))
+        click.echo(json.dumps({"model": m.model_id, "ranker": m.ranker_.version, **report.as_dict()}, indent=2,
+                              ensure_ascii=False))
         return
-    click.echo(f"Modell: {m.model_id}")
+    click.echo(f"Modell: {m.model_id}" + (f"; Rangfolge: {m.ranker_.version}" if ranker_file else ""))
     click.echo(f"{'Aufgabe':<12} {'Anfragen':>8} {'nDCG@10':>8} {'MRR@10':>8} {'R@10':>8} {'ohne Treffer':>13}")
     for task, row in [*report.per_task.items(), ("insgesamt", report.overall)]:
         click.echo(f"{task:<12} {row['queries']:>8} {row['ndcg@10']:>8.3f} {row['mrr@10']:>8.3f} "
@@ -170,6 +178,15 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
         click.echo(f"Kennzahlen über die {report.overall['queries']} Anfragen mit mindestens einem passenden "
                    f"Eintrag (Relevanzstufe ≥ 2); {report.overall['no_fit']} Anfragen ohne passenden Eintrag "
                    "laufen mit, zählen aber nicht in die Mittelwerte (Spalte „ohne Treffer“).")
+
+
+def _read_json(path: str, what: str) -> dict:
+    from matcher.errors import ValidationError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"{what} „{path}“ kann nicht gelesen werden: {exc}", [{"file": path}]) from None
 
 
 @german.command()
@@ -187,18 +204,24 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
                help="Wie viele Vorschläge je Anfrage kalibriert werden.")
 @german.option("--json", "as_json", is_flag=True, help="Bericht als JSON ausgeben.")
 @german.option("--dry-run", is_flag=True, help="Nur messen, nichts schreiben.")
+@german.option("--ranker", "ranker_file", type=german.ExistingFile(), metavar="DATEI",
+               help="Für dieses Rangfolge-Modell (JSON, z. B. von `matcher ranker-cv --out`) kalibrieren statt für "
+                    "die Handgewichte; die Kalibrierung der Handgewichte bleibt.")
 @german.option("--model", "models", multiple=True, metavar="MODELL",
                help="Embedding-Modell, wiederholbar: je Modell eine Kalibrierung (Standard: MATCHER_MODEL bzw. "
                     "e5+use).")
 @database_option
 def calibrate(data_dirs: tuple[str, ...], out: str | None, plot: str | None, folds: int, k: int, as_json: bool,
-              dry_run: bool, models: tuple[str, ...], url: str | None) -> None:
+              dry_run: bool, ranker_file: str | None, models: tuple[str, ...], url: str | None) -> None:
     """Konfidenz kalibrieren: Wahrscheinlichkeit, dass ein Vorschlag passt (Stufe ≥ 2), mit kreuzvalidierter ECE."""
+    from matcher.engine.confidence import artifact_key
+    from matcher.engine.ranker import ranker_from_dict
     from matcher.evaluation.confidence import JudgedResults, collect, reliability_plot
     from matcher.evaluation.confidence import calibrate as fit_calibration
     from matcher.evaluation.judged import load_dataset
     from matcher.settings import confidence_file, model_spec
 
+    ranker = ranker_from_dict(_read_json(ranker_file, "Rangfolge-Modell")) if ranker_file else None
     datasets = [load_dataset(d) for d in data_dirs]
     names = [d.path.resolve().name for d in datasets]
     if len(set(names)) < len(names):
@@ -209,10 +232,12 @@ def calibrate(data_dirs: tuple[str, ...], out: str | None, plot: str | None, fol
         parts = []
         for ds, name in zip(datasets, names):
             m = fitted_matcher(None, url, model, catalog=ds.catalog)
+            if ranker is not None:
+                m.use_ranker(ranker)
             parts.append(collect(m, ds, k=k, name=name))
         report = fit_calibration(m, JudgedResults.concat(parts), folds=folds)
         if not dry_run:
-            report.model.save(target)
+            report.model.save(target, artifact_key(m.model_id, m.ranker_))
         if plot and not reports:   # the first model's
             reliability_plot(report, plot, model or model_spec())
         reports.append(report)

@@ -32,12 +32,13 @@ import numpy as np
 from matcher.domain.schema import Query
 from matcher.engine.context import QueryContext
 from matcher.engine.index import CatalogIndex
+from matcher.engine.ranker import HAND, Ranker
 from matcher.engine.weights import SIGNALS, Weights
 from matcher.errors import CatalogError
 
 __all__ = ["FEATURES", "EVIDENCE", "STRENGTHS", "Strength", "StrengthBars", "BARS", "ConfidenceModel", "Assessment",
            "ResultConfidence", "evidence", "score_ranks", "features", "assess", "unassessed", "strength_label",
-           "weights_fingerprint", "load_confidence", "ARTIFACT_VERSION"]
+           "weights_fingerprint", "fusion_fingerprint", "artifact_key", "load_confidence", "ARTIFACT_VERSION"]
 
 ARTIFACT_VERSION = 1
 # the margins of a result beside its fused score; each signal's weighted contribution; and absolute evidence
@@ -151,15 +152,17 @@ class ConfidenceModel:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, path: str | Path) -> Path:
-        """Write this calibration into the artifact at ``path``, beside those of other embedding models there."""
+    def save(self, path: str | Path, key: str | None = None) -> Path:
+        """Write this calibration into the artifact at ``path``, beside those of other embedding models (and
+        rankers) there; ``key``: its entry (default the model id: the hand weights' calibration; a learned
+        ranker's is :func:`artifact_key`)."""
         path = Path(path)
         data: dict[str, Any] = {"version": ARTIFACT_VERSION, "relevant": "judged grade >= 2", "models": {}}
         if path.is_file():
             old = json.loads(path.read_text(encoding="utf-8"))
             if old.get("version") == ARTIFACT_VERSION:
                 data["models"] = old.get("models", {})
-        data["models"][self.model_id] = self.as_dict()
+        data["models"][key or self.model_id] = self.as_dict()
         data["models"] = dict(sorted(data["models"].items()))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -292,9 +295,26 @@ def _read(path: str, mtime_ns: int) -> dict[str, ConfidenceModel]:
     return {m: ConfidenceModel.from_dict(entry) for m, entry in data["models"].items()}
 
 
-def load_confidence(model_id: str, weights: Weights, path: str | Path | None = None) -> tuple[
-        ConfidenceModel | None, str]:
-    """The calibration for an engine (embedding ``model_id``, fusion ``weights``) and why not, if there is none.
+def fusion_fingerprint(weights: Weights, ranker: Ranker | None = None) -> str:
+    """What a calibration is keyed by besides the embedding model: :func:`weights_fingerprint` for the hand
+    weights, and for a learned ranker the hash of the weights (they shape the signals) and its version."""
+    if ranker is None or ranker.version == HAND.version:
+        return weights_fingerprint(weights)
+    text = json.dumps({"weights": weights_fingerprint(weights), "ranker": ranker.version}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def artifact_key(model_id: str, ranker: Ranker | None = None) -> str:
+    """The artifact's entry for an engine: the embedding model id for the hand weights, ``model@ranker`` for a
+    learned ranker (so that calibrating one never replaces the hand weights' calibration)."""
+    return model_id if ranker is None or ranker.version == HAND.version else f"{model_id}@{ranker.version}"
+
+
+def load_confidence(model_id: str, weights: Weights, path: str | Path | None = None,
+                    ranker: Ranker | None = None) -> tuple[ConfidenceModel | None, str]:
+    """The calibration for an engine (embedding ``model_id``, fusion ``weights``, ``ranker``: default the
+    hand weights) and why not, if there is none. A learned ranker scores on its own scale, so it has a
+    calibration only when one was fitted for it; without, its answers carry no confidence and say so.
 
     ``path``: the artifact (default :func:`matcher.settings.confidence_file`), which holds one calibration
     per embedding model. Returns ``(model, "")``, or ``(None, reason)`` when the file is missing or holds
@@ -313,9 +333,12 @@ def load_confidence(model_id: str, weights: Weights, path: str | Path | None = N
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CatalogError(f"{path} ist keine gültige Konfidenz-Kalibrierung ({type(exc).__name__}: {exc}); "
                            "bitte mit `matcher calibrate` neu erstellen", [{"file": str(path)}]) from None
-    model = models.get(model_id)
+    if artifact_key(model_id, ranker) != model_id and artifact_key(model_id, ranker) not in models:
+        return None, (f"{path} holds no calibration for the ranker {ranker.version} of {model_id} (answers carry no "
+                      "confidence until `matcher calibrate --ranker` is run with it)")
+    model = models.get(artifact_key(model_id, ranker))
     if model is None:
         return None, f"{path} holds no calibration for the model {model_id} (only {', '.join(models) or 'none'})"
-    if model.weights != weights_fingerprint(weights):
+    if model.weights != fusion_fingerprint(weights, ranker):
         return None, f"{path} was fitted for other fusion weights of {model_id} (run `matcher calibrate` again)"
     return model, ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,11 @@ from matcher.engine.confidence import (
     unassessed,
 )
 from matcher.engine.context import QueryContext, prepare_queries
+from matcher.engine.demotion import DECLINED_REASON, Decline, decline_penalties, need_vector, similar_need_threshold
 from matcher.engine.embedding import Embedder
 from matcher.engine.explain import Explanation, explain, topic_similarities
 from matcher.engine.index import DOMAIN_TEXT, CatalogIndex, Entity, KindBlock
+from matcher.engine.ranker import HAND, Ranker
 from matcher.engine.scoring import BlockScores, ScoreRow, score_contexts
 from matcher.engine.similarity import mixed_top_k, top_k
 from matcher.engine.weights import SIGNALS, TASK_KIND, TASK_KINDS, Weights
@@ -71,6 +73,7 @@ class Ranking:
     model_id: str
     intent: Intent = field(default_factory=Intent)
     assessment: Assessment = field(default_factory=lambda: unassessed(0)[1])
+    ranker: str = "hand"                  # the version of the ranker that fused the scores
 
 
 @dataclass(frozen=True)
@@ -123,13 +126,14 @@ class Matcher:
 
     def __init__(self, embedder: Embedder, gazetteer: Gazetteer | None = None, weights: Weights | None = None,
                  domain_text: str = DOMAIN_TEXT, progress: bool = False,
-                 confidence: ConfidenceModel | str | Path | None = None):
+                 confidence: ConfidenceModel | str | Path | None = None, ranker: Ranker | None = None):
         self.embedder = embedder
         self.gazetteer = gazetteer
         self.weights = weights
         self.domain_text = domain_text
         self.progress = progress
         self.confidence = confidence
+        self.ranker = ranker
 
     def fit(self, entities: Sequence[Entity], reuse: Matcher | None = None,
             on_progress: Callable[[int, int], None] | None = None) -> Matcher:
@@ -142,7 +146,8 @@ class Matcher:
 
         The confidence calibration (``confidence_``) is the ``confidence`` given, or read from that
         artifact path, or (``None``) from :func:`matcher.settings.confidence_file`; when it holds none
-        for this model and these weights, ``confidence_`` is ``None`` and ``confidence_status_`` says why.
+        for this model, these weights and this ranker, ``confidence_`` is ``None`` and ``confidence_status_``
+        says why. ``ranker_`` is the ``ranker`` given, or the hand weights (:data:`~matcher.engine.ranker.HAND`).
 
         Raises:
             ValidationError: two entities share an id.
@@ -168,13 +173,49 @@ class Matcher:
         return self
 
     def _settle(self, gazetteer: Gazetteer) -> None:
-        """What a fit and a read index both settle besides the index: places, weights, the confidence."""
+        """What a fit and a read index both settle besides the index: places, weights, ranker, the confidence."""
         self.gazetteer_ = gazetteer
         self.weights_ = self.weights or Weights()
+        self._settle_ranker(self.ranker or HAND)
+
+    def _settle_ranker(self, ranker: Ranker) -> None:
         if isinstance(self.confidence, ConfidenceModel):
-            self.confidence_, self.confidence_status_ = self.confidence, ""
+            confidence, status = self.confidence, ""
         else:
-            self.confidence_, self.confidence_status_ = load_confidence(self.model_id, self.weights_, self.confidence)
+            confidence, status = load_confidence(self.model_id, self.weights_, self.confidence, ranker)
+        # one tuple assigned at once: a request running meanwhile reads either the old or the new state whole
+        self._fusion = (ranker, confidence, status)
+
+    @property
+    def ranker_(self) -> Ranker:
+        """The ranker that fuses the signals (:data:`~matcher.engine.ranker.HAND` unless another was given)."""
+        return self._fusion[0]
+
+    @property
+    def confidence_(self) -> ConfidenceModel | None:
+        """The confidence calibration for this model, weights and ranker (``None``: see ``confidence_status_``)."""
+        return self._fusion[1]
+
+    @confidence_.setter
+    def confidence_(self, model: ConfidenceModel | None) -> None:
+        self._fusion = (self._fusion[0], model, "" if model is not None else self._fusion[2])
+
+    @property
+    def confidence_status_(self) -> str:
+        """Why there is no confidence ("" when there is one)."""
+        return self._fusion[2]
+
+    def use_ranker(self, ranker: Ranker) -> Matcher:
+        """Fuse with ``ranker`` from now on (a fitted matcher; thread-safe: requests already scoring finish with
+        the previous one), and read the confidence calibrated for it: a ranker the artifact holds no calibration
+        for answers without confidence, and ``confidence_status_`` says so.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        self._check()
+        self._settle_ranker(ranker)
+        return self
 
     def _check(self) -> None:
         if not hasattr(self, "index_"):
@@ -209,7 +250,10 @@ class Matcher:
         """
         ctx = self.contexts([query], as_of)[0]
         block = self.index_.block_of(TASK_KINDS.get(query.task) or (TASK_KIND[query.task],))
-        return QueryScores.of(score_contexts(self.index_, [ctx], block, self.weights_), 0, ctx)
+        return self._score(ctx, block, self._fusion[0])
+
+    def _score(self, ctx: QueryContext, block: KindBlock, ranker: Ranker) -> QueryScores:
+        return QueryScores.of(score_contexts(self.index_, [ctx], block, self.weights_, ranker), 0, ctx)
 
     def _top(self, scores: QueryScores, k: int) -> np.ndarray:
         """The columns of the top ``k``. A partner search that does not say which actor types it seeks
@@ -223,26 +267,54 @@ class Matcher:
         eligible = (scores.raw["dense"] > 0) & (np.nan_to_num(scores.distance_km, nan=np.inf) <= w.mix_radius_km)
         return mixed_top_k(scores.total, k, scores.mask, groups, MIX_GROUPS, eligible)
 
-    def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de") -> Ranking:
-        """Rank the catalog for ``query``; return the top ``k`` with explanations.
+    def need_vector(self, query: Query, as_of: dt.date | None = None) -> np.ndarray:
+        """The unit vector of the query's need (:func:`~matcher.engine.demotion.need_vector`)."""
+        return need_vector(self.index_, self.contexts([query], as_of)[0])
+
+    def _lowered(self, scores: QueryScores, declines: Sequence[Decline]) -> tuple[QueryScores, set[str]]:
+        """``scores`` with the candidates the asker declined on a similar need lowered
+        (:mod:`matcher.engine.demotion`), and their ids."""
+        penalties = decline_penalties(need_vector(self.index_, scores.context), declines,
+                                      np.where(scores.mask, scores.total, -np.inf),
+                                      similar_need_threshold(self.model_id))
+        columns = [(self.index_.row[e] - scores.block.rows.start, a) for e, a in penalties.items()
+                   if e in self.index_.row]
+        columns = [(c, a) for c, a in columns if 0 <= c < scores.total.size and scores.mask[c]]
+        if not columns:
+            return scores, set()
+        total = scores.total.copy()
+        for c, amount in columns:
+            total[c] -= amount
+        return replace(scores, total=total), {e for e in penalties if e in self.index_.row}
+
+    def rank(self, query: Query, k: int = 10, as_of: dt.date | None = None, lang: str = "de",
+             declines: Sequence[Decline] = ()) -> Ranking:
+        """Rank the catalog for ``query``; return the top ``k`` with explanations. ``declines``: the
+        asker's „passt nicht“ for this task; a candidate declined on a similar need is lowered
+        (:mod:`matcher.engine.demotion`).
 
         Raises:
             UnknownEntityError: ``query.from_`` is not in the catalog.
             ValidationError: the asker is of the wrong kind for the task.
         """
-        scores = self.score(query, as_of=as_of)
-        ctx = scores.context
+        ranker, confidence_model, _ = self._fusion   # one ranker and its calibration for the whole answer
+        ctx = self.contexts([query], as_of)[0]
+        scores = self._score(ctx, self.index_.block_of(TASK_KINDS.get(query.task) or (TASK_KIND[query.task],)), ranker)
+        scores, lowered = self._lowered(scores, declines) if declines else (scores, set())
         best = self._top(scores, k) + scores.block.rows.start
         sims = topic_similarities(self.index_, ctx) if best.size else None
         rows = [scores.at(int(i)) for i in best]
         totals = [float(scores.total[i - scores.block.rows.start]) for i in best]
         ranks, best_score = score_ranks(scores.total[scores.mask], totals)
         confidence, assessment = assess(
-            self.confidence_, totals, ranks, best_score,
+            confidence_model, totals, ranks, best_score,
             [evidence(self.index_, ctx, int(i), r.contributions) for i, r in zip(best, rows)], query, lang)
         results = [Result(self.index_.entities[i], totals[r], r + 1,
                           explain(self.index_, int(i), rows[r], ctx, lang=lang, topic_sims=sims,
                                   content_fit=c.content_fit),
                           c.confidence, c.strength, c.label)
                    for r, (i, c) in enumerate(zip(best, confidence))]
-        return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent, assessment)
+        for r in results:
+            if r.entity_id in lowered:
+                r.explanation.reasons.append(DECLINED_REASON[lang])
+        return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent, assessment, ranker.version)

@@ -14,8 +14,9 @@ import numpy as np
 
 from matcher.engine.context import QueryContext
 from matcher.engine.index import CatalogIndex, KindBlock
+from matcher.engine.ranker import HAND, Ranker
 from matcher.engine.signals import candidate_masks, distance_km, raw_signals
-from matcher.engine.weights import SIGNALS, Weights
+from matcher.engine.weights import Weights
 
 __all__ = ["BlockScores", "ScoreRow", "fuse", "score_contexts"]
 
@@ -55,17 +56,16 @@ class BlockScores:
 
 
 def fuse(raw: dict[str, np.ndarray], weights: Weights, mask: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each signal's weighted contribution and their sum (float64; ``-inf`` outside ``mask``)."""
-    contributions = {s: np.float32(getattr(weights, s)) * raw[s].astype(np.float32, copy=False) for s in SIGNALS}
-    total = np.sum([contributions[s] for s in SIGNALS], axis=0).astype(np.float64)
-    total[~mask] = -np.inf
-    return contributions, total
+    """Each signal's weighted contribution and their sum (float64; ``-inf`` outside ``mask``): the hand
+    weights' fusion (:data:`~matcher.engine.ranker.HAND`)."""
+    return HAND.fuse(raw, weights, mask)
 
 
 def score_contexts(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock,
-                   weights: Weights) -> BlockScores:
-    """Score read queries against one kind's candidates: masks, every signal, fusion."""
+                   weights: Weights, ranker: Ranker | None = None) -> BlockScores:
+    """Score read queries against one kind's candidates: masks, every signal, fusion by ``ranker``
+    (default: the hand weights)."""
     masks = candidate_masks(index, contexts, block)
     raw = raw_signals(index, contexts, block, masks, weights)
-    contributions, total = fuse(raw, weights, masks)
+    contributions, total = (ranker or HAND).fuse(raw, weights, masks, tasks=[c.task for c in contexts])
     return BlockScores(block, raw, contributions, total, masks, distance_km(index, contexts, block))

@@ -29,8 +29,8 @@ from matcher.engine.confidence import (
     StrengthBars,
     evidence,
     features,
+    fusion_fingerprint,
     score_ranks,
-    weights_fingerprint,
 )
 from matcher.engine.similarity import top_k
 from matcher.errors import ValidationError
@@ -227,7 +227,8 @@ def calibrate(matcher: Matcher, data: JudgedResults, folds: int = 5, c: float = 
     methods = {m: {"ece": expected_calibration_error(p, y), "brier": float(np.mean((p - y) ** 2)),
                    **{f"weak_top_{w}": _weak_top_share(data, p, bars, w)["share"] for w in ("nothing", "perfect")}}
                for m, p in oof.items()}
-    model = fit_model(data.x, y, matcher.model_id, weights_fingerprint(matcher.weights_), c, bars)
+    ranker = getattr(matcher, "ranker_", None)   # None: the hand weights (a caller that only names model and weights)
+    model = fit_model(data.x, y, matcher.model_id, fusion_fingerprint(matcher.weights_, ranker), c, bars)
     queries = len(set(data.groups.tolist()))
     model.fitted_on = {"sets": data.sets, "queries": queries, "results": int(len(y)), "relevant": int(y.sum()),
                        "folds": folds, "cv_ece": round(methods["logistic"]["ece"], 4)}

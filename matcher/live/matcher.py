@@ -13,6 +13,11 @@ start or refit that finds the index of the catalog it is about to fit maps that 
 no text is read, counted or encoded, and every process serving that catalog on the machine
 shares the file's pages. An index of another catalog version is never used.
 
+The serving ranker (:mod:`matcher.live.rankers`) is followed the same way: the id of the store's newest
+ranker activation is read with the catalog version (one statement); when it moves, the matcher swaps
+its ranker (no refit, no restart), so every replica serves a newly activated or rolled-back version
+from its next request on.
+
 Catalog vectors and the vectors encoded while fitting go to the store; the
 vectors of request texts (a municipality's need) stay in a bounded in-process
 cache, so user input is never written to the database and the table does not
@@ -39,7 +44,9 @@ from matcher.engine.embedding import CachedEmbedder, Embedder, Role
 from matcher.engine.index import DOMAIN_TEXT, CatalogIndex
 from matcher.engine.index_file import code_key, load_index, save_index
 from matcher.engine.matcher import Matcher, Weights
+from matcher.engine.ranker import HAND, Ranker
 from matcher.errors import NotFittedError
+from matcher.live.rankers import ranker_of
 from matcher.settings import places_file
 from matcher.store import Store
 from matcher.text.gazetteer import Gazetteer, default_gazetteer
@@ -208,6 +215,10 @@ class LiveMatcher:
         self._snapshot_at = float("-inf")   # a current() in another thread may look before the fit ends
         self.refits_ = 0
         self.last_error_: Exception | None = None
+        self._ranker_lock = threading.Lock()
+        self.ranker_: Ranker = HAND
+        self.activation_ = -1
+        self._follow_ranker(self.store.serving_state()[1])
         self._fit_now(progress)
         return self
 
@@ -215,7 +226,7 @@ class LiveMatcher:
         read_at = time.monotonic()
         if progress is not None:
             progress("catalog", 0, 0)
-        matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights)
+        matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights, ranker=self.ranker_)
         stamp = self.store.catalog_stamp() if self._persists() else None
         index = self._read_index(stamp) if stamp is not None else None
         if index is not None:
@@ -232,6 +243,9 @@ class LiveMatcher:
                 matcher.fit(entities, reuse=previous, on_progress=on_progress)
             self.loaded_from_file_ = False
         self.state_ = (version, matcher)   # one assignment: readers never see a version with another matcher
+        with self._ranker_lock:   # the ranker may have moved on while this fit ran
+            if matcher.ranker_ is not self.ranker_:
+                matcher.use_ranker(self.ranker_)
         self._snapshot_at = read_at
         self.fit_seconds_ = time.monotonic() - read_at
         log.info("catalog version %s %s: %d entities in %.2f s", version,
@@ -305,9 +319,31 @@ class LiveMatcher:
         """
         self._check()
         checked_at = time.monotonic()
-        if self.store.catalog_version() != self.state_[0]:
+        catalog, activation = self.store.serving_state()
+        if activation != self.activation_:
+            self._follow_ranker(activation)
+        if catalog != self.state_[0]:
             self._refresh(checked_at)
         return self.state_
+
+    def _follow_ranker(self, activation: int) -> None:
+        """Serve the ranker of the store's activation ``activation`` (a stored version that cannot be read,
+        e.g. one trained for other features, is logged and the previous ranker keeps serving)."""
+        with self._ranker_lock:
+            if activation == self.activation_:
+                return
+            active = self.store.rankers.active()
+            try:
+                ranker = ranker_of(self.store, active.version)
+            except Exception as exc:  # keep serving; the next activation is tried again
+                self.last_error_ = exc
+                log.exception("ranker %s cannot be read; still serving %s", active.version, self.ranker_.version)
+                ranker = self.ranker_
+            self.ranker_ = ranker
+            self.activation_ = active.id
+            if hasattr(self, "state_") and self.state_[1].ranker_ is not ranker:
+                self.state_[1].use_ranker(ranker)
+            log.info("ranker %s serves (activation %s)", ranker.version, active.id)
 
     def _refresh(self, checked_at: float) -> None:
         """Wait (at most ``refit_wait``) for a fit whose snapshot was read after ``checked_at``."""

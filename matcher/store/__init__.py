@@ -14,7 +14,9 @@ and one repository per concern, as attributes:
 * ``store.audit`` (:class:`~matcher.store.audit.AuditLog`): audit log, feedback, contacted pairs;
 * ``store.keys`` (:class:`~matcher.store.keys.ApiKeys`): API keys;
 * ``store.jobs`` (:class:`~matcher.store.job_store.JobStore`): batch jobs;
-* ``store.invitations`` (:class:`~matcher.store.invitation_history.InvitationHistory`): invitations sent.
+* ``store.invitations`` (:class:`~matcher.store.invitation_history.InvitationHistory`): invitations sent;
+* ``store.rankers`` (:class:`~matcher.store.rankers.RankerVersions`): learned ranker versions, which serves;
+* ``store.declines`` (:class:`~matcher.store.declines.Declines`): „passt nicht“ of askers, with their needs' vectors.
 
 Its methods (``get_entity``, ``create_key``, …) delegate to them.
 
@@ -44,20 +46,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from matcher.settings import database_url
 from matcher.store.audit import ERASED_PREFIX, OUTCOMES, AuditLog
 from matcher.store.catalog import Catalog, Entity, ImportReport, entity_text_keys
-from matcher.store.db import Database
+from matcher.store.db import Database, translated_errors
+from matcher.store.declines import Declines, asker_of
 from matcher.store.erasure import delete_entity
 from matcher.store.invitation_history import InvitationHistory
 from matcher.store.job_store import Job, JobStore
 from matcher.store.keys import ROLES, ApiKey, ApiKeys
+from matcher.store.rankers import HAND_VERSION, Activation, RankerVersion, RankerVersions
 from matcher.store.tables import (
     api_keys,
     audit_log,
     catalog_version,
+    declines,
     embeddings,
     entities,
     entity_texts,
@@ -66,28 +72,37 @@ from matcher.store.tables import (
     invitations,
     jobs,
     metadata,
+    ranker_activations,
+    ranker_versions,
 )
 from matcher.store.vectors import StoreVectorCache
 
 __all__ = [
     "ERASED_PREFIX",
+    "HAND_VERSION",
     "OUTCOMES",
     "ROLES",
+    "Activation",
     "ApiKey",
     "ApiKeys",
     "AuditLog",
     "Catalog",
     "Database",
+    "Declines",
     "ImportReport",
     "InvitationHistory",
     "Job",
     "JobStore",
+    "RankerVersion",
+    "RankerVersions",
     "Store",
     "StoreVectorCache",
     "api_keys",
+    "asker_of",
     "audit_log",
     "catalog_version",
     "database_url",
+    "declines",
     "embeddings",
     "entities",
     "entity_text_keys",
@@ -97,6 +112,8 @@ __all__ = [
     "invitations",
     "jobs",
     "metadata",
+    "ranker_activations",
+    "ranker_versions",
 ]
 
 
@@ -123,6 +140,8 @@ class Store:
         self.keys = ApiKeys(self.db)
         self.jobs = JobStore(self.db)
         self.invitations = InvitationHistory(self.db, self.catalog)
+        self.rankers = RankerVersions(self.db)
+        self.declines = Declines(self.db)
 
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
@@ -176,6 +195,16 @@ class Store:
         """The catalog version and when it was set (:meth:`Catalog.stamp`)."""
         return self.catalog.stamp()
 
+    def serving_state(self) -> tuple[int, int]:
+        """The catalog version and the id of the serving ranker's activation, in one statement (what
+        each request of a live matcher compares with what it serves)."""
+        active = select(func.max(ranker_activations.c.id)).scalar_subquery()
+        with translated_errors(), self.db.engine.connect() as conn:
+            row = conn.execute(select(catalog_version.c.version, active).where(catalog_version.c.id == 1)).first()
+        if row is None:
+            return self.catalog.version(), 0   # (raises: the database is not set up)
+        return int(row[0]), int(row[1] or 0)
+
     def snapshot(self) -> tuple[int, list[Entity]]:
         """The whole catalog and its version, ordered by id (:meth:`Catalog.snapshot`)."""
         return self.catalog.snapshot()
@@ -213,11 +242,11 @@ class Store:
     def record_recommendation(self, *, task: str, query: dict[str, Any], shown: Sequence[str], model_id: str,
                               catalog_version: int, role: str, key_id: str | None = None,
                               asker_id: str | None = None, recommendation_id: str | None = None,
-                              tab: str | None = None) -> str:
+                              tab: str | None = None, request: dict[str, Any] | None = None) -> str:
         """Write one audit entry for a recommendation served; return its id (for feedback)."""
         return self.audit.record(task=task, query=query, shown=shown, model_id=model_id,
                                  catalog_version=catalog_version, role=role, key_id=key_id, asker_id=asker_id,
-                                 recommendation_id=recommendation_id, tab=tab)
+                                 recommendation_id=recommendation_id, tab=tab, request=request)
 
     def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit entries (for staff and tests)."""

@@ -1,12 +1,14 @@
 """Deleting an entity, and erasing it (GDPR art. 17), across the store in one transaction.
 
 An entity is named by the catalog, the vector cache (its texts' vectors), the
-feedback, the audit log, the invitation history and stored batch jobs.
+feedback, the audit log (and the requests it keeps), the declines („passt nicht“),
+the invitation history and stored batch jobs.
 Deleting it removes it and the vectors only it used. Erasing it also removes
-its feedback and its invitations, replaces its id in the audit log by an
-anonymous token (a new one for each entry), redacts it from the parameters,
-results and errors of stored jobs (:mod:`matcher.store.job_redaction`: an old
-job shows "gelöschter Eintrag"), and stops the jobs that are queued or running,
+its feedback, its declines (of it and by it) and its invitations, replaces its id in
+the audit log by an anonymous token (a new one for each entry) and its name and
+contact data in stored request texts, redacts it from the parameters, results
+and errors of stored jobs (:mod:`matcher.store.job_redaction`: an old job shows
+"gelöschter Eintrag"), and stops the jobs that are queued or running,
 which were computing on a catalog that still held it. Either happens in one
 write transaction, all or nothing, and bumps the catalog version (every
 process refits its engine without the entity before its next answer).
@@ -47,7 +49,7 @@ def delete_entity(store: Store, entity_id: str, erase: bool = False) -> dict[str
 
     Returns:
         Counts of what was removed: ``{"id", "erased", "vectors", "catalog_version"}``, with
-        ``erase`` also ``"feedback"``, ``"audit_entries"``, ``"invitations"``, ``"jobs_redacted"``,
+        ``erase`` also ``"feedback"``, ``"audit_entries"``, ``"declines"``, ``"invitations"``, ``"jobs_redacted"``,
         ``"jobs_stopped"`` and ``"checkpoint"`` (:meth:`~matcher.store.db.Database.checkpoint`).
 
     Raises:
@@ -62,7 +64,8 @@ def delete_entity(store: Store, entity_id: str, erase: bool = False) -> dict[str
         report: dict[str, Any] = {"id": entity_id, "erased": erase, "vectors": vectors}
         if erase:
             report["feedback"] = store.audit.delete_feedback(conn, entity_id)
-            report["audit_entries"] = store.audit.pseudonymise(conn, entity_id)
+            report["audit_entries"] = store.audit.pseudonymise(conn, entity_id, sorted(strings))
+            report["declines"] = store.declines.delete_entity(conn, [entity_id])
             report["invitations"] = store.invitations.delete_entity(conn, entity_id)
             # stop first: on PostgreSQL this waits for a job finishing right now, whose result the
             # redaction below then sees

@@ -29,7 +29,7 @@ __all__ = ["ACTIVE_STATES", "JOB_KINDS", "Job", "JobFailedError", "JobNotDoneErr
 
 log = logging.getLogger(__name__)
 
-JOB_KINDS = ("invitations", "assignments")
+JOB_KINDS = ("invitations", "assignments", "ranker")
 ACTIVE_STATES = ("queued", "running")
 
 # a job's state as a message names it (the API's ``state`` field keeps the codes)

@@ -29,6 +29,7 @@ __all__ = [
     "api_keys",
     "audit_log",
     "catalog_version",
+    "declines",
     "embeddings",
     "entities",
     "entity_texts",
@@ -37,6 +38,8 @@ __all__ = [
     "invitations",
     "jobs",
     "metadata",
+    "ranker_activations",
+    "ranker_versions",
 ]
 
 metadata = MetaData(naming_convention={
@@ -93,6 +96,9 @@ audit_log = Table(
     Column("catalog_version", BigInteger, nullable=False),
     # --- per-key ownership (migration 0003_keys): sha256 of the browser tab token of an anonymous caller
     Column("tab", String(64), nullable=True),
+    # --- ranker lifecycle (migration 0004_rankers): the request as the engine read it (text included), so that
+    # a ranker can learn from the feedback on it; the rank of an entity is its place in ``shown``
+    Column("request", _JSON, nullable=True),
 )
 feedback = Table(
     "feedback", metadata,
@@ -152,4 +158,38 @@ invitations = Table(
     Column("created_at", _TS, nullable=False),
     UniqueConstraint("event_id", "entity_id"),
 )
+# --- ranker lifecycle (migration 0004_rankers): the learned rankers, each with what it was trained on
+ranker_versions = Table(
+    "ranker_versions", metadata,
+    Column("version", String(40), primary_key=True),
+    Column("payload", _JSON, nullable=False),                       # the ranker (matcher.engine.ranker)
+    Column("features", _JSON, nullable=False),                      # its feature names
+    Column("metrics", _JSON, nullable=False),                       # training metrics and the gate's verdict
+    Column("window_start", _TS, nullable=True),                     # the feedback it was trained on
+    Column("window_end", _TS, nullable=True),
+    Column("commit", String(64), nullable=False),                   # git commit of the code, else package version
+    Column("created_at", _TS, nullable=False),
+)
+# which ranker serves: the newest row ("hand" for the hand weights); the rows before it are the history
+ranker_activations = Table(
+    "ranker_activations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(40), nullable=False),
+    Column("reason", String(16), nullable=False),                  # trained, activated, rollback
+    Column("created_at", _TS, nullable=False),
+)
+# „passt nicht“ of an asker: lowers the entity for that asker's similar needs (matcher.engine.demotion)
+declines = Table(
+    "declines", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("asker", String(100), nullable=False),                  # entity:<id>, key:<id> or tab:<hash>
+    Column("task", String(16), nullable=False),
+    Column("entity_id", String(64), nullable=False, index=True),
+    Column("recommendation_id", String(40), nullable=False),
+    Column("model_id", String(200), nullable=False),               # the embedding model of the vector
+    Column("vector", LargeBinary, nullable=False),                 # the need's vector, float16
+    Column("created_at", _TS, nullable=False),
+    UniqueConstraint("recommendation_id", "entity_id"),
+)
+Index("ix_declines_asker_task", declines.c.asker, declines.c.task)
 Index("ix_feedback_rec_entity", feedback.c.recommendation_id, feedback.c.entity_id)
