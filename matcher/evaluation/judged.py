@@ -21,7 +21,7 @@ from matcher.programmes.matching import match_programmes, ranked_ids
 # an optional fourth file of a judged set: which kinds its judges considered per task
 KINDS_FILE = "kinds.json"
 
-__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "candidate_kinds", "has_fit"]
+__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "candidate_kinds", "has_fit", "judged_queries"]
 
 
 @dataclass
@@ -107,6 +107,20 @@ def candidate_kinds(dataset: Dataset, task: str) -> tuple[str, ...]:
     return dataset.kinds.get(task) or (TASK_KIND[task],)
 
 
+def judged_queries(dataset: Dataset) -> list[Query]:
+    """The set's queries as :func:`evaluate` runs them: each with its id (``q1``, … where the set gives
+    none) and, for partner and invitation queries, ranking only the kinds the set judged
+    (:func:`candidate_kinds`)."""
+    out = []
+    for i, q in enumerate(dataset.queries):
+        update: dict[str, object] = {} if q.id else {"id": f"q{i + 1}"}
+        judged = candidate_kinds(dataset, q.task) if q.task in TASK_KINDS else ()
+        if judged and not q.kinds and not set(TASK_KINDS[q.task]) <= set(judged):
+            update["kinds"] = list(judged)
+        out.append(q.model_copy(update=update) if update else q)
+    return out
+
+
 def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset, k: int = 10) -> EvaluationReport:
     """Score ``rank`` (query → ranked (entity id, score) list) against the judgments.
 
@@ -120,11 +134,8 @@ def evaluate(rank: Callable[[Query], list[tuple[str, float]]], dataset: Dataset,
     runs: dict[str, list[tuple[str, float]]] = {}
     by_task: dict[str, list[dict[str, float]]] = {t: [] for t in TASKS}
     no_fit: dict[str, list[str]] = {t: [] for t in TASKS}
-    for i, q in enumerate(dataset.queries):
-        qid = q.id or f"q{i + 1}"
-        judged = candidate_kinds(dataset, q.task) if q.task in TASK_KINDS else ()
-        if judged and not q.kinds and not set(TASK_KINDS[q.task]) <= set(judged):
-            q = q.model_copy(update={"kinds": list(judged)})
+    for q in judged_queries(dataset):
+        qid = q.id
         ranked = rank(q)[:k]
         runs[qid] = ranked
         ids = [e for e, _ in ranked]

@@ -38,7 +38,7 @@ from matcher.engine.ranker import FEATURES, HAND, LinearRanker, Ranker, features
 from matcher.engine.scoring import score_contexts
 from matcher.engine.similarity import top_k
 from matcher.engine.weights import TASK_KIND, TASK_KINDS, Weights
-from matcher.evaluation.judged import Dataset, evaluate, has_fit, judged_municipalities, matcher_ranker
+from matcher.evaluation.judged import Dataset, evaluate, has_fit, judged_queries, matcher_ranker
 from matcher.evaluation.metrics import ndcg_at_k
 from matcher.learning.feedback import FeedbackEvent, Impression, Propensities, estimate_propensities, impressions
 
@@ -93,23 +93,11 @@ def _query_features(scores: Any) -> tuple[list[int], np.ndarray]:
     return cols.tolist(), np.stack([feats[f][0, cols] for f in FEATURES], axis=1)
 
 
-def _as_judged(dataset: Dataset) -> list[Query]:
-    """The queries of a judged set as :func:`~matcher.evaluation.judged.evaluate` runs them."""
-    with_municipalities = judged_municipalities(dataset)
-    out = []
-    for i, q in enumerate(dataset.queries):
-        q = q if q.id else q.model_copy(update={"id": f"q{i + 1}"})
-        if q.task in ("partners", "invitations") and not q.kinds and q.task not in with_municipalities:
-            q = q.model_copy(update={"kinds": ["organisation"]})
-        out.append(q)
-    return out
-
-
 def judged_features(matcher: Matcher, dataset: Dataset, as_of: dt.date | None = None) -> list[QueryFeatures]:
     """The candidates' features and grades of every judged query with a fit (``matcher`` fitted on the set's
     catalog)."""
     out = []
-    for q in _as_judged(dataset):
+    for q in judged_queries(dataset):
         grades = dataset.qrels.get(q.id, {})
         if not has_fit(grades):
             continue
@@ -375,7 +363,7 @@ def _per_query(data: Sequence[tuple[Matcher, Dataset, list[QueryFeatures]]], ran
             for ranker, group in by_ranker.values():
                 m.use_ranker(ranker)
                 wanted = {qf.group.split("/", 1)[1] for qf in group}
-                subset = Dataset(ds.catalog, [q for q in _as_judged(ds) if q.id in wanted], ds.qrels, ds.path)
+                subset = Dataset(ds.catalog, [q for q in judged_queries(ds) if q.id in wanted], ds.qrels, ds.path, ds.kinds)
                 report = evaluate(matcher_ranker(m, as_of or reference_date(ds)), subset)
                 out.update({f"{ds.path.name}/{q}": row["ndcg@10"] for q, row in report.per_query.items()})
         finally:
