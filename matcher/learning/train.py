@@ -363,7 +363,8 @@ def _per_query(data: Sequence[tuple[Matcher, Dataset, list[QueryFeatures]]], ran
             for ranker, group in by_ranker.values():
                 m.use_ranker(ranker)
                 wanted = {qf.group.split("/", 1)[1] for qf in group}
-                subset = Dataset(ds.catalog, [q for q in judged_queries(ds) if q.id in wanted], ds.qrels, ds.path, ds.kinds)
+                subset = Dataset(ds.catalog, [q for q in judged_queries(ds) if q.id in wanted], ds.qrels, ds.path,
+                                 ds.kinds)
                 report = evaluate(matcher_ranker(m, as_of or reference_date(ds)), subset)
                 out.update({f"{ds.path.name}/{q}": row["ndcg@10"] for q, row in report.per_query.items()})
         finally:
