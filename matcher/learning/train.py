@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from matcher.engine.ranker import FEATURES, HAND, LinearRanker, Ranker, features
 from matcher.engine.scoring import score_contexts
 from matcher.engine.similarity import top_k
 from matcher.engine.weights import TASK_KIND, TASK_KINDS, Weights
-from matcher.evaluation.judged import Dataset, evaluate, has_fit, judged_municipalities, matcher_ranker
+from matcher.evaluation.judged import Dataset, evaluate, has_fit, matcher_ranker
 from matcher.evaluation.metrics import ndcg_at_k
 from matcher.learning.feedback import FeedbackEvent, Impression, Propensities, estimate_propensities, impressions
 
@@ -94,15 +94,11 @@ def _query_features(scores: Any) -> tuple[list[int], np.ndarray]:
 
 
 def _as_judged(dataset: Dataset) -> list[Query]:
-    """The queries of a judged set as :func:`~matcher.evaluation.judged.evaluate` runs them."""
-    with_municipalities = judged_municipalities(dataset)
-    out = []
-    for i, q in enumerate(dataset.queries):
-        q = q if q.id else q.model_copy(update={"id": f"q{i + 1}"})
-        if q.task in ("partners", "invitations") and not q.kinds and q.task not in with_municipalities:
-            q = q.model_copy(update={"kinds": ["organisation"]})
-        out.append(q)
-    return out
+    """The queries of a judged set exactly as :func:`~matcher.evaluation.judged.evaluate` runs them (it may
+    narrow a query's candidate kinds to those the set judged), each with its id."""
+    seen: list[Query] = []
+    evaluate(lambda q: seen.append(q) or [], dataset)
+    return [q if q.id else q.model_copy(update={"id": f"q{i + 1}"}) for i, q in enumerate(seen)]
 
 
 def judged_features(matcher: Matcher, dataset: Dataset, as_of: dt.date | None = None) -> list[QueryFeatures]:
@@ -375,7 +371,7 @@ def _per_query(data: Sequence[tuple[Matcher, Dataset, list[QueryFeatures]]], ran
             for ranker, group in by_ranker.values():
                 m.use_ranker(ranker)
                 wanted = {qf.group.split("/", 1)[1] for qf in group}
-                subset = Dataset(ds.catalog, [q for q in _as_judged(ds) if q.id in wanted], ds.qrels, ds.path)
+                subset = replace(ds, queries=[q for q in _as_judged(ds) if q.id in wanted])
                 report = evaluate(matcher_ranker(m, as_of or reference_date(ds)), subset)
                 out.update({f"{ds.path.name}/{q}": row["ndcg@10"] for q, row in report.per_query.items()})
         finally:
