@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -363,8 +363,7 @@ def _per_query(data: Sequence[tuple[Matcher, Dataset, list[QueryFeatures]]], ran
             for ranker, group in by_ranker.values():
                 m.use_ranker(ranker)
                 wanted = {qf.group.split("/", 1)[1] for qf in group}
-                subset = Dataset(ds.catalog, [q for q in judged_queries(ds) if q.id in wanted], ds.qrels, ds.path,
-                                 ds.kinds)
+                subset = replace(ds, queries=[q for q in judged_queries(ds) if q.id in wanted])
                 report = evaluate(matcher_ranker(m, as_of or reference_date(ds)), subset)
                 out.update({f"{ds.path.name}/{q}": row["ndcg@10"] for q, row in report.per_query.items()})
         finally:
