@@ -118,14 +118,11 @@ def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: 
     :func:`~matcher.text.lexical.compound_collision`): such evidence must not carry a result, so the
     lexical signal and the best passage give it no weight (:func:`dense`, :func:`lexical`)."""
     out = np.zeros((len(contexts), block.size), dtype=bool)
-    memo: dict[tuple[tuple[str, str], ...], np.ndarray] = {}   # a batch's requests share their phrases
+    memo: dict[tuple[str, str], np.ndarray] = {}   # a batch's requests share phrases
     for r, ctx in enumerate(contexts):
         phrases = modifier_phrases(ctx.query.text or "")
-        if not phrases:
-            continue
-        if phrases not in memo:
-            memo[phrases] = index.words.collisions(phrases, block.rows)
-        out[r] = memo[phrases]
+        if phrases:
+            out[r] = index.words.collisions(phrases, block.rows, memo)
     return out
 
 

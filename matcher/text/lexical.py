@@ -109,7 +109,7 @@ class WordIndex:
         return cls("\n".join(vocab), starts, indptr, owners[np.lexsort((owners, ids))])
 
     def _ids(self, pattern: str) -> list[tuple[int, str]]:
-        """(word id, word) of every vocabulary word matching ``pattern`` (anchored within a line)."""
+        """(word id, match) of each match of ``pattern`` in the vocabulary (a match never spans two lines)."""
         if not self.vocabulary:
             return []
         found = [(m.start(), m.group(0)) for m in re.finditer(pattern, self.vocabulary, re.M)]
@@ -124,18 +124,28 @@ class WordIndex:
             out[found[(found >= rows.start) & (found < rows.stop)] - rows.start] = True
         return out
 
-    def collisions(self, phrases: Sequence[tuple[str, str]], rows: slice) -> np.ndarray:
-        """:func:`compound_collision` of ``phrases`` with each text of ``rows`` (a boolean per row)."""
+    def collisions(self, phrases: Sequence[tuple[str, str]], rows: slice,
+                   memo: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
+        """:func:`compound_collision` of ``phrases`` with each text of ``rows`` (a boolean per row);
+        ``memo`` keeps each phrase's rows for further calls on the same ``rows``."""
         out = np.zeros(rows.stop - rows.start, dtype=bool)
-        for root, head in phrases:
-            prefixed = self._ids(f"^{re.escape(root)}[^\n]*")
-            compounds = [j for j, w in prefixed if len(w) >= len(root) + 5]
-            if not compounds:
-                continue
-            # the head inside any word (a match never spans two lines), or the modifier as a word of its own
-            fine = [j for j, w in prefixed if stem(w) == root] + [j for j, _ in self._ids(f"[^\n]*{re.escape(head)}")]
-            out |= self._members(compounds, rows) & ~self._members(sorted(set(fine)), rows)
+        for phrase in phrases:
+            hit = memo.get(phrase) if memo is not None else None
+            if hit is None:
+                hit = self._collisions(*phrase, rows)
+                if memo is not None:
+                    memo[phrase] = hit
+            out |= hit
         return out
+
+    def _collisions(self, root: str, head: str, rows: slice) -> np.ndarray:
+        prefixed = self._ids(f"^{re.escape(root)}[^\n]*")
+        compounds = [j for j, w in prefixed if len(w) >= len(root) + 5]
+        if not compounds:
+            return np.zeros(rows.stop - rows.start, dtype=bool)
+        # the modifier as a word of its own, or the head inside any word
+        fine = {j for j, w in prefixed if stem(w) == root} | {j for j, _ in self._ids(re.escape(head))}
+        return self._members(compounds, rows) & ~self._members(sorted(fine), rows)
 
 
 def _stem_analyzer(text: str) -> list[str]:
