@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from threadpoolctl import threadpool_limits
 
 from matcher import settings
 from matcher.engine.embedding import make_embedder
@@ -159,11 +158,6 @@ def init_app(app: Flask) -> None:
     and its errors are raised.
     """
     cfg = app.config
-    if int(cfg["BLAS_THREADS"] or 0) > 0:
-        # process-wide: a request's products (one query × one kind's vectors) take well under a millisecond
-        # on one core; more BLAS threads are woken for each, and under load or concurrent requests they wait
-        # for a core (measured: an advisors request at 10,000 profiles 33 → 7 ms of CPU with one thread)
-        threadpool_limits(limits=int(cfg["BLAS_THREADS"]), user_api="blas")
     store = Store(cfg["DATABASE_URL"])
     store.check_schema()
     model = cfg["MODEL"]
