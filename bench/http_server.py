@@ -47,6 +47,15 @@ def _status_kb(pid: int, field: str) -> int:
     return int(m[1]) if m else 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its finished children's too), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
 def _rollup_kb(pid: int, field: str) -> int:
     m = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M)
     return int(m[1]) if m else 0
@@ -101,6 +110,8 @@ class BenchServer:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
+        # CPU the start used (master and workers, user + system): steadier than the wall time on a shared machine
+        self.startup_cpu_seconds = sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
         return self
 
     def __exit__(self, *exc) -> None:
