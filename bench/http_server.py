@@ -1,6 +1,6 @@
 """A real gunicorn server on a loopback port for the benchmarks, with its start-up time and memory.
 
-Started as ``make run`` starts it (``service.wsgi:app``, 1 worker, 4 threads; more workers for the
+Started as ``make run`` starts it (``service.wsgi:app``, 1 worker, 8 threads; more workers for the
 memory rows) on a free port of 127.0.0.1, in its own process group so that stopping it stops its
 workers too.
 """
@@ -64,7 +64,7 @@ def _rollup_kb(pid: int, field: str) -> int:
 class BenchServer:
     """``with BenchServer(url, model) as s:`` — spawned, ready (``/readyz`` 200), stopped on exit."""
 
-    def __init__(self, database_url: str, model: str, log: Path, threads: int = 4, extra_env: dict | None = None,
+    def __init__(self, database_url: str, model: str, log: Path, threads: int = 8, extra_env: dict | None = None,
                  timeout: float = 1800, workers: int = 1, index_dir: Path | None = None):
         self.workers = workers
         self.index_dir = index_dir
