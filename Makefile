@@ -32,7 +32,7 @@ run: install
 	$(VENV)/bin/matcher load --if-empty fixtures/programmes.jsonl
 	$(VENV)/bin/matcher vectors import --optional models/fixture-vectors.npz
 	# the loopback demo answers recommendations and takes feedback without a key
-	MATCHER_OPEN_RECOMMENDATIONS=true MATCHER_OPEN_FEEDBACK=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 4 \
+	MATCHER_OPEN_RECOMMENDATIONS=true MATCHER_OPEN_FEEDBACK=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 \
 		--timeout 300 'service.wsgi:app'
 
 test: install

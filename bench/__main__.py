@@ -57,13 +57,18 @@ def bare_model_baseline(model: str) -> dict:
             f"e=make_embedder({model!r});e.encode(['Migration und Entwicklung'],'query');"
             "s=time.perf_counter()-t;st=pathlib.Path('/proc/self/status').read_text();"
             "print(s, int(re.search(r'VmHWM:\\s+(\\d+)',st)[1])/1024)")
+    import resource
+
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_s, rss = (float(x) for x in out.stdout.split())
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"spawn_to_encoded_seconds": round(wall, 2), "load_and_encode_seconds": round(load_s, 2),
-            "peak_rss_mb": round(rss, 1)}
+            "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss, 1)}
 
 
 def _index_dir(store, n: int) -> Path:
@@ -89,7 +94,7 @@ def _linked_copy(index_dir: Path, name: str) -> Path:
 
 
 def _start_figures(srv) -> dict:
-    return {"startup_seconds": round(srv.startup_seconds, 2),
+    return {"startup_seconds": round(srv.startup_seconds, 2), "startup_cpu_seconds": round(srv.startup_cpu_seconds, 2),
             "texts_encoded_at_startup": int(srv.metric("matcher_texts_encoded")), **srv.memory_mb()}
 
 

@@ -1,6 +1,6 @@
 """A real gunicorn server on a loopback port for the benchmarks, with its start-up time and memory.
 
-Started as ``make run`` starts it (``service.wsgi:app``, 1 worker, 4 threads; more workers for the
+Started as ``make run`` starts it (``service.wsgi:app``, 1 worker, 8 threads; more workers for the
 memory rows) on a free port of 127.0.0.1, in its own process group so that stopping it stops its
 workers too.
 """
@@ -47,6 +47,15 @@ def _status_kb(pid: int, field: str) -> int:
     return int(m[1]) if m else 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its finished children's too), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
 def _rollup_kb(pid: int, field: str) -> int:
     m = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M)
     return int(m[1]) if m else 0
@@ -55,7 +64,7 @@ def _rollup_kb(pid: int, field: str) -> int:
 class BenchServer:
     """``with BenchServer(url, model) as s:`` — spawned, ready (``/readyz`` 200), stopped on exit."""
 
-    def __init__(self, database_url: str, model: str, log: Path, threads: int = 4, extra_env: dict | None = None,
+    def __init__(self, database_url: str, model: str, log: Path, threads: int = 8, extra_env: dict | None = None,
                  timeout: float = 1800, workers: int = 1, index_dir: Path | None = None):
         self.workers = workers
         self.index_dir = index_dir
@@ -101,6 +110,8 @@ class BenchServer:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
+        # CPU the start used (master and workers, user + system): steadier than the wall time on a shared machine
+        self.startup_cpu_seconds = sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
         return self
 
     def __exit__(self, *exc) -> None:

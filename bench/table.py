@@ -76,6 +76,8 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                      f"bare model load + 1 encode {bare['spawn_to_encoded_seconds']:.1f} s"
                      + (f"; fitting from the store {fit['startup_seconds']:.1f} s" if fit else ""),
                      _ratio(s["startup_seconds"] / bare["spawn_to_encoded_seconds"])
+                     + (f"; CPU {s['startup_cpu_seconds']:.1f} s vs bare {bare['cpu_seconds']:.1f} s = "
+                        f"{s['startup_cpu_seconds'] / bare['cpu_seconds']:.2f}×" if bare.get("cpu_seconds") else "")
                      + (f"; fitting {fit['startup_seconds'] / bare['spawn_to_encoded_seconds']:.2f}×, peak RSS "
                         f"{fit['peak_rss_mb']:.0f} MB" if fit else "")))
         rows.append(("6", f"peak RSS while serving {s['profiles']:,} (gunicorn worker)",

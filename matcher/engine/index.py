@@ -32,7 +32,7 @@ from matcher.errors import UnknownEntityError, ValidationError
 from matcher.text.columns import packed
 from matcher.text.countries import country_mentions
 from matcher.text.gazetteer import Gazetteer, Place, area_keys, haversine_km
-from matcher.text.lexical import LexicalIndex
+from matcher.text.lexical import LexicalIndex, WordIndex
 from matcher.text.profile import passages, profile_text
 
 __all__ = ["DOMAIN_TEXT", "INDEX_ORDER", "CatalogIndex", "Entity", "KindBlock", "actor_type"]
@@ -145,9 +145,11 @@ class CatalogIndex:
         self._encode_texts(ents, embedder, reuse, on_progress, progress_bar)
         self._index_countries(ents, reuse)
         self._index_places(ents)
-        self.lexical = LexicalIndex().fit([" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts, ents)],
-                                          reuse=reuse.lexical if reuse is not None else None,
+        lexical_texts = [" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts, ents)]
+        self.lexical = LexicalIndex().fit(lexical_texts, reuse=reuse.lexical if reuse is not None else None,
                                           blocks=[b.rows for b in self.blocks.values()])
+        # which rows use which surface words: the false-friend check reads it (signals.false_friends)
+        self.words = WordIndex.fit(lexical_texts)
         unique_topics = list(dict.fromkeys(t for e in ents for t in e.topics))
         topic_pos = {t: j for j, t in enumerate(unique_topics)}
         self.topic_vecs = self.lexical.char_.transform(unique_topics) \

@@ -36,7 +36,7 @@ from matcher.engine.index import CatalogIndex, KindBlock, actor_type
 from matcher.engine.similarity import zscore_rows
 from matcher.engine.weights import Weights
 from matcher.text.gazetteer import Place
-from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
+from matcher.text.lexical import modifier_phrases
 
 __all__ = [
     "SIGNAL_FUNCTIONS", "candidate_mask", "candidate_masks", "capacity", "country", "dense", "distance_km", "domain",
@@ -118,15 +118,11 @@ def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: 
     :func:`~matcher.text.lexical.compound_collision`): such evidence must not carry a result, so the
     lexical signal and the best passage give it no weight (:func:`dense`, :func:`lexical`)."""
     out = np.zeros((len(contexts), block.size), dtype=bool)
-    words = None
+    memo: dict[tuple[str, str], np.ndarray] = {}   # a batch's requests share phrases
     for r, ctx in enumerate(contexts):
         phrases = modifier_phrases(ctx.query.text or "")
-        if not phrases:
-            continue
-        if words is None:
-            words = index.derived("profile_words", lambda ix: [
-                frozenset(word_tokens(" ".join([t, *e.evidence]))) for t, e in zip(ix.profile_texts, ix.entities)])
-        out[r] = [compound_collision(phrases, words[i]) for i in range(block.rows.start, block.rows.stop)]
+        if phrases:
+            out[r] = index.words.collisions(phrases, block.rows, memo)
     return out
 
 

@@ -228,7 +228,13 @@ class LiveMatcher:
             progress("catalog", 0, 0)
         matcher = Matcher(self.embedder, gazetteer=self.gazetteer, weights=self.weights, ranker=self.ranker_)
         stamp = self.store.catalog_stamp() if self._persists() else None
-        index = self._read_index(stamp) if stamp is not None else None
+        preloaded, self._preloaded = getattr(self, "_preloaded", None), None
+        if stamp is None:
+            index = None
+        elif preloaded is not None and preloaded[0] == stamp:   # read by preload() for this very catalog
+            index = preloaded[1]
+        else:
+            index = self._read_index(stamp)
         if index is not None:
             version = stamp[0]
             matcher.use_index(index)
@@ -255,6 +261,19 @@ class LiveMatcher:
             self._writer = threading.Thread(target=self._write_index, args=(matcher.index_, stamp),
                                             name="matcher-index-write", daemon=True)
             self._writer.start()
+
+    def preload(self) -> None:
+        """Map the index file of the store's current catalog now, for the next :meth:`fit` to take (if the
+        catalog has not moved on meanwhile). A start calls it in a thread while the model loads: reading
+        the file and loading the model then overlap. Nothing happens without an index directory; an error
+        is left for the fit to meet."""
+        if not self._persists():
+            return
+        try:
+            stamp = self.store.catalog_stamp()
+            self._preloaded = (stamp, self._read_index(stamp))
+        except Exception:  # the store is unreachable, say: the fit reads again and reports it
+            log.debug("preloading the index failed; the fit reads it again", exc_info=True)
 
     def wait_for_index_file(self, timeout: float | None = None) -> None:
         """Wait until the index file of the last fit is written (tests, and a clean shutdown)."""

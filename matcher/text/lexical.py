@@ -26,7 +26,7 @@ from stop_words import get_stop_words
 from matcher.errors import NotFittedError
 from matcher.text.columns import PackedColumn, packed
 
-__all__ = ["LexicalIndex", "TextCounts", "compound_collision", "modifier_phrases", "word_tokens", "stem"]
+__all__ = ["LexicalIndex", "TextCounts", "WordIndex", "compound_collision", "modifier_phrases", "word_tokens", "stem"]
 
 _WORD_RE = re.compile(r"[^\W\d_][\w\-]*[^\W_]|[^\W\d_]", re.UNICODE)
 _STOP = frozenset(w.casefold() for w in get_stop_words("de") + get_stop_words("en")) | {
@@ -74,6 +74,78 @@ def compound_collision(phrases: Sequence[tuple[str, str]], words: frozenset[str]
         if any(w.startswith(root) and len(w) >= len(root) + 5 for w in words):
             return True
     return False
+
+
+class WordIndex:
+    """Which texts use which surface words (:func:`word_tokens`): :func:`compound_collision` for many
+    texts at once, without a Python loop over them.
+
+    The vocabulary is one sorted string of words (a word per line, so that prefix and substring
+    searches are single regular-expression scans), ``starts`` each word's offset in it, and for each
+    word the rows that use it (``rows[indptr[j]:indptr[j + 1]]``, ascending). Built at fit and kept in
+    the persisted index, so a query never tokenises the catalog.
+    """
+
+    def __init__(self, vocabulary: str, starts: np.ndarray, indptr: np.ndarray, rows: np.ndarray):
+        self.vocabulary = vocabulary
+        self.starts = starts
+        self.indptr = indptr
+        self.rows = rows
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> WordIndex:
+        words = [frozenset(word_tokens(t)) for t in texts]
+        vocab = sorted(frozenset().union(*words))
+        pos = {w: j for j, w in enumerate(vocab)}
+        counts = np.fromiter((len(ws) for ws in words), dtype=np.int64, count=len(words))
+        ids = np.fromiter((pos[w] for ws in words for w in ws), dtype=np.int64, count=int(counts.sum()))
+        owners = np.repeat(np.arange(len(words), dtype=np.int32), counts)
+        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ids, minlength=len(vocab)), out=indptr[1:])
+        starts = np.zeros(len(vocab), dtype=np.int64)
+        if vocab:
+            np.cumsum(np.fromiter((len(w) + 1 for w in vocab[:-1]), dtype=np.int64, count=len(vocab) - 1),
+                      out=starts[1:])
+        return cls("\n".join(vocab), starts, indptr, owners[np.lexsort((owners, ids))])
+
+    def _ids(self, pattern: str) -> list[tuple[int, str]]:
+        """(word id, match) of each match of ``pattern`` in the vocabulary (a match never spans two lines)."""
+        if not self.vocabulary:
+            return []
+        found = [(m.start(), m.group(0)) for m in re.finditer(pattern, self.vocabulary, re.M)]
+        ids = np.searchsorted(self.starts, [at for at, _ in found], side="right") - 1
+        return [(int(j), w) for j, (_, w) in zip(ids, found)]
+
+    def _members(self, ids: Sequence[int], rows: slice) -> np.ndarray:
+        """True for the rows of ``rows`` that use one of the words ``ids``."""
+        out = np.zeros(rows.stop - rows.start, dtype=bool)
+        if ids:
+            found = np.concatenate([self.rows[self.indptr[j] : self.indptr[j + 1]] for j in ids])
+            out[found[(found >= rows.start) & (found < rows.stop)] - rows.start] = True
+        return out
+
+    def collisions(self, phrases: Sequence[tuple[str, str]], rows: slice,
+                   memo: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
+        """:func:`compound_collision` of ``phrases`` with each text of ``rows`` (a boolean per row);
+        ``memo`` keeps each phrase's rows for further calls on the same ``rows``."""
+        out = np.zeros(rows.stop - rows.start, dtype=bool)
+        for phrase in phrases:
+            hit = memo.get(phrase) if memo is not None else None
+            if hit is None:
+                hit = self._collisions(*phrase, rows)
+                if memo is not None:
+                    memo[phrase] = hit
+            out |= hit
+        return out
+
+    def _collisions(self, root: str, head: str, rows: slice) -> np.ndarray:
+        prefixed = self._ids(f"^{re.escape(root)}[^\n]*")
+        compounds = [j for j, w in prefixed if len(w) >= len(root) + 5]
+        if not compounds:
+            return np.zeros(rows.stop - rows.start, dtype=bool)
+        # the modifier as a word of its own, or the head inside any word
+        fine = {j for j, w in prefixed if stem(w) == root} | {j for j, _ in self._ids(re.escape(head))}
+        return self._members(compounds, rows) & ~self._members(sorted(fine), rows)
 
 
 def _stem_analyzer(text: str) -> list[str]:
