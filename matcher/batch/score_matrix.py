@@ -104,7 +104,11 @@ def score_requests(matcher: Matcher, queries: Sequence[Query], as_of: dt.date | 
         report(0.3 * min(start + CHUNK, len(texts)) / max(len(texts), 1), "Texte kodieren")
 
     report(0.3, "Anfragen bewerten")
-    blocks = [(i, queries[i : i + CHUNK], vectors[i : i + CHUNK], as_of) for i in range(0, len(queries), CHUNK)]
+    # the blocks share the signals' memos (distances per town, phrases, languages: a batch's requests repeat
+    # them); a forked worker fills its own copy
+    shared: dict = {}
+    blocks = [(i, queries[i : i + CHUNK], vectors[i : i + CHUNK], as_of, shared)
+              for i in range(0, len(queries), CHUNK)]
     parallel = workers > 1 and len(blocks) >= 2
     signals, mask, distance = _outputs(len(queries), block.size, shared=parallel)
     contexts: list[QueryContext] = []
@@ -136,10 +140,10 @@ def _outputs(n_req: int, n_adv: int, shared: bool) -> tuple[np.ndarray, np.ndarr
 
 
 def _score_into(m: Matcher, outputs: tuple, start: int, queries: list[Query], vectors: np.ndarray,
-                as_of: dt.date | None) -> list[QueryContext]:
+                as_of: dt.date | None, shared: dict) -> list[QueryContext]:
     """Score one block and write its rows into ``outputs``; return its contexts."""
     signals, mask, distance = outputs
-    raw, block_mask, block_distance, contexts = _score_block(m, queries, vectors, as_of)
+    raw, block_mask, block_distance, contexts = _score_block(m, queries, vectors, as_of, shared)
     rows = slice(start, start + len(queries))
     for k, s in enumerate(SIGNALS):
         signals[k, rows] = raw[s]
@@ -176,8 +180,8 @@ def _run_blocks(m: Matcher, blocks: list[tuple], workers: int, outputs: tuple):
         _FORKED = None
 
 
-def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray,
-                 as_of: dt.date | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[QueryContext]]:
+def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: dt.date | None,
+                 shared: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[QueryContext]]:
     """(raw signals, candidate masks, distances, contexts) of one block of requests against the advisors,
     by the engine's own functions; ``vectors`` are the need texts' embeddings (rows without text ignored).
     The caller fuses the signals (a forked worker returns only what cannot be recomputed cheaply)."""
@@ -185,5 +189,5 @@ def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray,
     block = index.block("advisor")
     contexts = prepare_queries(index, queries, m.embedder, m.weights_, as_of, text_vectors=vectors)
     masks = candidate_masks(index, contexts, block)
-    raw = raw_signals(index, contexts, block, masks, m.weights_)
-    return raw, masks, distance_km(index, contexts, block), contexts
+    raw = raw_signals(index, contexts, block, masks, m.weights_, shared)
+    return raw, masks, distance_km(index, contexts, block, shared), contexts

@@ -38,6 +38,8 @@ from matcher.engine.weights import Weights
 from matcher.text.gazetteer import Place
 from matcher.text.lexical import modifier_phrases
 
+Memo = dict  # memos of the signal functions, kept by a caller across calls on one index ({} at first)
+
 __all__ = [
     "SIGNAL_FUNCTIONS", "candidate_mask", "candidate_masks", "capacity", "country", "dense", "distance_km", "domain",
     "false_friends", "language", "lexical", "municipalities_wanted", "proximity", "raw_signals", "reach_km", "region",
@@ -103,6 +105,12 @@ def candidate_masks(index: CatalogIndex, contexts: Sequence[QueryContext], block
         else np.zeros((0, block.size), dtype=bool)
 
 
+def _memo(shared: Memo | None, name: str, block: KindBlock) -> dict:
+    """The memo ``name`` of ``block``: kept in ``shared`` (the caller's, across calls on one index — the
+    blocks of requests of a batch share towns, phrases and languages) or new for this call."""
+    return {} if shared is None else shared.setdefault((name, block.rows.start, block.rows.stop), {})
+
+
 def _members(rows_of_catalog: Sequence[int] | np.ndarray, rows: slice) -> np.ndarray:
     """A boolean vector over ``rows``: True where the catalog row is among ``rows_of_catalog``."""
     found = np.asarray(rows_of_catalog, dtype=np.int64)
@@ -112,13 +120,14 @@ def _members(rows_of_catalog: Sequence[int] | np.ndarray, rows: slice) -> np.nda
 
 
 # ----------------------------------------------------------------------------- text signals
-def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:
+def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock,
+                  shared: Memo | None = None) -> np.ndarray:
     """True where a candidate meets a phrase of the need only through a compound on its modifier with
     another head ("Freiwilligendienst" for "Freiwillige Feuerwehr",
     :func:`~matcher.text.lexical.compound_collision`): such evidence must not carry a result, so the
     lexical signal and the best passage give it no weight (:func:`dense`, :func:`lexical`)."""
     out = np.zeros((len(contexts), block.size), dtype=bool)
-    memo: dict[tuple[str, str], np.ndarray] = {}   # a batch's requests share phrases
+    memo: dict[tuple[str, str], np.ndarray] = _memo(shared, "false_friends", block)  # requests share phrases
     for r, ctx in enumerate(contexts):
         phrases = modifier_phrases(ctx.query.text or "")
         if phrases:
@@ -198,9 +207,9 @@ def domain(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlo
 
 
 # ----------------------------------------------------------------------------- places
-def _distance_memo(index: CatalogIndex, block: KindBlock) -> Callable[[Place], np.ndarray]:
+def _distance_memo(index: CatalogIndex, block: KindBlock, shared: Memo | None = None) -> Callable[[Place], np.ndarray]:
     """Distances from a place to the block's rows, computed once per place (many requests share a town)."""
-    memo: dict[Place, np.ndarray] = {}
+    memo: dict[Place, np.ndarray] = _memo(shared, "distance", block)
 
     def distance(place: Place) -> np.ndarray:
         if place not in memo:
@@ -219,9 +228,10 @@ def _origin_and_named(ctx: QueryContext, distance: Callable[[Place], np.ndarray]
     return d_origin, (np.min([distance(p) for p in named], axis=0) if named else None)
 
 
-def distance_km(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:
+def distance_km(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock,
+                shared: Memo | None = None) -> np.ndarray:
     """The distance shown to the user: to the nearest place the need names, else to the asker (NaN: unknown)."""
-    distance = _distance_memo(index, block)
+    distance = _distance_memo(index, block, shared)
     out = np.full((len(contexts), block.size), np.nan)
     for r, ctx in enumerate(contexts):
         d_origin, d_named = _origin_and_named(ctx, distance, block.size)
@@ -229,12 +239,13 @@ def distance_km(index: CatalogIndex, contexts: Sequence[QueryContext], block: Ki
     return out
 
 
-def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, weights: Weights) -> np.ndarray:
+def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, weights: Weights,
+              shared: Memo | None = None) -> np.ndarray:
     """Closeness in [0, 1]: places the need names ("aus Bochum und Umgebung") count most, the asker's own
     place a little; a need that says nothing of place makes nearness only a mild preference."""
     w = weights
-    distance = _distance_memo(index, block)
-    memo: dict[Any, np.ndarray] = {}
+    distance = _distance_memo(index, block, shared)
+    memo: dict[Any, np.ndarray] = _memo(shared, ("proximity", weights), block)
 
     def decay(d: np.ndarray) -> np.ndarray:
         return np.where(np.isnan(d), 0.0, np.exp(-np.nan_to_num(d) / w.distance_scale_km))
@@ -256,9 +267,10 @@ def proximity(index: CatalogIndex, contexts: Sequence[QueryContext], block: Kind
     return out
 
 
-def region(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, weights: Weights) -> np.ndarray:
+def region(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, weights: Weights,
+           shared: Memo | None = None) -> np.ndarray:
     """1 for advisors who serve the asker's place or a place the need names (advisor searches only)."""
-    memo: dict[Place, np.ndarray] = {}
+    memo: dict[Place, np.ndarray] = _memo(shared, ("region", weights.town_radius_km), block)
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
     for r, ctx in enumerate(contexts):
         if ctx.task != "advisors":
@@ -271,9 +283,10 @@ def region(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlo
 
 
 # ----------------------------------------------------------------------------- structured
-def language(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock) -> np.ndarray:
+def language(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock,
+             shared: Memo | None = None) -> np.ndarray:
     """Share of the requested languages (asked for or named in the need) each candidate speaks."""
-    memo: dict[frozenset[str], np.ndarray] = {}
+    memo: dict[frozenset[str], np.ndarray] = _memo(shared, "language", block)
     out = np.zeros((len(contexts), block.size), dtype=np.float32)
     for r, ctx in enumerate(contexts):
         codes = frozenset(ctx.languages)
@@ -373,17 +386,18 @@ SIGNAL_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 
 
 def raw_signals(index: CatalogIndex, contexts: Sequence[QueryContext], block: KindBlock, masks: np.ndarray,
-                weights: Weights) -> dict[str, np.ndarray]:
-    """Every signal for every query and candidate: ``{signal: (queries, block rows)}``, in :data:`SIGNALS` order."""
-    collided = false_friends(index, contexts, block)
+                weights: Weights, shared: Memo | None = None) -> dict[str, np.ndarray]:
+    """Every signal for every query and candidate: ``{signal: (queries, block rows)}``, in :data:`SIGNALS` order.
+    ``shared``: memos kept across calls on the same index (a batch's blocks of requests; a dict, empty at first)."""
+    collided = false_friends(index, contexts, block, shared)
     lex = lexical(index, contexts, block, masks)
     return {
         "dense": dense(index, contexts, block, masks, weights, collided),
         "lexical": np.where(collided, np.minimum(lex, 0.0), lex).astype(np.float32),
         "domain": domain(index, contexts, block, masks),
-        "proximity": proximity(index, contexts, block, weights),
-        "region": region(index, contexts, block, weights),
-        "language": language(index, contexts, block),
+        "proximity": proximity(index, contexts, block, weights, shared),
+        "region": region(index, contexts, block, weights, shared),
+        "language": language(index, contexts, block, shared),
         "country": country(index, contexts, block, weights),
         "type_fit": type_fit(index, contexts, block, weights),
         "time_fit": time_fit(index, contexts, block),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import operator
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ _LOWER_CASE_WORDS = {"essen", "kamen", "siegen"}
 
 _WORD_START_RE = re.compile(r"(?<![\w-])(?=\w)")
 _WORD_CHAR_RE = re.compile(r"\w")
+_start = operator.methodcaller("start")
 _SIDES = {"west": "west", "ost": "east", "oest": "east", "nord": "north", "sued": "south",
           "western": "west", "eastern": "east", "northern": "north", "southern": "south"}
 _SIDE_RE = re.compile(r"\b(western|eastern|northern|southern|west|oest|ost|nord|sued)(?:lich\w*)?\s+$")
@@ -162,11 +164,14 @@ class Gazetteer:
         (the longest name at a word start, scanning on after it), by prefix lookups instead of
         trying ~1,500 alternatives at every position."""
         end = 0
-        for m in _WORD_START_RE.finditer(folded):
-            pos = m.start()
+        get = self._names_by_prefix.get
+        # most words begin no place name: drop them in one comprehension before the loop
+        starts = [(pos, names) for pos in map(_start, _WORD_START_RE.finditer(folded))
+                  if (names := get(folded[pos : pos + 3]))]
+        for pos, names in starts:
             if pos < end:
                 continue
-            for name in self._names_by_prefix.get(folded[pos : pos + 3], ()):
+            for name in names:
                 stop = pos + len(name)
                 if folded.startswith(name, pos) and not (stop < len(folded) and _WORD_CHAR_RE.match(folded, stop)):
                     yield pos, name
