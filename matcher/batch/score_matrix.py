@@ -187,7 +187,8 @@ def _score_block(m: Matcher, queries: list[Query], vectors: np.ndarray, as_of: d
     The caller fuses the signals (a forked worker returns only what cannot be recomputed cheaply)."""
     index = m.index_
     block = index.block("advisor")
-    contexts = prepare_queries(index, queries, m.embedder, m.weights_, as_of, text_vectors=vectors)
+    contexts = prepare_queries(index, queries, m.embedder, m.weights_, as_of, text_vectors=vectors,
+                               readings=shared.setdefault("readings", {}))
     masks = candidate_masks(index, contexts, block)
     raw = raw_signals(index, contexts, block, masks, m.weights_, shared)
     return raw, masks, distance_km(index, contexts, block, shared), contexts

@@ -103,13 +103,16 @@ def check_asker(query: Query, asker: Entity | None) -> None:
 
 
 def prepare_queries(index: CatalogIndex, queries: Sequence[Query], embedder: Embedder, weights: Weights,
-                    as_of: dt.date | None = None, text_vectors: np.ndarray | None = None) -> list[QueryContext]:
+                    as_of: dt.date | None = None, text_vectors: np.ndarray | None = None,
+                    readings: dict | None = None) -> list[QueryContext]:
     """Read ``queries`` against ``index``: one :class:`QueryContext` each.
 
     Args:
         as_of: the reference date (default: each query's own ``as_of``, else today).
         text_vectors: the need texts' embeddings when the caller has encoded them already
             (rows of queries without text are ignored); else they are encoded here, in one call.
+        readings: what was read from each distinct text (intent, places, countries), kept by the
+            caller across calls (a batch's blocks of requests); a dict, empty at first.
 
     Raises:
         UnknownEntityError: a ``from`` is not in the catalog.
@@ -132,16 +135,21 @@ def prepare_queries(index: CatalogIndex, queries: Sequence[Query], embedder: Emb
         char = lex.char_.transform(texts)
         word = lex.word_.transform(texts) if lex.word_ is not None else None
     position = {r: k for k, r in enumerate(need_rows)}
+    readings = {} if readings is None else readings
     return [_context(index, q, asker, needs[r], text_vectors[r] if q.text else None,
                      NeedVectors(char, word, position[r]) if char is not None and r in position else None,
-                     weights, as_of)
+                     weights, as_of, readings)
             for r, (q, asker) in enumerate(zip(queries, askers))]
 
 
 def _context(index: CatalogIndex, query: Query, asker: Entity | None, need: str, text_vector: np.ndarray | None,
-             need_vectors: NeedVectors | None, w: Weights, as_of: dt.date | None) -> QueryContext:
+             need_vectors: NeedVectors | None, w: Weights, as_of: dt.date | None, readings: dict) -> QueryContext:
     as_of = as_of or query.as_of or dt.date.today()
-    intent = parse_intent(query.text, as_of)
+    read = readings.get((query.text, as_of))
+    if read is None:   # requests of a batch repeat texts: each distinct one is read once
+        read = readings[(query.text, as_of)] = (parse_intent(query.text, as_of), index.gazetteer.mentions(query.text),
+                                                country_mentions(query.text) if query.text else None)
+    intent = read[0]
     if query.task == "partners" and not query.text and asker is not None:
         # the asker's profile is the need: whom it says it wants to work with is asked for
         asked = asked_types(asker.description)
@@ -152,12 +160,12 @@ def _context(index: CatalogIndex, query: Query, asker: Entity | None, need: str,
     origin = gazetteer.locate(query.city, query.lat, query.lon)
     if origin is None and asker_row is not None:
         origin = index.places[asker_row]
-    mentioned = gazetteer.mentions(query.text)
+    mentioned = list(read[1])
     if isinstance(asker, Event):
         # an event's announcement names its catchment area ("vom Niederrhein und aus dem Ruhrgebiet")
         mentioned += [p for p in gazetteer.mentions(asker.description) if p not in mentioned]
     if query.text:
-        countries = country_mentions(query.text)
+        countries = read[2]
     elif asker_row is not None:
         countries = index.countries[asker_row]
     else:

@@ -211,10 +211,7 @@ def country_mentions(text: str | None) -> tuple[frozenset[str], frozenset[str], 
     taken: list[tuple[int, int]] = []
     index, always = _prefix_index(), _literal_free()
     possible: set[int] = set(always) if any(h in folded for h in _REGION_HINTS) else set()
-    for prefix in set(_WORD_START_RE.findall(folded)):
-        hit = index.get(prefix)
-        if hit:
-            possible.update(hit)
+    possible.update(*filter(None, map(index.get, set(_WORD_START_RE.findall(folded)))))  # a C loop over the words
     patterns = _patterns()
     for i in sorted(possible):  # in the patterns' order: longest names first
         rx, codes, is_region, _ = patterns[i]
