@@ -253,6 +253,8 @@ def test_ranker_cv_command_reports_each_task_and_writes_a_ranker_evaluate_reads(
     assert report["tasks"] == [t for t, row in sorted(report["cv"].items()) if row["delta"] > 0]
     payload = json.loads(out.read_text(encoding="utf-8"))
     assert payload["version"] == report["ranker"] and payload["features"] == list(FEATURES)
+    assert payload["info"]["trained_on"] == [DEV_SET.resolve().name] and payload["info"]["cv"] == report["cv"]
+    assert payload["info"]["date"] == dt.date.today().isoformat()
     res = runner.invoke(cli, ["evaluate", "--data", str(DEV_SET), "--model", "use", "--ranker", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["ranker"] == report["ranker"]
@@ -281,3 +283,23 @@ def test_a_learned_ranker_gets_its_own_calibration_beside_the_hand_weights_one(d
         assert status == "" and model.coef == report.model.coef
     other = LinearRanker({"events": hand_coefficients(m.weights_)})
     assert load_confidence(m.model_id, m.weights_, path, other)[0] is None
+
+
+def test_the_shipped_default_is_learned_exactly_where_it_won_the_cross_validation_and_serves_without_a_file(
+        tmp_path, monkeypatch):
+    """`make ranker` rebuilds matcher/domain/data/ranker.json (and its calibration, tests/test_confidence.py)."""
+    from matcher.engine.ranker import shipped_ranker
+    from matcher.settings import ranker_file
+
+    ranker = shipped_ranker()
+    payload = json.loads(ranker_file().read_text(encoding="utf-8"))
+    assert isinstance(ranker, LinearRanker) and ranker.version == payload["version"]
+    info = payload["info"]
+    assert info["trained_on"] == ["dev", "trust"] and dt.date.fromisoformat(info["date"])
+    assert list(ranker.tasks) == sorted(t for t, row in info["cv"].items() if row["delta"] > 0)
+    assert set(info["cv"]) == {"advisors", "partners", "events", "invitations"}
+    # without the file, or with one for other features, the hand weights serve
+    monkeypatch.setenv("MATCHER_RANKER_FILE", str(tmp_path / "none.json"))
+    assert shipped_ranker() is HAND
+    (tmp_path / "old.json").write_text(json.dumps({**payload, "features": ["dense"]}), encoding="utf-8")
+    assert shipped_ranker(tmp_path / "old.json") is HAND

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -39,7 +40,11 @@ def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, as_json: 
     m = fitted_matcher(None, url, model, catalog=datasets[0].catalog)
     ranker, metrics = train_ranker(m, judged=datasets, folds=folds)
     if out:
-        Path(out).write_text(json.dumps(ranker.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        # what it was trained on travels with it (the shipped default, `make ranker`, is such a file)
+        payload = ranker.to_dict()
+        payload["info"] = {**payload["info"], "trained_on": names, "embedding_model": m.model_id,
+                           "date": dt.date.today().isoformat(), "folds": folds}
+        Path(out).write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     if as_json:
         click.echo(json.dumps({"model": m.model_id, "ranker": ranker.version, **metrics}, indent=2,
                               ensure_ascii=False))
