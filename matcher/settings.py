@@ -11,6 +11,7 @@ goes through these functions, so the CLI, the server and batch jobs agree:
 ``MATCHER_PLACES_FILE``   the curated gazetteer (default: the package's ``data/nrw_places.json``)
 ``MATCHER_FIELDS_FILE``   the fields of action (default: the package's ``data/fields_of_action.json``)
 ``MATCHER_CONFIDENCE_FILE`` the confidence calibration (default: the package's ``data/confidence.json``)
+``MATCHER_RANKER_FILE``   the shipped default ranker (default: the package's ``data/ranker.json``)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 DEFAULT_MODEL = "e5+use"  # multilingual-e5-small (4-bit) and USE multilingual v3, fused (see the model card)
 
 __all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "index_dir", "package_data",
-           "places_file", "fields_file", "confidence_file"]
+           "places_file", "fields_file", "confidence_file", "ranker_file"]
 
 
 def model_spec() -> str:
@@ -87,3 +88,9 @@ def confidence_file() -> Path:
     """The confidence calibration (``matcher calibrate`` writes it): ``MATCHER_CONFIDENCE_FILE`` or the
     package's ``confidence.json``."""
     return Path(os.environ.get("MATCHER_CONFIDENCE_FILE") or package_data("confidence.json"))
+
+
+def ranker_file() -> Path:
+    """The shipped default ranker (``make ranker`` writes it; it serves while the store has activated no
+    version): ``MATCHER_RANKER_FILE`` or the package's ``ranker.json``."""
+    return Path(os.environ.get("MATCHER_RANKER_FILE") or package_data("ranker.json"))

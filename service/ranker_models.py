@@ -11,7 +11,8 @@ from .models import _Request
 
 RankerVersionName = Annotated[str, StringConstraints(min_length=1, max_length=40,
                                                      pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"),
-                              Field(description="Name der Version („hand“: die von Hand gesetzten Gewichte)")]
+                              Field(description="Name der Version („default“: das mitgelieferte Modell; „hand“: die "
+                                                "von Hand gesetzten Gewichte)")]
 
 
 class RankerTrainRequest(_Request):
@@ -23,7 +24,7 @@ class RankerTrainRequest(_Request):
 
 
 class RankerActivateRequest(_Request):
-    """Eine gespeicherte Version aktivieren, die ihre Prüfung bestanden hat (oder „hand“)."""
+    """Eine gespeicherte Version aktivieren, die ihre Prüfung bestanden hat (oder „default“, „hand“)."""
 
     version: RankerVersionName
 

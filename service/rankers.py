@@ -56,7 +56,8 @@ def train() -> ResponseReturnValue:
 
 @bp.post("/activate")
 @documented("Gespeicherte Ranker-Version aktivieren", body=RankerActivateRequest, responses={200: ActivationOut},
-            description="Nur eine Version, die ihre Prüfung bestanden hat, oder „hand“ (409 sonst; 404: unbekannt).")
+            description="Nur eine Version, die ihre Prüfung bestanden hat, „default“ (das mitgelieferte Modell) "
+                        "oder „hand“ (409 sonst; 404: unbekannt).")
 def activate_version() -> ResponseReturnValue:
     req = parse_body(RankerActivateRequest)
     return jsonify(_activation(activate(get_store(), req.version)).model_dump(mode="json"))

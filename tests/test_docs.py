@@ -27,7 +27,7 @@ def test_every_setting_is_documented():
 
     text = _doc("operations.md")
     library = {"MATCHER_MODEL", "MATCHER_THREADS", "MATCHER_DATA_DIR", "MATCHER_DATABASE_URL", "MATCHER_PLACES_FILE",
-               "MATCHER_FIELDS_FILE", "MATCHER_CONFIDENCE_FILE"}
+               "MATCHER_FIELDS_FILE", "MATCHER_CONFIDENCE_FILE", "MATCHER_RANKER_FILE"}
     service = {f"MATCHER_{key}" for key in default_config()} - {"MATCHER_DATABASE_URL"}
     missing = sorted(name for name in library | service if f"`{name}`" not in text)
     assert not missing, f"docs/operations.md does not document {missing}"

@@ -253,6 +253,8 @@ def test_ranker_cv_command_reports_each_task_and_writes_a_ranker_evaluate_reads(
     assert report["tasks"] == [t for t, row in sorted(report["cv"].items()) if row["delta"] > 0]
     payload = json.loads(out.read_text(encoding="utf-8"))
     assert payload["version"] == report["ranker"] and payload["features"] == list(FEATURES)
+    assert payload["info"]["trained_on"] == [DEV_SET.resolve().name] and payload["info"]["cv"] == report["cv"]
+    assert payload["info"]["date"] == dt.date.today().isoformat()
     res = runner.invoke(cli, ["evaluate", "--data", str(DEV_SET), "--model", "use", "--ranker", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["ranker"] == report["ranker"]
@@ -281,3 +283,45 @@ def test_a_learned_ranker_gets_its_own_calibration_beside_the_hand_weights_one(d
         assert status == "" and model.coef == report.model.coef
     other = LinearRanker({"events": hand_coefficients(m.weights_)})
     assert load_confidence(m.model_id, m.weights_, path, other)[0] is None
+
+
+def test_the_shipped_default_is_learned_exactly_where_it_won_the_cross_validation_and_serves_without_a_file(
+        tmp_path, monkeypatch):
+    """`make ranker` rebuilds matcher/domain/data/ranker.json (and its calibration, tests/test_confidence.py)."""
+    from matcher.engine.ranker import shipped_ranker
+    from matcher.settings import ranker_file
+
+    ranker = shipped_ranker()
+    payload = json.loads(ranker_file().read_text(encoding="utf-8"))
+    assert isinstance(ranker, LinearRanker) and ranker.version == payload["version"]
+    info = payload["info"]
+    assert info["trained_on"] == ["dev", "trust"] and dt.date.fromisoformat(info["date"])
+    assert list(ranker.tasks) == sorted(t for t, row in info["cv"].items()
+                                        if row["delta"] > 0 and t not in info.get("hand_by_choice", ()))
+    assert ranker.tasks, "the shipped default learns nothing: ship no file instead"
+    assert set(info["cv"]) == {"advisors", "partners", "events", "invitations"}
+    # without the file, or with one for other features, the hand weights serve
+    monkeypatch.setenv("MATCHER_RANKER_FILE", str(tmp_path / "none.json"))
+    assert shipped_ranker() is HAND
+    (tmp_path / "old.json").write_text(json.dumps({**payload, "features": ["dense"]}), encoding="utf-8")
+    assert shipped_ranker(tmp_path / "old.json") is HAND
+
+
+@pytest.mark.numerics
+def test_the_shipped_default_keeps_the_designed_partner_and_invitation_cases(matcher):
+    """What the service serves must keep the designed cases that test_engine_behaviour checks with the hand weights
+    (a learned partner model brought the 'Fair Play' football club into this top 5: `make ranker` keeps partner
+    searches on the hand weights)."""
+    from matcher.batch.invitations import invitation_list
+    from matcher.engine.ranker import shipped_ranker
+
+    need = "Wer kann mit uns eine Aktion zum Fairen Handel und zu fair gehandelten Produkten machen?"
+    matcher.use_ranker(shipped_ranker())
+    try:
+        partners = matcher.rank(Query(task="partners", text=need, city="Gelsenkirchen"), k=5)
+        invited = invitation_list(matcher, "evt-113", 6, waitlist=2)
+    finally:
+        matcher.use_ranker(HAND)
+    assert "org-143" not in [r.entity_id for r in partners.results]
+    assert partners.ranker == shipped_ranker().version
+    assert invited.invitees and all(i.confidence is not None for i in invited.invitees)  # its own calibration

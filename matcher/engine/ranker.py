@@ -12,14 +12,21 @@ Both return what :func:`~matcher.engine.scoring.fuse` returns: each signal's con
 feature's term is attributed to the signal it comes from; an interaction half to each of its two) and
 the total, ``-inf`` outside the candidates. A ranker is a small JSON payload (:meth:`Ranker.to_dict`,
 :func:`ranker_from_dict`), which the store keeps per version.
+
+:func:`shipped_ranker` is the default the package ships (``matcher/domain/data/ranker.json``, made by
+``make ranker``: trained on the judged sets, learned only for the tasks where it beat the hand weights in
+query-level cross-validation); it serves while the store has activated no version.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -29,7 +36,9 @@ from matcher.engine.weights import SIGNALS, Weights
 from matcher.errors import ValidationError
 
 __all__ = ["FEATURES", "FEATURE_SIGNALS", "HAND", "HandRanker", "LinearRanker", "Ranker", "features",
-           "hand_coefficients", "ranker_from_dict"]
+           "hand_coefficients", "ranker_from_dict", "shipped_ranker"]
+
+log = logging.getLogger(__name__)
 
 # the structured signals (the text signals dense, lexical and domain are z-scored per query already)
 _STRUCTURED = ("proximity", "region", "language", "country", "type_fit", "time_fit", "capacity")
@@ -192,3 +201,22 @@ def ranker_from_dict(payload: Mapping[str, Any]) -> Ranker:
                               [{"field": "features"}])
     return LinearRanker(dict(payload.get("coefficients", {})), str(payload.get("version", "")),
                         dict(payload.get("info", {})))
+
+
+def shipped_ranker(path: str | Path | None = None) -> Ranker:
+    """The shipped default ranker: the file ``path`` (default :func:`matcher.settings.ranker_file`), or the hand
+    weights when there is none or it was trained for other features (logged: ``make ranker`` rebuilds it)."""
+    from matcher.settings import ranker_file
+
+    return _read_shipped(str(Path(path) if path is not None else ranker_file()))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_shipped(path: str) -> Ranker:
+    if not Path(path).is_file():
+        return HAND
+    try:
+        return ranker_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as exc:
+        log.warning("the shipped ranker %s cannot be read (%s); the hand weights serve", path, exc)
+        return HAND

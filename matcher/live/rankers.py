@@ -37,14 +37,14 @@ from matcher.domain.formatting import decimal
 from matcher.domain.messages import quoted
 from matcher.domain.schema import Query
 from matcher.engine.matcher import Matcher
-from matcher.engine.ranker import FEATURES, HAND, Ranker, ranker_from_dict
+from matcher.engine.ranker import FEATURES, HAND, Ranker, ranker_from_dict, shipped_ranker
 from matcher.engine.scoring import score_contexts
 from matcher.engine.weights import TASK_KIND, TASK_KINDS
 from matcher.errors import ConflictError, MatcherError
 from matcher.evaluation.judged import Dataset, evaluate, matcher_ranker
 from matcher.learning import FeedbackEvent, estimate_propensities, impressions, train_ranker
 from matcher.learning.feedback import CLICKS, Propensities
-from matcher.store import HAND_VERSION, Activation, Store
+from matcher.store import DEFAULT_VERSION, HAND_VERSION, Activation, Store
 
 __all__ = ["MIN_CLICKS", "RECENT_DAYS", "GateVerdict", "TrainReport", "activate", "code_commit", "consider",
            "feedback_events", "fit_judged", "gate", "ips_dcg", "judged_ndcg", "ranker_of", "rollback", "train_version"]
@@ -101,13 +101,16 @@ def code_commit() -> str:
 
 
 def ranker_of(store: Store, version: str) -> Ranker:
-    """The ranker of a stored version (``"hand"``: the hand weights).
+    """The ranker of a stored version (``"hand"``: the hand weights; ``"default"``: the shipped default,
+    :func:`~matcher.engine.ranker.shipped_ranker`).
 
     Raises:
         UnknownEntityError: no such version. ValidationError: its payload is for other features.
     """
     if version == HAND_VERSION:
         return HAND
+    if version == DEFAULT_VERSION:
+        return shipped_ranker()
     return ranker_from_dict(store.rankers.get(version).payload)
 
 
@@ -269,12 +272,13 @@ def consider(store: Store, matcher: Matcher, ranker: Ranker, metrics: dict[str, 
 
 
 def activate(store: Store, version: str) -> Activation:
-    """Serve a stored version again that passed its gate when it was trained, or the hand weights.
+    """Serve a stored version again that passed its gate when it was trained, the shipped default or the hand
+    weights.
 
     Raises:
         UnknownEntityError: no such version. ConflictError: it did not pass its gate (it never serves).
     """
-    if version != HAND_VERSION:
+    if version not in (HAND_VERSION, DEFAULT_VERSION):
         stored = store.rankers.get(version)
         if not (stored.metrics.get("gate") or {}).get("passed"):
             raise ConflictError(f"Die Ranker-Version {quoted(version)} hat die Prüfung gegen die damals aktive "

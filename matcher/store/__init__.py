@@ -58,7 +58,7 @@ from matcher.store.erasure import delete_entity
 from matcher.store.invitation_history import InvitationHistory
 from matcher.store.job_store import Job, JobStore
 from matcher.store.keys import ROLES, ApiKey, ApiKeys
-from matcher.store.rankers import HAND_VERSION, Activation, RankerVersion, RankerVersions
+from matcher.store.rankers import DEFAULT_VERSION, HAND_VERSION, Activation, RankerVersion, RankerVersions
 from matcher.store.tables import (
     api_keys,
     audit_log,
@@ -79,6 +79,7 @@ from matcher.store.vectors import StoreVectorCache
 
 __all__ = [
     "ERASED_PREFIX",
+    "DEFAULT_VERSION",
     "HAND_VERSION",
     "OUTCOMES",
     "ROLES",

@@ -3,7 +3,8 @@
 Each version is stored with its payload (the ranker as :meth:`to_dict` gives it), its feature names,
 its metrics (training and the gate's verdict), the window of feedback it was trained on and the commit
 of the code that trained it. Which ranker serves is the newest row of ``ranker_activations`` (the
-version ``"hand"`` for the hand weights, also when no row exists): one serves at a time, and the rows
+version ``"default"`` for the ranker the package ships, also when no row exists; ``"hand"`` for the hand
+weights): one serves at a time, and the rows
 before it are the history that :meth:`RankerVersions.rollback` walks back. Replicas read the newest
 activation id (one indexed row, beside the catalog version) and swap their ranker when it moves.
 """
@@ -21,9 +22,11 @@ from matcher.errors import ConflictError, UnknownEntityError
 from matcher.store.db import Database, now, utc
 from matcher.store.tables import ranker_activations, ranker_versions
 
-__all__ = ["HAND_VERSION", "Activation", "RankerVersion", "RankerVersions"]
+__all__ = ["DEFAULT_VERSION", "HAND_VERSION", "RESERVED", "Activation", "RankerVersion", "RankerVersions"]
 
-HAND_VERSION = "hand"
+HAND_VERSION = "hand"          # the hand weights
+DEFAULT_VERSION = "default"    # the ranker the package ships (matcher.engine.ranker.shipped_ranker)
+RESERVED = (DEFAULT_VERSION, HAND_VERSION)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class RankerVersion:
 
 @dataclass(frozen=True)
 class Activation:
-    """One entry of the activation history; ``id`` 0: nothing was ever activated (the hand weights serve)."""
+    """One entry of the activation history; ``id`` 0: nothing was ever activated (the shipped default serves)."""
 
     id: int
     version: str
@@ -59,8 +62,9 @@ class RankerVersions:
     def add(self, version: str, payload: dict[str, Any], *, features: list[str], metrics: dict[str, Any],
             commit: str, window_start: dt.datetime | None = None, window_end: dt.datetime | None = None) -> None:
         """Store a new version (not yet serving). Raises :class:`ConflictError` when the name is taken."""
-        if version == HAND_VERSION:
-            raise ConflictError(f"Der Name {quoted(HAND_VERSION)} steht für die Handgewichte")
+        if version in RESERVED:
+            raise ConflictError(f"Der Name {quoted(version)} steht für "
+                                f"{'die Handgewichte' if version == HAND_VERSION else 'das mitgelieferte Modell'}")
         with self.db.write() as conn:
             if conn.scalar(select(ranker_versions.c.version).where(ranker_versions.c.version == version)):
                 raise ConflictError(f"Die Ranker-Version {quoted(version)} gibt es schon")
@@ -90,7 +94,7 @@ class RankerVersions:
         return [_version(r) for r in rows]
 
     def active(self) -> Activation:
-        """The activation that serves now (``Activation(0, "hand", …)`` when none was ever made)."""
+        """The activation that serves now (``Activation(0, "default", …)`` when none was ever made)."""
         with self.db.read() as conn:
             return self._active(conn)
 
@@ -98,7 +102,7 @@ class RankerVersions:
     def _active(conn: Connection) -> Activation:
         row = conn.execute(select(ranker_activations).order_by(ranker_activations.c.id.desc()).limit(1)).first()
         if row is None:
-            return Activation(0, HAND_VERSION, "", None)
+            return Activation(0, DEFAULT_VERSION, "", None)
         return Activation(row.id, row.version, row.reason, utc(row.created_at))
 
     def active_id(self) -> int:
@@ -114,12 +118,12 @@ class RankerVersions:
         return [Activation(r.id, r.version, r.reason, utc(r.created_at)) for r in rows]
 
     def activate(self, version: str, reason: str = "activated") -> Activation:
-        """Make ``version`` (or ``"hand"``) the serving ranker. Raises :class:`UnknownEntityError`."""
+        """Make ``version`` (or ``"default"``, ``"hand"``) the serving ranker. Raises :class:`UnknownEntityError`."""
         with self.db.write() as conn:
             return self._activate(conn, version, reason)
 
     def _activate(self, conn: Connection, version: str, reason: str) -> Activation:
-        if version != HAND_VERSION and conn.scalar(
+        if version not in RESERVED and conn.scalar(
                 select(ranker_versions.c.version).where(ranker_versions.c.version == version)) is None:
             raise UnknownEntityError(f"Unbekannte Ranker-Version {quoted(version)}",
                                      [{"field": "version", "value": version}])
@@ -148,7 +152,7 @@ class RankerVersions:
             if not stack:
                 raise ConflictError("Es gibt keine frühere Ranker-Version, zu der zurückgekehrt werden kann")
             stack.pop()
-            return self._activate(conn, stack[-1] if stack else HAND_VERSION, "rollback")
+            return self._activate(conn, stack[-1] if stack else DEFAULT_VERSION, "rollback")
 
     def delete_all(self) -> None:
         """Forget every version and activation (tests)."""
