@@ -84,6 +84,24 @@ def test_unknown_model_is_named_on_the_command_line(small_set):
     assert proc.returncode == 2 and "gpt-9" in proc.stderr and "minilm" in proc.stderr
 
 
+def test_rank_answers_with_the_ranker_the_stores_servers_serve(runner, tmp_path):
+    """`matcher rank` answers as the API does: with the store's active ranker version, else the shipped
+    default, and names it in the model field as the API does."""
+    from matcher.engine.ranker import shipped_ranker
+
+    db = ["--database", f"sqlite:///{tmp_path / 'store.db'}"]
+    assert runner.invoke(cli, ["db", "upgrade", *db]).exit_code == 0
+    args = ["rank", "--catalog", str(FIXTURES / "catalog.jsonl"), "--task", "advisors", "--text",
+            "Faire Beschaffung von Einsatzkleidung", "--city", "Bottrop", "-k", "3", "--json", *db]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["model"].endswith("/" + shipped_ranker().version)
+    assert runner.invoke(cli, ["ranker", "activate", "hand", *db]).exit_code == 0
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["model"].endswith("/hand")
+
+
 def test_rank_answers_one_query_with_reasons(runner):
     res = runner.invoke(cli, ["rank", "--catalog", str(FIXTURES / "catalog.jsonl"), "--task", "advisors",
                               "--text", "Faire Beschaffung von Einsatzkleidung", "--city", "Bottrop", "-k", "3",

@@ -88,7 +88,7 @@ def invite(event_id: str, size: int, quotas: tuple[str, ...], max_per_city: int 
 
     exposure = ExposurePolicy(exposure_penalty, exposure_days)
     try:
-        m = fitted_matcher(catalog_file, url, model)
+        m = fitted_matcher(catalog_file, url, model, serving_ranker=True)
         if history_file:
             history = read_history(history_file)
         elif catalog_file is None:  # the store's recorded invitations, as the server's jobs read them
@@ -153,7 +153,7 @@ def assign(requests_file: str, alternates: int, allow_partial: bool, as_of: dt.d
 
     try:
         requests = load_requests(requests_file)
-        m = fitted_matcher(catalog_file, url, model)
+        m = fitted_matcher(catalog_file, url, model, serving_ranker=True)
         with progress_bar("Zuordnung") as progress:
             result = assign_advisors(m, requests, k_alternates=alternates, allow_partial=allow_partial,
                                      as_of=as_of, workers=workers, progress=progress)

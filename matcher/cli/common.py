@@ -24,6 +24,7 @@ from matcher.errors import MatcherError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matcher.engine.matcher import Matcher
+    from matcher.engine.ranker import Ranker
     from matcher.store import Store
     from matcher.text.gazetteer import Gazetteer, Place
 
@@ -85,8 +86,13 @@ def _load_weights(weights_file: str | None) -> Any:
 
 
 def fitted_matcher(catalog_file: str | None, url: str | None, model: str | None, *,
-                   catalog: Sequence[Any] | None = None, weights_file: str | None = None) -> Matcher:
+                   catalog: Sequence[Any] | None = None, weights_file: str | None = None,
+                   serving_ranker: bool = False) -> Matcher:
     """The engine fitted on the store's catalog, or on ``catalog_file`` / ``catalog`` if given.
+
+    ``serving_ranker``: rank with the ranker the store's servers serve (its active version, else the
+    shipped default; :mod:`matcher.live.rankers`), so a command answers as the API does; otherwise (the
+    measuring commands) with the hand weights unless told otherwise.
 
     Raises:
         StoreError: the store is not set up; ValidationError: the store's catalog is empty.
@@ -108,9 +114,24 @@ def fitted_matcher(catalog_file: str | None, url: str | None, model: str | None,
             raise ValidationError(f"Der Katalog in {store.location} ist leer: zuerst `matcher load DATEI` ausführen "
                                   "oder `--catalog DATEI` angeben")
     embedder = StoreBackedEmbedder(make_embedder(model or model_spec(), threads=threads()), store)
-    matcher = Matcher(embedder, weights=_load_weights(weights_file), progress=sys.stderr.isatty())
+    matcher = Matcher(embedder, weights=_load_weights(weights_file), progress=sys.stderr.isatty(),
+                      ranker=_serving_ranker(store) if serving_ranker else None)
     with embedder.persisting():  # catalog vectors go to the store's cache, as the server's do
         return matcher.fit(catalog)
+
+
+def _serving_ranker(store: Store) -> Ranker:
+    """The ranker the store's servers serve; the hand weights, with a note, if it cannot be read."""
+    from matcher.engine.ranker import HAND
+    from matcher.live.rankers import ranker_of
+
+    active = store.rankers.active()
+    try:
+        return ranker_of(store, active.version)
+    except MatcherError as exc:
+        click.echo(f"Hinweis: die Rangfolge {active.version} ist nicht lesbar ({exc.message}); es gelten die "
+                   "Handgewichte.", err=True)
+        return HAND
 
 
 def require_place(gazetteer: Gazetteer, name: str, option_name: str = "--city") -> Place:

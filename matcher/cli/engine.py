@@ -64,7 +64,7 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
         raise ValidationError("Ungültige Anfrage; siehe unten", validation_details(exc)) from None
     if city:
         require_place(default_gazetteer(), city)  # before the fit: a typo costs no model load
-    m = fitted_matcher(catalog_file, url, model)
+    m = fitted_matcher(catalog_file, url, model, serving_ranker=True)
     if task == "programmes":
         _programmes(m, query, k, lang, as_json)
         return
@@ -73,7 +73,8 @@ def rank(task: str, text: str | None, from_: str | None, city: str | None, langu
         out = [{"rank": r.rank, "id": r.entity_id, "name": r.entity.name, "score": round(r.score, 4),
                 "confidence": r.confidence, "strength": r.strength, "strength_label": r.strength_label,
                 "explanation": r.explanation.as_dict()} for r in ranking.results]
-        click.echo(json.dumps({"model": ranking.model_id, "assessment": ranking.assessment.as_dict(), "results": out},
+        click.echo(json.dumps({"model": f"{ranking.model_id}/{ranking.ranker}",   # as the API's: model/ranker
+                               "assessment": ranking.assessment.as_dict(), "results": out},
                               indent=2, ensure_ascii=False, default=str))
         return
     if not ranking.results:
