@@ -79,7 +79,7 @@ def test_a_restart_reads_the_index_and_a_stale_one_is_rebuilt_not_used(tmp_path,
     second.wait_for_index_file()
     assert version == store.catalog_version() and not second.loaded_from_file_
     assert "adv-index-file" in refitted.index_.row
-    scratch = Matcher(fast_embedder).fit(store.snapshot()[1])
+    scratch = Matcher(fast_embedder, ranker=refitted.ranker_).fit(store.snapshot()[1])   # the ranker it serves
     _same_rankings(refitted, scratch)
     # and a start now reads the new version's file (the refit wrote it), never the old one
     third = _live(store, fast_embedder, index_dir)
@@ -106,7 +106,7 @@ def test_two_replicas_on_postgresql_start_from_one_index_and_refit_incrementally
         live.wait_for_index_file()
         assert version == store_a.catalog_version()
         assert matcher.rank(q, k=3, as_of=AS_OF).results[0].entity_id == "adv-index-file"
-    _same_rankings(b.matcher_, Matcher(fast_embedder).fit(store_a.snapshot()[1]))
+    _same_rankings(b.matcher_, Matcher(fast_embedder, ranker=b.matcher_.ranker_).fit(store_a.snapshot()[1]))
     store_a.close(), store_b.close()
 
 

@@ -303,7 +303,8 @@ def test_page_shows_the_start_with_its_progress_and_the_search_once_ready(browse
         status = page.get_by_role("status")
         assert status.inner_text().startswith("Der Dienst startet")
         # polled every two seconds: the line follows the start into the encoding, with the bar beside it
-        status.filter(has_text=re.compile(r"Profile werden kodiert: \d+ von 1\.\d{3}")).wait_for(timeout=60_000)
+        # (the model loads first: up to a minute or two on a loaded 2-core machine)
+        status.filter(has_text=re.compile(r"Profile werden kodiert: \d+ von 1\.\d{3}")).wait_for(timeout=180_000)
         assert page.locator("#start-progress").is_visible()
         page.screenshot(path=str(ARTIFACTS / "web-starting.png"))
         results = Axe().run(page, options=WCAG_AA)

@@ -93,7 +93,10 @@ class JobProcess:
             except OSError:
                 answer = ""
             if not answer:
-                code = proc.poll()
+                try:   # its output closed: wait for the exit itself (poll() can still say None right then)
+                    code = proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = None
                 self._proc = None
                 raise JobProcessError(f"Der Hilfsprozess für Aufträge hat sich beendet (Status {code}); der "
                                       "Auftrag wurde nicht ausgeführt. Bitte erneut senden; bleibt es dabei, das "
