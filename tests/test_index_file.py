@@ -110,25 +110,30 @@ def test_two_replicas_on_postgresql_start_from_one_index_and_refit_incrementally
     store_a.close(), store_b.close()
 
 
+def _encode_concurrently(batcher: MicroBatcher, texts: list[str], clients: int = 8) -> np.ndarray:
+    """Each text encoded alone by one of ``clients`` threads that start together; the vectors in order."""
+    got: dict[int, np.ndarray] = {}
+    start = threading.Barrier(clients)
+
+    def client(k: int) -> None:
+        start.wait()
+        for i in range(k, len(texts), clients):
+            got[i] = batcher.encode([texts[i]], "query")[0]
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return np.vstack([got[i] for i in range(len(texts))])
+
+
 @pytest.mark.numerics
 def test_concurrent_encodes_batched_together_equal_one_at_a_time(fast_embedder, catalog):
     texts = [e.description for e in catalog[:24]]
     want = fast_embedder.embedder.encode(texts, "query")
     batcher = MicroBatcher(fast_embedder.embedder, window=0.01)
-    got: dict[int, np.ndarray] = {}
-    start = threading.Barrier(8)
-
-    def client(k: int) -> None:
-        start.wait()
-        for i in range(k, len(texts), 8):
-            got[i] = batcher.encode([texts[i]], "query")[0]
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    np.testing.assert_allclose(np.vstack([got[i] for i in range(len(texts))]), want, atol=1e-5)
+    np.testing.assert_allclose(_encode_concurrently(batcher, texts), want, atol=1e-5)
     assert batcher.passes < len(texts) and batcher.batched_calls > 0   # calls really went through together
     # several texts of one call, and an error reaching every caller of its pass
     np.testing.assert_allclose(batcher.encode(texts[:3], "query"), want[:3], atol=1e-5)
@@ -145,18 +150,5 @@ def test_the_default_model_runs_two_passes_at_once_with_the_same_vectors(default
     want = np.vstack([model.encode([t], "query") for t in texts])
     batcher = MicroBatcher(model, window=0.005)
     assert batcher.lanes == 2
-    got: dict[int, np.ndarray] = {}
-    start = threading.Barrier(8)
-
-    def client(k: int) -> None:
-        start.wait()
-        for i in range(k, len(texts), 8):
-            got[i] = batcher.encode([texts[i]], "query")[0]
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    np.testing.assert_allclose(np.vstack([got[i] for i in range(len(texts))]), want, atol=1e-5)
+    np.testing.assert_allclose(_encode_concurrently(batcher, texts), want, atol=1e-5)
     assert batcher.passes < len(texts)   # calls went through together
