@@ -206,8 +206,12 @@ def test_calibrate_command_fits_measures_and_writes_without_touching_other_model
     saved = json.loads(out.read_text())["models"]
     assert set(saved) == {"other-model", report["model_id"]}
     assert saved[report["model_id"]]["fitted_on"]["queries"] == 40
+    # `rank` ranks with the store's serving ranker: on a store serving the hand weights, the file's fit applies
+    db = ["--database", f"sqlite:///{tmp_path / 'store.db'}"]
+    assert runner.invoke(cli, ["db", "upgrade", *db]).exit_code == 0
+    assert runner.invoke(cli, ["ranker", "activate", "hand", *db]).exit_code == 0
     res = runner.invoke(cli, ["rank", "--catalog", str(FIXTURES / "catalog.jsonl"), "--model", "use",
-                              "--task", "advisors", "--text", "Hilfe", "--city", "Essen", "-k", "3"],
+                              "--task", "advisors", "--text", "Hilfe", "--city", "Essen", "-k", "3", *db],
                         env={"MATCHER_CONFIDENCE_FILE": str(out)})
     assert res.exit_code == 0, res.output
     assert any(label in res.output for label in LABELS)

@@ -287,7 +287,10 @@ def test_page_shows_the_start_with_its_progress_and_the_search_once_ready(browse
     store.upsert_entities(load_catalog(ROOT / "fixtures" / "catalog.jsonl"))
     store.close()
     server = ServerProcess(f"http://127.0.0.1:{free_port()}", url, tmp_path / "server.log",
-                           MATCHER_START_IN_BACKGROUND="true", MATCHER_OPEN_RECOMMENDATIONS="true").spawn()
+                           MATCHER_START_IN_BACKGROUND="true", MATCHER_OPEN_RECOMMENDATIONS="true",
+                           # the default model: its encoding stage lasts long enough for the page's 2-second
+                           # polls to see it (the fast USE model now encodes the demo catalog in ~5 s)
+                           MATCHER_MODEL="e5+use").spawn()
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
     try:
         deadline = time.monotonic() + 60
