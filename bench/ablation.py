@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 from matcher.engine.matcher import SIGNALS, Matcher, Weights
-from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
+from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker, reference_date
 from matcher.settings import model_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ds = load_dataset(args.data)
     embedder = CachedEmbedder(make_embedder(args.model or model_spec()), SQLiteVectorCache(CACHE))
     matcher = Matcher(embedder).fit(ds.catalog)
-    as_of = min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
+    as_of = reference_date(ds)
     full = Weights()
     tasks = ("advisors", "partners", "events", "invitations")
     print(f"model: {embedder.model_id}; data: {args.data}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from matcher.engine.embedding import CachedEmbedder, SQLiteVectorCache, make_embedder
 from matcher.engine.matcher import TASK_KIND, Matcher
-from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker
+from matcher.evaluation.judged import evaluate, load_dataset, matcher_ranker, reference_date
 from matcher.text.profile import profile_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def dev_quality(model: str, data: Path = DEV) -> dict:
 
     ds = load_dataset(data)
     embedder = CachedEmbedder(make_embedder(model), SQLiteVectorCache(CACHE))
-    as_of = min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
+    as_of = reference_date(ds)
     ours = evaluate(matcher_ranker(Matcher(embedder).fit(ds.catalog), as_of=as_of), ds)
 
     ids = [e.id for e in ds.catalog]

@@ -146,7 +146,7 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
              ablate: str | None, ranker_file: str | None, url: str | None, model: str | None) -> None:
     """nDCG@10, MRR@10 und Recall@10 je Aufgabe und insgesamt auf einem beurteilten Datensatz."""
     from matcher.evaluation.judged import evaluate as run_evaluation
-    from matcher.evaluation.judged import load_dataset, matcher_ranker
+    from matcher.evaluation.judged import load_dataset, matcher_ranker, reference_date
 
     ds = load_dataset(data_dir)
     m = fitted_matcher(None, url, model, catalog=ds.catalog, weights_file=weights_file)
@@ -156,7 +156,7 @@ def evaluate(data_dir: str, run_out: str | None, as_json: bool, weights_file: st
         from matcher.engine.ranker import ranker_from_dict
 
         m.use_ranker(ranker_from_dict(_read_json(ranker_file, "Rangfolge-Modell")))
-    ref = as_of or min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
+    ref = as_of or reference_date(ds)
     report = run_evaluation(matcher_ranker(m, as_of=ref), ds)
     if run_out:
         with open(run_out, "w", encoding="utf-8") as fh:

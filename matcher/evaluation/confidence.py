@@ -34,7 +34,7 @@ from matcher.engine.confidence import (
 )
 from matcher.engine.similarity import top_k
 from matcher.errors import ValidationError
-from matcher.evaluation.judged import Dataset, evaluate
+from matcher.evaluation.judged import Dataset, evaluate, reference_date
 from matcher.evaluation.metrics import RELEVANT_GRADE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,7 +84,7 @@ def collect(matcher: Matcher, dataset: Dataset, k: int = 10, as_of: dt.date | No
     """
     name = name or dataset.path.name
     if as_of is None:
-        as_of = min((e.date for e in dataset.catalog if getattr(e, "date", None)), default=None)
+        as_of = reference_date(dataset)
     xs, grades, groups, ranks_of, best_grade = [], [], [], [], {}
     asked = iter(range(1, len(dataset.queries) + 1))
 

@@ -21,7 +21,8 @@ from matcher.programmes.matching import match_programmes, ranked_ids
 # an optional fourth file of a judged set: which kinds its judges considered per task
 KINDS_FILE = "kinds.json"
 
-__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "candidate_kinds", "has_fit", "judged_queries"]
+__all__ = ["Dataset", "load_dataset", "evaluate", "EvaluationReport", "candidate_kinds", "has_fit", "judged_queries",
+           "reference_date"]
 
 
 @dataclass
@@ -94,6 +95,11 @@ def _mean(rows: list[dict[str, float]], no_fit: int) -> dict[str, float]:
 def has_fit(grades: dict[str, int]) -> bool:
     """Whether a query's judgements name at least one fitting entity (grade ≥ 2, as MRR and recall count)."""
     return any(g >= RELEVANT_GRADE for g in grades.values())
+
+
+def reference_date(dataset: Dataset) -> dt.date | None:
+    """The day a judged set is ranked as of: its earliest event (events before it are past)."""
+    return min((e.date for e in dataset.catalog if getattr(e, "date", None)), default=None)
 
 
 def candidate_kinds(dataset: Dataset, task: str) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ from matcher.engine.ranker import FEATURES, HAND, LinearRanker, Ranker, features
 from matcher.engine.scoring import score_contexts
 from matcher.engine.similarity import top_k
 from matcher.engine.weights import TASK_KIND, TASK_KINDS, Weights
-from matcher.evaluation.judged import Dataset, evaluate, has_fit, judged_queries, matcher_ranker
+from matcher.evaluation.judged import Dataset, evaluate, has_fit, judged_queries, matcher_ranker, reference_date
 from matcher.evaluation.metrics import ndcg_at_k
 from matcher.learning.feedback import FeedbackEvent, Impression, Propensities, estimate_propensities, impressions
 
@@ -292,11 +292,6 @@ def select_l2(queries: Sequence[QueryFeatures], weights: Weights | None = None, 
             beta = fit_coefficients(pairs, weights, l2)
             found[l2] += [_ndcg(queries[i], beta) for i in test_idx]
     return max(grid, key=lambda l2: (float(np.mean(found[l2])), l2))
-
-
-def reference_date(dataset: Dataset) -> dt.date | None:
-    """The day a judged set is ranked as of (its earliest event, as ``matcher evaluate`` does)."""
-    return min((e.date for e in dataset.catalog if getattr(e, "date", None)), default=None)
 
 
 def cross_validate(matchers: Sequence[tuple[Matcher, Dataset]], *, folds: int = FOLDS, l2: float | None = None,

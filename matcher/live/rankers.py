@@ -41,7 +41,7 @@ from matcher.engine.ranker import FEATURES, HAND, Ranker, ranker_from_dict, ship
 from matcher.engine.scoring import score_contexts
 from matcher.engine.weights import TASK_KIND, TASK_KINDS
 from matcher.errors import ConflictError, MatcherError
-from matcher.evaluation.judged import Dataset, evaluate, matcher_ranker
+from matcher.evaluation.judged import Dataset, evaluate, matcher_ranker, reference_date
 from matcher.learning import FeedbackEvent, estimate_propensities, impressions, train_ranker
 from matcher.learning.feedback import CLICKS, Propensities
 from matcher.store import DEFAULT_VERSION, HAND_VERSION, Activation, Store
@@ -129,8 +129,7 @@ def judged_ndcg(matchers: Sequence[tuple[Matcher, Dataset]], ranker: Ranker) -> 
         previous = m.ranker_
         try:
             m.use_ranker(ranker)
-            ref = min((e.date for e in ds.catalog if getattr(e, "date", None)), default=None)
-            report = evaluate(matcher_ranker(m, as_of=ref), ds)
+            report = evaluate(matcher_ranker(m, as_of=reference_date(ds)), ds)
         finally:
             m.use_ranker(previous)
         no_fit = {q for ids in report.no_fit.values() for q in ids}
