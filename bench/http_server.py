@@ -91,6 +91,7 @@ class BenchServer:
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
              "--threads", str(self.threads), "--timeout", "1800", "service.wsgi:app"],
             cwd=ROOT, env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        ready: set[int] = set()
         try:
             while True:
                 if self.proc.poll() is not None:
@@ -98,11 +99,13 @@ class BenchServer:
                 if time.monotonic() - started > self.timeout:
                     raise RuntimeError(f"server not ready after {self.timeout:.0f} s: see {self.log}")
                 try:
-                    # several workers: ready when many fresh connections in a row (spread over the
-                    # workers by the kernel) all find a ready worker
-                    if all(requests.get(f"{self.base}/readyz", timeout=5).status_code == 200
-                           for _ in range(1 if self.workers == 1 else 30)):
-                        break
+                    # ready when every worker has answered 200 (each answer names its process: a loading
+                    # worker seldom wins a connection, so 200s in a row from one ready worker said little)
+                    answer = requests.get(f"{self.base}/readyz", timeout=5)
+                    if answer.status_code == 200:
+                        ready.add(answer.json()["worker"])
+                        if len(ready) >= self.workers:
+                            break
                 except requests.RequestException:
                     pass
                 time.sleep(0.05)

@@ -4,6 +4,7 @@ and the 503 "starting" answer (JSON, or a German page for ``/``) while the servi
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -55,7 +56,7 @@ def readyz() -> ResponseReturnValue:
     version, matcher = live.state_
     return jsonify(ReadyOut(status="ready", catalog_version=version, stored_catalog_version=stored,
                             entities=len(matcher.entities_), model=matcher.model_id,
-                            schema_revision=revision).model_dump())
+                            schema_revision=revision, worker=os.getpid()).model_dump())
 
 
 @bp.get("/metrics")

@@ -343,6 +343,8 @@ class ReadyOut(BaseModel):
     entities: int
     model: str
     schema_revision: str | None
+    worker: int = Field(description="Prozessnummer des antwortenden Server-Prozesses (bei mehreren Workern: "
+                                    "welcher bereit ist)")
 
 
 class ErrorBody(BaseModel):
