@@ -111,6 +111,31 @@ def test_common_names_of_actor_types(text, wanted):
     assert parse_intent(text).org_types == (wanted,)
 
 
+@pytest.mark.parametrize("text", [
+    "Wir suchen Partner, um den Wiederaufbau von Schulen in unserer Partnerstadt zu unterstützen.",
+    "Unsere Jugendlichen möchten Workshops zu globalen Themen an Schulen anbieten.",
+    "Neben den Verwaltungen möchten wir Gruppen einladen, die über Rohstoffabbau berichten können.",
+    "We want to give talks at schools about girls' education.",
+])
+def test_an_actor_type_named_as_the_object_of_the_work_is_not_asked_for(text):
+    assert parse_intent(text).org_types == ()
+    assert parse_intent(text, task="partners").org_types == ()
+
+
+def test_the_audience_of_a_partner_search_is_not_asked_for_but_an_events_is():
+    need = "Wir möchten ein festes Bildungsangebot für Schulen und Erwachsenenbildung machen."
+    assert parse_intent(need, task="partners").org_types == ()
+    assert parse_intent(need, task="invitations").org_types == ("institution",)
+    assert parse_intent("Eine Werkstatt für Migrantenorganisationen", task="events").org_types == (
+        "migrant_organisation",)
+
+
+def test_a_later_mention_of_a_type_still_asks_for_it():
+    i = parse_intent("Für den Wiederaufbau von Schulen suchen wir Schulen aus Köln.", task="partners")
+    assert i.org_types == ("institution",)
+    assert parse_intent("zusammen mit der Stadtverwaltung", task="partners").org_types == ("municipal_office",)
+
+
 @pytest.mark.parametrize("text, window", [
     ("an event in the first half of 2027", (dt.date(2027, 1, 1), dt.date(2027, 6, 30))),
     ("in der zweiten Jahreshälfte 2027", (dt.date(2027, 7, 1), dt.date(2027, 12, 31))),

@@ -145,10 +145,11 @@ def prepare_queries(index: CatalogIndex, queries: Sequence[Query], embedder: Emb
 def _context(index: CatalogIndex, query: Query, asker: Entity | None, need: str, text_vector: np.ndarray | None,
              need_vectors: NeedVectors | None, w: Weights, as_of: dt.date | None, readings: dict) -> QueryContext:
     as_of = as_of or query.as_of or dt.date.today()
-    read = readings.get((query.text, as_of))
+    read = readings.get((query.text, as_of, query.task))
     if read is None:   # requests of a batch repeat texts: each distinct one is read once
-        read = readings[(query.text, as_of)] = (parse_intent(query.text, as_of), index.gazetteer.mentions(query.text),
-                                                country_mentions(query.text) if query.text else None)
+        read = readings[(query.text, as_of, query.task)] = (parse_intent(query.text, as_of, query.task),
+                                                            index.gazetteer.mentions(query.text),
+                                                            country_mentions(query.text) if query.text else None)
     intent = read[0]
     if query.task == "partners" and not query.text and asker is not None:
         # the asker's profile is the need: whom it says it wants to work with is asked for

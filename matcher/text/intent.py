@@ -306,8 +306,40 @@ def _window(text: str, as_of: dt.date) -> tuple[tuple[dt.date, dt.date] | None, 
     return None, None
 
 
-def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
+# a type named as the object of the work, not as whom it is asked of: "Wiederaufbau von Schulen",
+# "Projekttage an Schulen", "neben den Verwaltungen" (they come anyway), "talks at schools"; an
+# article, a word and a coordination may stand between ("für Schulen und Erwachsenenbildung")
+_OBJECT_PREPOSITIONS = r"von|vom|an|neben|at|besides"
+# in a partner search also "für": the joint work's audience ("Bildungsangebot für Schulen"); elsewhere
+# "für" names whom an event or an invitation is for, and that is whom it asks for
+_AUDIENCE_PREPOSITIONS = r"für|for"
+
+
+def _object_re(prepositions: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"\b(?:{prepositions})\s+(?:(?:den|der|die|dem|des|einer?|einem|unseren?|unserer|unserem|ihren?|the|our)\s+)?"
+        r"(?:[\w-]+\s+(?:und|oder|and|or)\s+|[\w-]+\s+)?$", re.IGNORECASE)
+
+
+_OBJECT_BEFORE_RE = _object_re(_OBJECT_PREPOSITIONS)
+_PARTNER_OBJECT_BEFORE_RE = _object_re(f"{_OBJECT_PREPOSITIONS}|{_AUDIENCE_PREPOSITIONS}")
+
+
+def _asked_type_match(rx: re.Pattern[str], text: str, task: str | None) -> re.Match[str] | None:
+    """The first mention of an actor type that asks for it: not one the need names as the object of its
+    work (:data:`_OBJECT_BEFORE_RE`; in a partner search also its audience)."""
+    before = _PARTNER_OBJECT_BEFORE_RE if task == "partners" else _OBJECT_BEFORE_RE
+    for m in rx.finditer(text):
+        if not before.search(text[max(0, m.start() - 60):m.start()]):
+            return m
+    return None
+
+
+def parse_intent(text: str | None, as_of: dt.date | None = None, task: str | None = None) -> Intent:
     """Read languages, actor types, a time window and a nearness cue from ``text``.
+
+    ``task``: a partner search reads a type named as the audience of the joint work ("ein Bildungsangebot
+    für Schulen") as no ask; any task reads one named as the work's object ("Wiederaufbau von Schulen") so.
 
     Example:
         >>> parse_intent("Spanischkenntnisse wären ein großer Vorteil").languages
@@ -330,7 +362,7 @@ def parse_intent(text: str | None, as_of: dt.date | None = None) -> Intent:
     for t, rx in _ORG_TYPE_RES.items():
         if not any(h in lowered for h in _ORG_TYPE_HINTS[t]):
             continue
-        m = rx.search(text)
+        m = _asked_type_match(rx, text, task)
         if m:
             types[t] = 1.0
             cues.append(m.group(0))
