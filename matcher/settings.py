@@ -12,6 +12,8 @@ goes through these functions, so the CLI, the server and batch jobs agree:
 ``MATCHER_FIELDS_FILE``   the fields of action (default: the package's ``data/fields_of_action.json``)
 ``MATCHER_CONFIDENCE_FILE`` the confidence calibration (default: the package's ``data/confidence.json``)
 ``MATCHER_RANKER_FILE``   the shipped default ranker (default: the package's ``data/ranker.json``)
+``MATCHER_REQUEST_RETENTION_DAYS`` days request texts (and their vectors) are kept (default
+                          :data:`REQUEST_RETENTION_DAYS`)
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_MODEL = "e5+use"  # multilingual-e5-small (4-bit) and USE multilingual v3, fused (see the model card)
+# request texts in the audit log and their vectors are purged after this many days: longer than the feedback
+# window a ranker is trained on by default (90 days, matcher.live.rankers.RECENT_DAYS)
+REQUEST_RETENTION_DAYS = 180
 
-__all__ = ["DEFAULT_MODEL", "model_spec", "threads", "data_dir", "database_url", "index_dir", "package_data",
-           "places_file", "fields_file", "confidence_file", "ranker_file"]
+__all__ = ["DEFAULT_MODEL", "REQUEST_RETENTION_DAYS", "model_spec", "threads", "data_dir", "database_url", "index_dir",
+           "package_data", "places_file", "fields_file", "confidence_file", "ranker_file", "request_retention_days"]
 
 
 def model_spec() -> str:
@@ -94,3 +99,10 @@ def ranker_file() -> Path:
     """The shipped default ranker (``make ranker`` writes it; it serves while the store has activated no
     version): ``MATCHER_RANKER_FILE`` or the package's ``ranker.json``."""
     return Path(os.environ.get("MATCHER_RANKER_FILE") or package_data("ranker.json"))
+
+
+def request_retention_days() -> float:
+    """How many days request texts and their vectors are kept: ``MATCHER_REQUEST_RETENTION_DAYS`` or
+    :data:`REQUEST_RETENTION_DAYS`."""
+    value = os.environ.get("MATCHER_REQUEST_RETENTION_DAYS")
+    return float(value) if value else float(REQUEST_RETENTION_DAYS)

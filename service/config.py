@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from matcher.engine.embedding import DEFAULT_MODEL
+from matcher.settings import REQUEST_RETENTION_DAYS
 
 __all__ = ["default_config"]
 
@@ -30,7 +31,10 @@ def default_config() -> dict[str, Any]:
         "REFIT_WAIT_SECONDS": 5.0,              # how long a request waits for a refit after a catalog change
         "INDEX_DIR": None,                      # fitted catalog indexes for the next start (None: MATCHER_INDEX_DIR
                                                 # or <data dir>/index, see matcher.settings; False: fit at every start)
-        "REQUEST_CACHE_SIZE": 2048,             # request-text vectors kept in memory (never stored)
+        "REQUEST_CACHE_SIZE": 2048,             # request-text vectors kept in memory (besides those stored with
+                                                # the recommendations, matcher.store.request_vectors)
+        "REQUEST_RETENTION_DAYS": REQUEST_RETENTION_DAYS,  # request texts in the audit log and their vectors are
+                                                # purged after this many days (matcher.live.retention)
         "ENCODE_BATCH_WINDOW": 0.002,           # seconds concurrent requests' texts are collected for one forward
                                                 # pass (matcher.engine.batching); None: one request at a time
         # rate limit of /v1/recommendations/* per key (per address without one); see service/ratelimit.py

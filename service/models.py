@@ -299,6 +299,7 @@ class ErasureReportOut(BaseModel):
     vectors: int = Field(description="gelöschte Vektoren")
     feedback: int = Field(description="gelöschte Rückmeldungen")
     audit_entries: int = Field(description="anonymisierte Protokolleinträge")
+    request_vectors: int = Field(description="gelöschte Vektoren von Anfragetexten, die den Eintrag nannten")
     declines: int = Field(description="gelöschte „passt nicht“-Angaben (für und von dem Eintrag)")
     # --- erasure from jobs and files (issue 16)
     invitations: int = Field(description="gelöschte Einträge der Einladungshistorie")

@@ -26,7 +26,7 @@ from .models import (
 )
 from .openapi import documented
 from .parsing import parse_body
-from .state import get_live, get_store
+from .state import get_live, get_state, get_store
 
 bp = Blueprint("recommendations", __name__, url_prefix="/v1/recommendations")
 
@@ -80,7 +80,10 @@ def recommend(query: Query, k: int, lang: str, as_of: dt.date | None = None) -> 
     rec_id = store.record_recommendation(
         task=query.task, query=_summary(query, k), shown=[r.entity_id for r in ranking.results],
         model_id=model, catalog_version=version, role=caller.role, key_id=caller.key_id,
-        asker_id=query.from_, tab=tab, request=_request(query, as_of))
+        asker_id=query.from_, tab=tab, request=_request(query, as_of),
+        # the text's vector as served: training reads it instead of encoding the text again
+        request_vector=None if ranking.text_vector is None else (ranking.model_id, ranking.text_vector))
+    get_state().retention.tick()
     staff = can_see_contact()
     results = [ResultOut(rank=r.rank, score=round(r.score, 4), confidence=r.confidence, strength=r.strength,
                          strength_label=r.strength_label, explanation=r.explanation.as_dict(),

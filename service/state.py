@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from matcher import settings
 from matcher.engine.embedding import make_embedder
 from matcher.errors import MatcherError
-from matcher.live import LiveMatcher, StoreBackedEmbedder
+from matcher.live import LiveMatcher, RequestRetention, StoreBackedEmbedder
 from matcher.store import Store
 
 from .errors import ApiError
@@ -135,6 +135,7 @@ class ServiceState:
     store: Store
     live: LiveMatcher             # fitted once ``startup`` is ready
     startup: Startup
+    retention: RequestRetention   # purges request texts and their vectors after MATCHER_REQUEST_RETENTION_DAYS
 
     def not_ready(self) -> ServiceNotReady | None:
         """The error to answer with while the matcher is not (or never will be) ready; None when ready."""
@@ -168,7 +169,9 @@ def init_app(app: Flask) -> None:
     index_dir = cfg["INDEX_DIR"]
     live = LiveMatcher(store, embedder, refit_wait=float(cfg["REFIT_WAIT_SECONDS"]),
                        index_dir=None if index_dir is False else Path(index_dir or settings.index_dir()))
-    state = ServiceState(store=store, live=live, startup=Startup())
+    state = ServiceState(store=store, live=live, startup=Startup(),
+                         retention=RequestRetention(store, float(cfg["REQUEST_RETENTION_DAYS"])))
+    state.retention.tick()   # at the start, then at most hourly from the recommendations served
     app.extensions[EXTENSION] = state
     if not cfg["START_IN_BACKGROUND"]:
         _start(state, base)

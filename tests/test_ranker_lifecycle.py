@@ -367,3 +367,28 @@ def test_matcher_train_stores_a_version_with_its_window_features_metrics_and_com
     assert stored.metrics["gate"] == report["gate"] and "cv" in stored.metrics
     assert store.rankers.active().version == "default"
     store.close()
+
+
+def test_matcher_train_hand_keeps_the_hand_weights_for_that_task(runner, any_database_url, seed_store, trust):
+    import json
+
+    from matcher.cli import cli
+    from matcher.engine.ranker import ranker_from_dict
+    from matcher.store import Store
+
+    seed_store(any_database_url)
+    args = ["train", "--database", any_database_url, "--model", "use", "--data", str(trust.path), "--no-activate",
+            "--json"]
+    learned = json.loads(runner.invoke(cli, args, catch_exceptions=False).output)
+    tasks = learned["metrics"]["tasks"]
+    assert tasks, "the training learned no task: nothing to keep by hand"
+    result = runner.invoke(cli, [*args, "--hand", tasks[0]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    store = Store(any_database_url)
+    stored = ranker_from_dict(store.rankers.get(report["version"]).payload)
+    assert tasks[0] not in stored.tasks and set(stored.tasks) == set(tasks[1:])
+    assert report["metrics"]["tasks"] == tasks[1:] and report["version"] != learned["version"]
+    store.close()
+    bad = runner.invoke(cli, [*args, "--hand", "sonstiges"])
+    assert bad.exit_code != 0 and "„sonstiges“ gibt es nicht" in bad.output

@@ -9,6 +9,7 @@ import click
 
 from matcher.cli import german
 from matcher.cli.common import database_option, decimal, fitted_matcher, model_option, open_store, progress_bar
+from matcher.engine.weights import TASK_KIND
 
 __all__ = ["ranker", "train"]
 
@@ -22,9 +23,12 @@ __all__ = ["ranker", "train"]
 @german.option("--days", default=90, show_default=True, type=german.IntRange(1, 3650),
                help="Rückmeldungen der letzten so vielen Tage.")
 @german.option("--no-activate", is_flag=True, help="Nur trainieren und prüfen, nicht aktivieren.")
+@german.option("--hand", "hand_tasks", multiple=True, type=german.Choice(sorted(TASK_KIND)), metavar="AUFGABE",
+               help="Für diese Aufgabe in der neuen Version die Handgewichte behalten, was immer das Training "
+                    "ergibt (wiederholbar), z. B. wenn das gelernte Modell einen entworfenen Fall bricht.")
 @german.option("--json", "as_json", is_flag=True, help="Ergebnis als JSON.")
 def train(url: str | None, model: str | None, data_dirs: tuple[str, ...], days: int, no_activate: bool,
-          as_json: bool) -> None:
+          hand_tasks: tuple[str, ...], as_json: bool) -> None:
     """Eine neue Ranker-Version trainieren, prüfen und, wenn sie die aktive schlägt, aktivieren.
 
     Trainiert auf den bewerteten Datensätzen und den Rückmeldungen („passt“,
@@ -42,7 +46,7 @@ def train(url: str | None, model: str | None, data_dirs: tuple[str, ...], days: 
     until = dt.datetime.now(dt.UTC)
     with progress_bar("Training") as update:
         report = train_version(store, matcher, judged, since=until - dt.timedelta(days=days), until=until,
-                               activate=not no_activate, progress=update)
+                               activate=not no_activate, hand_tasks=hand_tasks, progress=update)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
@@ -50,6 +54,8 @@ def train(url: str | None, model: str | None, data_dirs: tuple[str, ...], days: 
                f"(aktiv: {report.active})")
     for reason in report.verdict.reasons:
         click.echo(f"  – {reason}")
+    if hand_tasks:
+        click.echo(f"  Handgewichte behalten für: {', '.join(sorted(hand_tasks))}")
     cv = report.metrics.get("cv") or {}
     for task, row in sorted(cv.items()):
         click.echo(f"  {task}: nDCG@10 gelernt {decimal(row['learned'], 3)}, Handgewichte {decimal(row['hand'], 3)} "

@@ -64,6 +64,26 @@ def db_current(url: str | None) -> None:
     click.echo(f"{store.location}: Stand {store.schema_revision() or 'leer'}, neuester {store.head_revision()}")
 
 
+@db.command("purge-requests")
+@database_option
+@german.option("--days", default=None, type=german.FloatRange(min=0, min_open=True), metavar="TAGE",
+               help="Anfragetexte älter als so viele Tage löschen (Standard: MATCHER_REQUEST_RETENTION_DAYS, "
+                    "sonst 180).")
+def db_purge_requests(url: str | None, days: float | None) -> None:
+    """Anfragetexte im Protokoll und ihre gespeicherten Vektoren nach Ablauf der Aufbewahrungsfrist löschen.
+
+    Ein laufender Server tut das beim Start und danach stündlich selbst; dieser Befehl
+    ist für Installationen ohne dauernd laufenden Server (z. B. täglich per cron).
+    Zusammenfassung, gezeigte Einträge und Rückmeldungen bleiben erhalten.
+    """
+    from matcher.settings import request_retention_days
+
+    days = days if days is not None else request_retention_days()
+    purged = open_store(url).purge_requests(days)
+    click.echo(f"{purged['requests']} Anfragetexte und {purged['vectors']} Anfragevektoren gelöscht "
+               f"(älter als {decimal(days, None)} Tage).")
+
+
 @db.command("revision")
 @database_option
 @german.option("-m", "--message", required=True, help="Was die Migration ändert.")

@@ -74,6 +74,9 @@ class Ranking:
     intent: Intent = field(default_factory=Intent)
     assessment: Assessment = field(default_factory=lambda: unassessed(0)[1])
     ranker: str = "hand"                  # the version of the ranker that fused the scores
+    # the request text's vector as the engine encoded it (None: no text); the service keeps it with the
+    # recommendation, for training (matcher.store.request_vectors)
+    text_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -317,4 +320,5 @@ class Matcher:
         for r in results:
             if r.entity_id in lowered:
                 r.explanation.reasons.append(DECLINED_REASON[lang])
-        return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent, assessment, ranker.version)
+        return Ranking(query, results, int(scores.mask.sum()), self.model_id, ctx.intent, assessment, ranker.version,
+                       ctx.text_vector)

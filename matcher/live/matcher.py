@@ -18,10 +18,13 @@ ranker activation is read with the catalog version (one statement); when it move
 its ranker (no refit, no restart), so every replica serves a newly activated or rolled-back version
 from its next request on.
 
-Catalog vectors and the vectors encoded while fitting go to the store; the
-vectors of request texts (a municipality's need) stay in a bounded in-process
-cache, so user input is never written to the database and the table does not
-grow with traffic.
+Catalog vectors and the vectors encoded while fitting go to the store's vector cache; the
+vectors of request texts (a municipality's need) go to a bounded in-process
+cache, and the service keeps each one it served with the recommendation's audit entry
+(:mod:`matcher.store.request_vectors`, purged with the request texts after their retention period).
+A request text not in the in-process cache is looked up there before it is encoded
+(:class:`StoredRequestVectors`): a ``matcher train`` process reads the vectors the servers computed
+instead of encoding every request again, and a replica those another one served.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from matcher.settings import places_file
 from matcher.store import Store
 from matcher.text.gazetteer import Gazetteer, default_gazetteer
 
-__all__ = ["LRUVectorCache", "StoreBackedEmbedder", "LiveMatcher"]
+__all__ = ["LRUVectorCache", "StoreBackedEmbedder", "StoredRequestVectors", "LiveMatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +86,41 @@ class LRUVectorCache:
                 self._data.popitem(last=False)
 
 
+class StoredRequestVectors:
+    """The request texts' cache: an :class:`LRUVectorCache` in front of the request vectors the store keeps
+    with the recommendations served (:class:`~matcher.store.RequestVectors`), read when the LRU misses.
+    Vectors encoded here go to the LRU only: the store keeps a request's vector with its audit entry, in
+    that transaction (:meth:`~matcher.store.Store.record_recommendation`), not every text ever encoded.
+    ``stored_hits`` counts the vectors read from the store."""
+
+    def __init__(self, store: Store, size: int = 2048):
+        self.store = store
+        self.lru = LRUVectorCache(size)
+        self.stored_hits = 0
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        out = self.lru.get_many(model_id, hashes)
+        missing = [h for h in hashes if h not in out]
+        if missing:
+            stored = self.store.request_vectors.get_many(model_id, missing)
+            if stored:
+                self.stored_hits += len(stored)
+                self.lru.put_many(model_id, stored)
+                out.update(stored)
+        return out
+
+    def put_many(self, model_id: str, items: dict[str, np.ndarray]) -> None:
+        self.lru.put_many(model_id, items)
+
+
 class StoreBackedEmbedder:
-    """An embedder whose catalog vectors persist in the store and whose request vectors do not.
+    """An embedder whose catalog vectors persist in the store's vector cache, and whose request vectors are
+    read from those the store keeps with the recommendations served.
 
     Passages, and everything encoded inside :meth:`persisting` (a fit: profile
     texts, passages, the engine's fixed reference texts), are cached in the
-    store; other ``query`` texts in an :class:`LRUVectorCache`. Request texts of
+    store; other ``query`` texts in an :class:`LRUVectorCache`, in front of the request vectors stored with
+    the recommendations (:class:`StoredRequestVectors`: a stored one is read, not encoded). Request texts of
     concurrent requests are encoded together (:class:`~matcher.engine.batching.MicroBatcher`,
     ``batch_window`` seconds of collection while requests come together; None: one at a time).
     ``calls``/``encoded`` count what reached the model.
@@ -102,7 +134,8 @@ class StoreBackedEmbedder:
         self.dim = embedder.dim
         self._catalog = CachedEmbedder(embedder, store.vectors)
         self.batcher = MicroBatcher(embedder, window=batch_window) if batch_window is not None else None
-        self._requests = CachedEmbedder(self.batcher or embedder, LRUVectorCache(request_cache_size))
+        self.request_cache = StoredRequestVectors(store, request_cache_size)
+        self._requests = CachedEmbedder(self.batcher or embedder, self.request_cache)
         self._local = threading.local()
 
     @contextmanager

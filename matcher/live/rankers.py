@@ -36,14 +36,15 @@ import numpy as np
 from matcher.domain.formatting import decimal
 from matcher.domain.messages import quoted
 from matcher.domain.schema import Query
+from matcher.engine.context import QueryContext
 from matcher.engine.matcher import Matcher
-from matcher.engine.ranker import FEATURES, HAND, Ranker, ranker_from_dict, shipped_ranker
+from matcher.engine.ranker import FEATURES, HAND, LinearRanker, Ranker, ranker_from_dict, shipped_ranker
 from matcher.engine.scoring import score_contexts
 from matcher.engine.weights import TASK_KIND, TASK_KINDS
 from matcher.errors import ConflictError, MatcherError
 from matcher.evaluation.judged import Dataset, evaluate, matcher_ranker, reference_date
 from matcher.learning import FeedbackEvent, estimate_propensities, impressions, train_ranker
-from matcher.learning.feedback import CLICKS, Propensities
+from matcher.learning.feedback import CLICKS, Impression, Propensities
 from matcher.store import DEFAULT_VERSION, HAND_VERSION, Activation, Store
 
 __all__ = ["MIN_CLICKS", "RECENT_DAYS", "GateVerdict", "TrainReport", "activate", "code_commit", "consider",
@@ -138,23 +139,28 @@ def judged_ndcg(matchers: Sequence[tuple[Matcher, Dataset]], ranker: Ranker) -> 
 
 
 def ips_dcg(matcher: Matcher, ranker: Ranker, events: Sequence[FeedbackEvent],
-            propensities: Propensities | None = None, chunk: int = 256) -> dict[str, Any]:
+            propensities: Propensities | None = None, chunk: int = 256,
+            contexts: dict[str, QueryContext | None] | None = None) -> dict[str, Any]:
     """The inverse-propensity-scored DCG@10 of ``ranker`` over the clicks in ``events`` (see the module).
 
     Returns ``value`` (mean over the recommendations with a click), ``clicks``, ``recommendations`` and the
     propensities used. Recommendations whose request cannot be read again (an asker deleted since) are left out.
+    Each distinct request is read against the catalog once, ``chunk`` at a time, and scored once for all the
+    recommendations it got; ``contexts`` (request key → context, None: unreadable) is read and filled, so that
+    the gate's two calls read each request once.
     """
     theta = propensities or estimate_propensities(impressions(events))
-    by_task: dict[str, list[tuple[Any, Any]]] = {}
+    contexts = contexts if contexts is not None else {}
+    by_key: dict[str, list[Impression]] = {}
     for imp in impressions(events):
-        if not imp.clicked:
-            continue
-        try:
-            query = Query.model_validate(dict(imp.query))
-            ctx = matcher.contexts([query], query.as_of)[0]
-        except (MatcherError, ValueError):
-            continue
-        by_task.setdefault(imp.task, []).append((ctx, imp))
+        if imp.clicked:
+            by_key.setdefault(imp.key, []).append(imp)
+    _read_requests(matcher, [imps[0] for key, imps in by_key.items() if key not in contexts], contexts, chunk)
+    by_task: dict[str, list[tuple[QueryContext, list[Impression]]]] = {}
+    for key, imps in by_key.items():
+        ctx = contexts[key]
+        if ctx is not None:
+            by_task.setdefault(imps[0].task, []).append((ctx, imps))
     total, used, clicks = 0.0, 0, 0
     index = matcher.index_
     for task, items in by_task.items():
@@ -162,24 +168,50 @@ def ips_dcg(matcher: Matcher, ranker: Ranker, events: Sequence[FeedbackEvent],
         for start in range(0, len(items), chunk):
             part = items[start:start + chunk]
             scores = score_contexts(index, [c for c, _ in part], block, matcher.weights_, ranker=ranker).total
-            for row_scores, (_, imp) in zip(scores, part):
-                gain = 0.0
-                for entity in imp.clicked:
-                    row = index.row.get(entity)
-                    if row is None or not block.rows.start <= row < block.rows.stop:
-                        continue
-                    s = row_scores[row - block.rows.start]
-                    if not np.isfinite(s):
-                        continue
-                    # ties: the expected rank under a random order among them (a constant ranker earns no credit)
-                    rank = 1 + int(np.sum(row_scores > s)) + (int(np.sum(row_scores == s)) - 1) / 2
-                    if rank <= 10:
-                        gain += float(theta.weight(imp.ranks[entity])) / float(np.log2(1 + rank))
-                    clicks += 1
-                total += gain
-                used += 1
+            for row_scores, (_, imps) in zip(scores, part):
+                for imp in imps:
+                    gain = 0.0
+                    for entity in imp.clicked:
+                        row = index.row.get(entity)
+                        if row is None or not block.rows.start <= row < block.rows.stop:
+                            continue
+                        s = row_scores[row - block.rows.start]
+                        if not np.isfinite(s):
+                            continue
+                        # ties: the expected rank under a random order among them (a constant ranker earns no
+                        # credit)
+                        rank = 1 + int(np.sum(row_scores > s)) + (int(np.sum(row_scores == s)) - 1) / 2
+                        if rank <= 10:
+                            gain += float(theta.weight(imp.ranks[entity])) / float(np.log2(1 + rank))
+                        clicks += 1
+                    total += gain
+                    used += 1
     return {"value": total / used if used else 0.0, "clicks": clicks, "recommendations": used,
             "propensities": theta.as_dict()}
+
+
+def _read_requests(matcher: Matcher, imps: Sequence[Impression], out: dict[str, QueryContext | None],
+                   chunk: int) -> None:
+    """Each impression's request read against the catalog (its vector from the cache or the store, else
+    encoded), into ``out`` by request key; None for one that cannot be read again. Batches of ``chunk``; a batch
+    that fails (an asker deleted since) is read one request at a time."""
+    queries: list[tuple[str, Query]] = []
+    for imp in imps:
+        try:
+            queries.append((imp.key, Query.model_validate(dict(imp.query))))
+        except ValueError:
+            out[imp.key] = None
+    for start in range(0, len(queries), chunk):
+        part = queries[start:start + chunk]
+        try:
+            for (key, _), ctx in zip(part, matcher.contexts([q for _, q in part], as_of=None)):
+                out[key] = ctx
+        except MatcherError:
+            for key, q in part:
+                try:
+                    out[key] = matcher.contexts([q], as_of=None)[0]
+                except MatcherError:
+                    out[key] = None
 
 
 def gate(matcher: Matcher, candidate: Ranker, active: Ranker, judged: Sequence[tuple[Matcher, Dataset]],
@@ -201,7 +233,9 @@ def gate(matcher: Matcher, candidate: Ranker, active: Ranker, judged: Sequence[t
     ips_ok = True
     if clicked >= MIN_CLICKS:
         propensities = estimate_propensities(impressions(events))
-        cand, act = ips_dcg(matcher, candidate, events, propensities), ips_dcg(matcher, active, events, propensities)
+        read: dict[str, QueryContext | None] = {}   # each request read once for both
+        cand = ips_dcg(matcher, candidate, events, propensities, contexts=read)
+        act = ips_dcg(matcher, active, events, propensities, contexts=read)
         ips = {"candidate": cand["value"], "active": act["value"], "clicks": cand["clicks"],
                "recommendations": cand["recommendations"], "propensities": cand["propensities"]}
         ips_ok = cand["value"] > act["value"] + TOLERANCE
@@ -215,10 +249,12 @@ def gate(matcher: Matcher, candidate: Ranker, active: Ranker, judged: Sequence[t
 
 # ----------------------------------------------------------------------------- train, activate, roll back
 def train_version(store: Store, matcher: Matcher, judged: Sequence[Dataset], *, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, activate: bool = True,
+                  until: dt.datetime | None = None, activate: bool = True, hand_tasks: Sequence[str] = (),
                   progress: Callable[[float, str], None] | None = None) -> TrainReport:
     """Train a new version on ``judged`` and the feedback of [``since``, ``until``) (default: the last
     :data:`RECENT_DAYS` days), store it, and activate it if it passes the :func:`gate` (and ``activate``).
+    ``hand_tasks``: tasks that keep the hand weights in the new version whatever the training found (each
+    task's model is fitted on its own pairs: dropping one leaves the others as they are).
 
     ``matcher``: fitted on the store's catalog (the feedback's requests are read against it).
     ``progress(fraction, German stage)`` is told where it is.
@@ -233,6 +269,10 @@ def train_version(store: Store, matcher: Matcher, judged: Sequence[Dataset], *, 
     events = feedback_events(store, since, until)
     say(0.05, "Modell trainieren")
     ranker, metrics = train_ranker(matcher, judged=list(judged) or None, feedback=events or None)
+    if hand_tasks:
+        kept = {t: c for t, c in ranker.coefficients.items() if t not in hand_tasks}
+        metrics["tasks"] = sorted(kept)
+        ranker = LinearRanker(kept, info={**ranker.info, "tasks": sorted(kept), "hand_by_choice": sorted(hand_tasks)})
     say(0.6, "Mit der aktiven Version vergleichen")
     report = consider(store, matcher, ranker, metrics, fit_judged(matcher, judged), events, since=since, until=until,
                       activate=activate)

@@ -16,7 +16,9 @@ and one repository per concern, as attributes:
 * ``store.jobs`` (:class:`~matcher.store.job_store.JobStore`): batch jobs;
 * ``store.invitations`` (:class:`~matcher.store.invitation_history.InvitationHistory`): invitations sent;
 * ``store.rankers`` (:class:`~matcher.store.rankers.RankerVersions`): learned ranker versions, which serves;
-* ``store.declines`` (:class:`~matcher.store.declines.Declines`): „passt nicht“ of askers, with their needs' vectors.
+* ``store.declines`` (:class:`~matcher.store.declines.Declines`): „passt nicht“ of askers, with their needs' vectors;
+* ``store.request_vectors`` (:class:`~matcher.store.request_vectors.RequestVectors`): the vectors of request texts
+  as served, kept with the recommendations for training until the request texts' retention period ends.
 
 Its methods (``get_entity``, ``create_key``, …) delegate to them.
 
@@ -33,8 +35,11 @@ Guarantees:
 * API keys are stored as SHA-256 hashes only; the key itself is shown once.
 * Erasure (GDPR art. 17) removes an entity, its vectors, its feedback and its
   invitations, replaces its id in the audit log by anonymous tokens (one per
-  entry) and redacts it from stored jobs, in one transaction; then SQLite's
+  entry), its names in stored request texts (and deletes those texts' vectors)
+  and redacts it from stored jobs, in one transaction; then SQLite's
   write-ahead log is checkpointed (:mod:`matcher.store.erasure`).
+* Request texts and their vectors are kept for a retention period only
+  (:meth:`Store.purge_requests`).
 
 The schema is created and changed only by the alembic migrations in
 ``matcher/store/migrations`` (``matcher db upgrade``); :meth:`Store.check_schema`
@@ -43,9 +48,11 @@ refuses a database that is not at the newest revision.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -59,6 +66,7 @@ from matcher.store.invitation_history import InvitationHistory
 from matcher.store.job_store import Job, JobStore
 from matcher.store.keys import ROLES, ApiKey, ApiKeys
 from matcher.store.rankers import DEFAULT_VERSION, HAND_VERSION, Activation, RankerVersion, RankerVersions
+from matcher.store.request_vectors import RequestVectors, request_key
 from matcher.store.tables import (
     api_keys,
     audit_log,
@@ -74,6 +82,7 @@ from matcher.store.tables import (
     metadata,
     ranker_activations,
     ranker_versions,
+    request_vectors,
 )
 from matcher.store.vectors import StoreVectorCache
 
@@ -96,6 +105,7 @@ __all__ = [
     "JobStore",
     "RankerVersion",
     "RankerVersions",
+    "RequestVectors",
     "Store",
     "StoreVectorCache",
     "api_keys",
@@ -115,6 +125,8 @@ __all__ = [
     "metadata",
     "ranker_activations",
     "ranker_versions",
+    "request_key",
+    "request_vectors",
 ]
 
 
@@ -143,6 +155,7 @@ class Store:
         self.invitations = InvitationHistory(self.db, self.catalog)
         self.rankers = RankerVersions(self.db)
         self.declines = Declines(self.db)
+        self.request_vectors = RequestVectors(self.db)
 
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
@@ -243,11 +256,20 @@ class Store:
     def record_recommendation(self, *, task: str, query: dict[str, Any], shown: Sequence[str], model_id: str,
                               catalog_version: int, role: str, key_id: str | None = None,
                               asker_id: str | None = None, recommendation_id: str | None = None,
-                              tab: str | None = None, request: dict[str, Any] | None = None) -> str:
-        """Write one audit entry for a recommendation served; return its id (for feedback)."""
+                              tab: str | None = None, request: dict[str, Any] | None = None,
+                              request_vector: tuple[str, np.ndarray] | None = None) -> str:
+        """Write one audit entry for a recommendation served, with the vector of its request text
+        ((model id, vector), as the engine computed it), in one transaction; return its id (for feedback)
+        (:meth:`AuditLog.record`)."""
         return self.audit.record(task=task, query=query, shown=shown, model_id=model_id,
                                  catalog_version=catalog_version, role=role, key_id=key_id, asker_id=asker_id,
-                                 recommendation_id=recommendation_id, tab=tab, request=request)
+                                 recommendation_id=recommendation_id, tab=tab, request=request,
+                                 request_vector=request_vector)
+
+    def purge_requests(self, days: float) -> dict[str, int]:
+        """Forget the request texts of audit entries older than ``days`` days and the request vectors last
+        served before then, in one transaction (:meth:`RequestVectors.purge`); return how many of each."""
+        return self.request_vectors.purge(dt.timedelta(days=days))
 
     def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit entries (for staff and tests)."""

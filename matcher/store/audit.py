@@ -25,11 +25,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Text, cast, delete, exists, insert, or_, select, update
 
 from matcher.domain.messages import alternatives, quoted
 from matcher.errors import UnknownEntityError, ValidationError
 from matcher.store.db import Database, chunks, now, utc
+from matcher.store.request_vectors import RequestVectors
 from matcher.store.tables import audit_log, feedback
 
 __all__ = ["ERASED_PREFIX", "OUTCOMES", "AuditLog", "erased_token"]
@@ -53,16 +55,23 @@ class AuditLog:
     def record(self, *, task: str, query: dict[str, Any], shown: Sequence[str], model_id: str,
                catalog_version: int, role: str, key_id: str | None = None,
                asker_id: str | None = None, recommendation_id: str | None = None, tab: str | None = None,
-               request: dict[str, Any] | None = None) -> str:
+               request: dict[str, Any] | None = None,
+               request_vector: tuple[str, np.ndarray] | None = None) -> str:
         """Write one audit entry for a recommendation served; return its id (for feedback). ``tab``: an
         opaque id of the anonymous caller's browser tab (a hash, never the token itself); ``request``: the
-        query as the engine read it (JSON, by alias), kept for learning from the feedback."""
+        query as the engine read it (JSON, by alias), kept for learning from the feedback;
+        ``request_vector``: (embedding model id, vector) of the request's text as the engine computed it,
+        kept in the same transaction (:mod:`matcher.store.request_vectors`; ignored without a text)."""
         rec_id = recommendation_id or f"rec_{uuid.uuid4().hex}"
+        at = now()
         with self.db.write() as conn:
             conn.execute(insert(audit_log).values(
-                recommendation_id=rec_id, created_at=now(), key_id=key_id, role=role, task=task,
+                recommendation_id=rec_id, created_at=at, key_id=key_id, role=role, task=task,
                 asker_id=asker_id, query=query, shown=list(shown), model_id=model_id,
                 catalog_version=catalog_version, tab=tab, request=request))
+            text = (request or {}).get("text")
+            if request_vector is not None and isinstance(text, str) and text:
+                RequestVectors(self.db).put(conn, request_vector[0], text, request_vector[1], at)
         return rec_id
 
     def entry(self, recommendation_id: str) -> dict[str, Any] | None:
@@ -199,10 +208,13 @@ class AuditLog:
         return conn.execute(delete(feedback).where(feedback.c.entity_id == entity_id)).rowcount
 
     @staticmethod
-    def pseudonymise(conn: Connection, entity_id: str, strings: Sequence[str] = ()) -> int:
+    def pseudonymise(conn: Connection, entity_id: str, strings: Sequence[str] = (),
+                     redacted_texts: list[str] | None = None) -> int:
         """Replace ``entity_id`` in the audit log (asker, shown, query, request) by a random token, a new
         one for each entry (one token for all would link the entries again), and its name and contact
-        data (``strings``) in stored request texts by „gelöschter Eintrag“; return how many changed."""
+        data (``strings``) in stored request texts by „gelöschter Eintrag“; return how many changed.
+        ``redacted_texts``: the request texts as they were before a name was replaced are appended to it
+        (their stored vectors must go too)."""
         names = [re.compile(rf"(?<!\w){re.escape(s)}(?!\w)", re.IGNORECASE)
                  for s in sorted(strings, key=len, reverse=True)]
         matches = [audit_log.c.asker_id == entity_id, cast(audit_log.c.shown, Text).like(f'%"{entity_id}"%'),
@@ -224,6 +236,9 @@ class AuditLog:
             new_request = _redacted_request(request, entity_id, token, names)
             if new_shown == shown and new_query == query and new_request == request and asker != entity_id:
                 continue  # the LIKE pattern ('_' is a wildcard) matched another id, or no name was found
+            if redacted_texts is not None and request and new_request and \
+                    request.get("text") != new_request.get("text"):
+                redacted_texts.append(request["text"])
             conn.execute(update(audit_log).where(audit_log.c.id == row_id).values(
                 shown=new_shown, query=new_query, request=new_request,
                 asker_id=token if asker == entity_id else asker))

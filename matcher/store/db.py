@@ -256,6 +256,19 @@ class Database:
             return sqlite_insert(table).on_conflict_do_nothing()
         raise StoreError(f"Datenbank {quoted(self.dialect)} wird nicht unterstützt (SQLite oder PostgreSQL)")
 
+    def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+        """An ``INSERT`` into ``table`` that, for a row whose ``keys`` are already stored, sets its ``update``
+        columns to the new values instead (this dialect's ``ON CONFLICT … DO UPDATE``)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        else:
+            raise StoreError(f"Datenbank {quoted(self.dialect)} wird nicht unterstützt (SQLite oder PostgreSQL)")
+        stmt = dialect_insert(table)
+        return stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: stmt.excluded[c] for c in update})
+
     # -- schema
     def alembic_config(self) -> Any:
         """The alembic configuration of the store's migrations, pointed at this database."""

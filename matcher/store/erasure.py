@@ -6,10 +6,10 @@ the invitation history and stored batch jobs.
 Deleting it removes it and the vectors only it used. Erasing it also removes
 its feedback, its declines (of it and by it) and its invitations, replaces its id in
 the audit log by an anonymous token (a new one for each entry) and its name and
-contact data in stored request texts, redacts it from the parameters, results
-and errors of stored jobs (:mod:`matcher.store.job_redaction`: an old job shows
-"gelöschter Eintrag"), and stops the jobs that are queued or running,
-which were computing on a catalog that still held it. Either happens in one
+contact data in stored request texts (and deletes the stored vectors of those
+texts), redacts it from the parameters, results and errors of stored jobs
+(:mod:`matcher.store.job_redaction`: an old job shows "gelöschter Eintrag"), and stops
+the jobs that are queued or running, which were computing on a catalog that still held it. Either happens in one
 write transaction, all or nothing, and bumps the catalog version (every
 process refits its engine without the entity before its next answer).
 
@@ -49,7 +49,8 @@ def delete_entity(store: Store, entity_id: str, erase: bool = False) -> dict[str
 
     Returns:
         Counts of what was removed: ``{"id", "erased", "vectors", "catalog_version"}``, with
-        ``erase`` also ``"feedback"``, ``"audit_entries"``, ``"declines"``, ``"invitations"``, ``"jobs_redacted"``,
+        ``erase`` also ``"feedback"``, ``"audit_entries"``, ``"request_vectors"``, ``"declines"``,
+        ``"invitations"``, ``"jobs_redacted"``,
         ``"jobs_stopped"`` and ``"checkpoint"`` (:meth:`~matcher.store.db.Database.checkpoint`).
 
     Raises:
@@ -64,7 +65,10 @@ def delete_entity(store: Store, entity_id: str, erase: bool = False) -> dict[str
         report: dict[str, Any] = {"id": entity_id, "erased": erase, "vectors": vectors}
         if erase:
             report["feedback"] = store.audit.delete_feedback(conn, entity_id)
-            report["audit_entries"] = store.audit.pseudonymise(conn, entity_id, sorted(strings))
+            redacted: list[str] = []
+            report["audit_entries"] = store.audit.pseudonymise(conn, entity_id, sorted(strings), redacted)
+            # the vector of a request text that named it is as personal as the text
+            report["request_vectors"] = store.request_vectors.delete_texts(conn, redacted)
             report["declines"] = store.declines.delete_entity(conn, [entity_id])
             report["invitations"] = store.invitations.delete_entity(conn, entity_id)
             # stop first: on PostgreSQL this waits for a job finishing right now, whose result the

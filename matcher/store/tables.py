@@ -40,6 +40,7 @@ __all__ = [
     "metadata",
     "ranker_activations",
     "ranker_versions",
+    "request_vectors",
 ]
 
 metadata = MetaData(naming_convention={
@@ -190,6 +191,18 @@ declines = Table(
     Column("vector", LargeBinary, nullable=False),                 # the need's vector, float16
     Column("created_at", _TS, nullable=False),
     UniqueConstraint("recommendation_id", "entity_id"),
+)
+# --- request vectors (migration 0005_request_vectors): the vector of each request text the engine computed
+# when it served it, kept with the recommendation so that training reads it instead of encoding it again
+# (matcher.store.request_vectors); keyed like the embedder's cache (model id, hash of role and text), purged
+# with the request texts after the retention period and when an entity named in the text is erased
+request_vectors = Table(
+    "request_vectors", metadata,
+    Column("model_id", String(200), primary_key=True),
+    Column("text_hash", String(64), primary_key=True),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),                  # float32, little-endian (as served)
+    Column("used_at", _TS, nullable=False, index=True),             # the newest recommendation it was served for
 )
 Index("ix_declines_asker_task", declines.c.asker, declines.c.task)
 Index("ix_feedback_rec_entity", feedback.c.recommendation_id, feedback.c.entity_id)
