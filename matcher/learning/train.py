@@ -5,10 +5,9 @@ Training data are *pairs* of candidates of one query, ``i`` preferred to ``j``, 
 * from judged sets (``../shared/eval/FORMAT.md``): every candidate of a query against every one judged
   lower (unlisted = grade 0), weighted by the difference of their gains 2^grade − 1 and normalised so that
   every query weighs the same;
-* from feedback (:mod:`matcher.learning.feedback`): each result staff took up against the other results shown
-  with it (and the declined ones), weighted by the inverse of the propensity of the rank it was shown at — the
-  inverse-propensity-weighted pairwise objective of Joachims et al. (WSDM 2017), its other side restricted to
-  what staff saw (:func:`feedback_pairs` says why).
+* from feedback (:mod:`matcher.learning.feedback`): each result staff took up against the other candidates
+  of that request (the others shown and declined, and a sample of the rest), weighted by the inverse of the propensity
+  of the rank it was shown at — the unbiased pairwise objective of Joachims et al. (WSDM 2017).
 
 The model is P(i ≻ j) = σ(β · (x_i − x_j)) over :data:`~matcher.engine.ranker.FEATURES`, one per task,
 fitted by L-BFGS-B (scipy) with the bounds β ≥ 0 — the monotonicity the meaning demands: more of a signal
@@ -48,9 +47,7 @@ __all__ = ["L2", "L2_GRID", "PairSet", "QueryFeatures", "cross_validate", "feedb
 
 L2 = 1.0   # pull towards the hand weights, in units of one judged query's (or one click's) loss
 L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)   # chosen among by an inner cross-validation where judged queries allow
-# candidates *not shown* sampled per click as the other side of its pairs (besides the other results shown and
-# the declined ones): none by default — see feedback_pairs
-NEGATIVES = 0
+NEGATIVES = 30        # candidates sampled per click as the other side of its pairs (besides the declined ones)
 FOLDS = 5
 
 
@@ -133,15 +130,8 @@ def feedback_pairs(matcher: Matcher, events: Iterable[FeedbackEvent], propensiti
     """Pairs from feedback, scored by ``matcher`` (fitted on the catalog the feedback was given on).
 
     Each result taken up (accepted, contacted) is preferred to every other result of its recommendation
-    (shown or declined), and with ``negatives`` > 0 also to that many candidates not shown, drawn at random
-    (weighted up to stand for all of them); each click's pairs add up to the click's weight. By default
-    (:data:`NEGATIVES` = 0) the other side is only what staff saw: the candidates not shown are those the
-    serving ranker already puts below rank 10, and weighted up to stand for all of them they outweighed the
-    shown ones many times over, teaching mostly the split the serving ranker already makes instead of the
-    order within the top 10 that staff judged (in the simulation, ``bench/feedback_sim.py``, nDCG@10 on
-    unseen queries rose; model card). The click's weight 1/θ still corrects which results got clicked; the
-    objective is the order among the results shown rather than over all candidates.
-    ``corrected``: each click's pairs are weighted by 1 / θ(rank shown) — the propensities given,
+    (shown or declined) and to ``negatives`` candidates not shown, drawn at random (weighted up to stand for
+    all of them). ``corrected``: each click's pairs are weighted by 1 / θ(rank shown) — the propensities given,
     or estimated from these events (:func:`~matcher.learning.feedback.estimate_propensities`); otherwise 1
     (naive click learning). Requests are scored once each, in batches; results no longer in the catalog are
     left out. ``memo``: request key → candidates and features, read and filled (a caller that trains again
@@ -211,9 +201,8 @@ def _score_requests(matcher: Matcher, task: str, requests: dict[str, Impression]
 def _click_pairs(imp: Impression, position: dict[str, int], x: np.ndarray, propensities: Propensities | None,
                  negatives: int, rng: np.random.Generator) -> PairSet:
     """A click's pairs: the clicked result against every declined one and every other result shown (weight 1
-    each), and (``negatives`` > 0) against that many of the candidates not shown, drawn at random and weighted
-    up to stand for all of them — normalised so that one click's pairs add up to its inverse propensity (1
-    naive)."""
+    each), and against ``negatives`` of the candidates not shown, drawn at random and weighted up to stand for
+    all of them — each pair times the click's inverse propensity."""
     clicked = [position[e] for e in imp.clicked if e in position]
     if not clicked:
         return PairSet()
@@ -221,27 +210,22 @@ def _click_pairs(imp: Impression, position: dict[str, int], x: np.ndarray, prope
     shown = [position[e] for e in imp.ranks if e in position]
     others_shown = np.setdiff1d(shown, clicked)
     unshown = np.setdiff1d(np.arange(len(x)), np.concatenate([shown, declined, clicked]).astype(np.int64))
-    compared = np.union1d(others_shown, declined).astype(np.int64)
-    sampled = len(unshown) if negatives > 0 else 0
-    stands_for = len(compared) + sampled   # the candidates one click's pairs stand for
-    if not stands_for:
-        return PairSet()
     rows_i, rows_j, w = [], [], []
     for e in imp.clicked:
         if e not in position:
             continue
         i = position[e]
         base = 1.0 if propensities is None else float(propensities.weight(imp.ranks[e]))
-        for j in compared:
-            rows_i.append(i), rows_j.append(int(j)), w.append(base / stands_for)
-        if sampled:
+        for j in np.union1d(others_shown, declined).astype(np.int64):
+            rows_i.append(i), rows_j.append(int(j)), w.append(base)
+        if len(unshown):
             sample = rng.choice(unshown, size=min(negatives, len(unshown)), replace=False)
             for j in sample:
-                rows_i.append(i), rows_j.append(int(j)), w.append(base * len(unshown) / len(sample) / stands_for)
+                rows_i.append(i), rows_j.append(int(j)), w.append(base * len(unshown) / len(sample))
     if not rows_i:
         return PairSet()
     ii, jj = np.array(rows_i), np.array(rows_j)
-    weight = np.array(w)   # each click's pairs add up to its weight
+    weight = np.array(w) / max(len(x) - 1, 1)   # a click stands for "preferred to the request's other candidates"
     return PairSet(x[ii] - x[jj], weight, np.full(len(ii), imp.task, dtype=object),
                    np.full(len(ii), imp.key, dtype=object))
 
