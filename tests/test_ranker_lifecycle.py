@@ -369,15 +369,18 @@ def test_matcher_train_stores_a_version_with_its_window_features_metrics_and_com
     store.close()
 
 
-def test_matcher_train_hand_keeps_the_hand_weights_for_that_task(runner, any_database_url, seed_store, trust):
+def test_matcher_train_hand_keeps_the_hand_weights_for_that_task(runner, tmp_path, seed_store, trust):
+    # one store suffices: --hand only chooses which tasks the trained version learns (storing a version is
+    # tested on both databases above), and each training run here costs ~30 s
     import json
 
     from matcher.cli import cli
     from matcher.engine.ranker import ranker_from_dict
     from matcher.store import Store
 
-    seed_store(any_database_url)
-    args = ["train", "--database", any_database_url, "--model", "use", "--data", str(trust.path), "--no-activate",
+    url = f"sqlite:///{tmp_path / 'hand.sqlite'}"
+    seed_store(url)
+    args = ["train", "--database", url, "--model", "use", "--data", str(trust.path), "--no-activate",
             "--json"]
     learned = json.loads(runner.invoke(cli, args, catch_exceptions=False).output)
     tasks = learned["metrics"]["tasks"]
@@ -385,7 +388,7 @@ def test_matcher_train_hand_keeps_the_hand_weights_for_that_task(runner, any_dat
     result = runner.invoke(cli, [*args, "--hand", tasks[0]], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    store = Store(any_database_url)
+    store = Store(url)
     stored = ranker_from_dict(store.rankers.get(report["version"]).payload)
     assert tasks[0] not in stored.tasks and set(stored.tasks) == set(tasks[1:])
     assert report["metrics"]["tasks"] == tasks[1:] and report["version"] != learned["version"]
