@@ -74,8 +74,11 @@ def bare_model_baseline(model: str) -> dict:
 def _index_dir(store, n: int) -> Path:
     """Where the server keeps the fitted index of the cached store of ``n`` (built by the first start)."""
     from bench.stores import WORK
+    from matcher.engine.index_file import code_key
 
-    return WORK / f"index-{n}-{store.path.stem.rsplit('-', 1)[-1]}"
+    # keyed by the library code that builds an index as well: a server finding an index of other code
+    # refits at its start (~18 s at 10,000) and the start-up row would time a fit
+    return WORK / f"index-{n}-{store.path.stem.rsplit('-', 1)[-1]}-{code_key()}"
 
 
 def _linked_copy(index_dir: Path, name: str) -> Path:
