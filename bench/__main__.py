@@ -326,10 +326,11 @@ def main(argv: list[str] | None = None) -> None:
     # the build step (fresh: encoding pool texts and papers, building stores and indexes) and the measuring
     results["prepare_seconds"] = round(phases["prepare"], 1)
     results["measure_seconds"] = round(results["total_seconds"] - phases["prepare"], 1)
-    print_table(results)
+    # the figures first: a table that fails to print must not lose a run of many minutes
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
+    print_table(results)
     log(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 

@@ -21,16 +21,21 @@ import numpy as np
 
 from bench.latency import need
 
-# (module, owner, method) wrapped with a timer: the stages of one request
+# (module, owner, name) wrapped with a timer: the stages of one request, each where its caller looks it up
+# (a function imported by name is wrapped in the importing module)
 STAGES = [
     ("service.recommendations", None, "recommend"),
     ("matcher.engine.matcher", "Matcher", "rank"),
     ("matcher.engine.matcher", "Matcher", "score"),
-    ("matcher.engine.matcher", "Matcher", "_dense"),
-    ("matcher.text.lexical", "LexicalIndex", "vectors"),
-    ("matcher.text.lexical", "LexicalIndex", "similarity"),
-    ("matcher.engine.matcher", "Matcher", "_proximity"),
-    ("matcher.engine.matcher", "Matcher", "_region_served"),
+    ("matcher.engine.matcher", None, "prepare_queries"),
+    ("matcher.engine.matcher", None, "score_contexts"),
+    ("matcher.engine.scoring", None, "raw_signals"),
+    ("matcher.engine.signals", None, "dense"),
+    ("matcher.engine.signals", None, "lexical"),
+    ("matcher.engine.signals", None, "false_friends"),
+    ("matcher.engine.signals", None, "proximity"),
+    ("matcher.engine.signals", None, "region"),
+    ("matcher.engine.signals", None, "type_fit"),
     ("matcher.engine.matcher", None, "explain"),
     ("matcher.store", "Store", "record_recommendation"),
     ("matcher.store", "Store", "catalog_version"),

@@ -122,7 +122,9 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                      + f"; request vectors cached {tr['seconds_vectors_cached']:.1f} s "
                      + ("(< 60 s ✓)" if tr["seconds_vectors_cached"] < 60 else "(≥ 60 s ✗)"),
                      f"bare encode of its requests {tr['bare_encode_seconds']:.1f} s",
-                     f"{tr['seconds_beside_encode']:.1f} s beside the encode"))
+                     f"cold: {tr['stored_vectors_read']:,} stored request vectors read, {tr['encoded_texts']:,} "
+                     f"texts encoded; the whole train_version on the store's events "
+                     f"{tr['train_version']['seconds']:.1f} s"))
     return rows
 
 
