@@ -27,6 +27,7 @@ from sqlalchemy import Connection, delete, func, null, select, update
 from matcher.engine.embedding import CachedEmbedder
 from matcher.store.db import Database, chunks, now
 from matcher.store.tables import audit_log, request_vectors
+from matcher.store.vectors import read_vectors
 
 __all__ = ["RequestVectors", "request_key"]
 
@@ -52,17 +53,7 @@ class RequestVectors:
     def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of ``model_id`` among ``hashes`` (the embedder cache protocol's read; missing
         ones are left out)."""
-        out: dict[str, np.ndarray] = {}
-        hashes = list(hashes)
-        if not hashes:
-            return out
-        with self.db.read() as conn:
-            for chunk in chunks(hashes):
-                q = select(request_vectors.c.text_hash, request_vectors.c.vector).where(
-                    request_vectors.c.model_id == model_id, request_vectors.c.text_hash.in_(chunk))
-                for h, blob in conn.execute(q):
-                    out[h] = np.frombuffer(bytes(blob), dtype="<f4")
-        return out
+        return read_vectors(self.db, request_vectors, model_id, hashes)
 
     def count(self, model_id: str | None = None) -> int:
         with self.db.read() as conn:

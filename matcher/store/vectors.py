@@ -10,12 +10,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Table, delete, func, select
 
 from matcher.store.db import Database, chunks
 from matcher.store.tables import embeddings, entity_texts
 
-__all__ = ["StoreVectorCache"]
+__all__ = ["StoreVectorCache", "read_vectors"]
+
+
+def read_vectors(db: Database, table: Table, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    """The float32 vectors of ``model_id`` among ``hashes`` in ``table`` (a table with ``model_id``,
+    ``text_hash`` and ``vector`` columns: the catalog's embeddings, the requests' vectors); missing ones
+    are left out."""
+    out: dict[str, np.ndarray] = {}
+    hashes = list(hashes)
+    if not hashes:
+        return out
+    with db.read() as conn:
+        for chunk in chunks(hashes):
+            q = select(table.c.text_hash, table.c.vector).where(
+                table.c.model_id == model_id, table.c.text_hash.in_(chunk))
+            for h, blob in conn.execute(q):
+                out[h] = np.frombuffer(bytes(blob), dtype="<f4")
+    return out
 
 
 class StoreVectorCache:
@@ -26,15 +43,7 @@ class StoreVectorCache:
 
     def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of ``model_id`` among ``hashes`` (missing ones are left out)."""
-        out: dict[str, np.ndarray] = {}
-        hashes = list(hashes)
-        with self.db.read() as conn:
-            for chunk in chunks(hashes):
-                q = select(embeddings.c.text_hash, embeddings.c.vector).where(
-                    embeddings.c.model_id == model_id, embeddings.c.text_hash.in_(chunk))
-                for h, blob in conn.execute(q):
-                    out[h] = np.frombuffer(bytes(blob), dtype="<f4")
-        return out
+        return read_vectors(self.db, embeddings, model_id, hashes)
 
     def put_many(self, model_id: str, items: dict[str, np.ndarray]) -> None:
         """Store vectors; one already stored for the same model and hash is kept."""
