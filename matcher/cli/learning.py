@@ -34,7 +34,6 @@ __all__ = ["ranker_cv"]
 def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, hand_tasks: tuple[str, ...], as_json: bool,
               url: str | None, model: str | None) -> None:
     """Gelerntes Rangfolge-Modell gegen die Handgewichte: nDCG@10 je Aufgabe, kreuzvalidiert über Anfragen."""
-    from matcher.engine.ranker import LinearRanker
     from matcher.evaluation.judged import load_dataset
     from matcher.learning.train import train_ranker
 
@@ -44,10 +43,9 @@ def ranker_cv(data_dirs: tuple[str, ...], folds: int, out: str | None, hand_task
         raise click.BadParameter("zwei Datensätze mit demselben Ordnernamen", param_hint="„--data“")
     m = fitted_matcher(None, url, model, catalog=datasets[0].catalog)
     ranker, metrics = train_ranker(m, judged=datasets, folds=folds)
-    if hand_tasks:   # each task's coefficients are fitted on its own pairs: dropping one leaves the others as they are
-        kept = {t: c for t, c in ranker.coefficients.items() if t not in hand_tasks}
-        metrics["tasks"] = sorted(kept)
-        ranker = LinearRanker(kept, info={**ranker.info, "tasks": sorted(kept), "hand_by_choice": sorted(hand_tasks)})
+    if hand_tasks:
+        ranker = ranker.with_hand(hand_tasks)
+        metrics["tasks"] = list(ranker.tasks)
     if out:
         # what it was trained on travels with it (the shipped default, `make ranker`, is such a file)
         payload = ranker.to_dict()

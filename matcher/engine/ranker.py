@@ -141,6 +141,12 @@ class LinearRanker:
         """The tasks this ranker scores itself (the others fall back to the hand weights)."""
         return tuple(sorted(self.coefficients))
 
+    def with_hand(self, tasks: Sequence[str]) -> LinearRanker:
+        """This ranker with the hand weights for ``tasks`` whatever the training found (each task's
+        coefficients are fitted on its own pairs: dropping one leaves the others as they are)."""
+        kept = {t: c for t, c in self.coefficients.items() if t not in tasks}
+        return LinearRanker(kept, info={**self.info, "tasks": sorted(kept), "hand_by_choice": sorted(tasks)})
+
     def fuse(self, raw: dict[str, np.ndarray], weights: Weights, mask: np.ndarray, *,
              tasks: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         contributions, total = HAND.fuse(raw, weights, mask)

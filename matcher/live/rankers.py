@@ -38,7 +38,7 @@ from matcher.domain.messages import quoted
 from matcher.domain.schema import Query
 from matcher.engine.context import QueryContext
 from matcher.engine.matcher import Matcher
-from matcher.engine.ranker import FEATURES, HAND, LinearRanker, Ranker, ranker_from_dict, shipped_ranker
+from matcher.engine.ranker import FEATURES, HAND, Ranker, ranker_from_dict, shipped_ranker
 from matcher.engine.scoring import score_contexts
 from matcher.engine.weights import TASK_KIND, TASK_KINDS
 from matcher.errors import ConflictError, MatcherError
@@ -270,9 +270,8 @@ def train_version(store: Store, matcher: Matcher, judged: Sequence[Dataset], *, 
     say(0.05, "Modell trainieren")
     ranker, metrics = train_ranker(matcher, judged=list(judged) or None, feedback=events or None)
     if hand_tasks:
-        kept = {t: c for t, c in ranker.coefficients.items() if t not in hand_tasks}
-        metrics["tasks"] = sorted(kept)
-        ranker = LinearRanker(kept, info={**ranker.info, "tasks": sorted(kept), "hand_by_choice": sorted(hand_tasks)})
+        ranker = ranker.with_hand(hand_tasks)
+        metrics["tasks"] = list(ranker.tasks)
     say(0.6, "Mit der aktiven Version vergleichen")
     report = consider(store, matcher, ranker, metrics, fit_judged(matcher, judged), events, since=since, until=until,
                       activate=activate)
