@@ -244,30 +244,25 @@ class Database:
                 raw.close()
         return "blocked"
 
-    def insert_ignore(self, table: Table) -> Any:
-        """An ``INSERT`` into ``table`` that skips rows whose key is already stored (this dialect's way)."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(table).on_conflict_do_nothing()
-        if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            return sqlite_insert(table).on_conflict_do_nothing()
-        raise StoreError(f"Datenbank {quoted(self.dialect)} wird nicht unterstützt (SQLite oder PostgreSQL)")
-
-    def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
-        """An ``INSERT`` into ``table`` that, for a row whose ``keys`` are already stored, sets its ``update``
-        columns to the new values instead (this dialect's ``ON CONFLICT … DO UPDATE``)."""
+    def _insert(self, table: Table) -> Any:
+        """This dialect's ``INSERT`` into ``table`` (the one with ``ON CONFLICT``)."""
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         elif self.dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
         else:
             raise StoreError(f"Datenbank {quoted(self.dialect)} wird nicht unterstützt (SQLite oder PostgreSQL)")
-        stmt = dialect_insert(table)
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update})
+        return dialect_insert(table)
+
+    def insert_ignore(self, table: Table) -> Any:
+        """An ``INSERT`` into ``table`` that skips rows whose key is already stored (this dialect's way)."""
+        return self._insert(table).on_conflict_do_nothing()
+
+    def upsert(self, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+        """An ``INSERT`` into ``table`` that, for a row whose ``keys`` are already stored, sets its ``update``
+        columns to the new values instead (this dialect's ``ON CONFLICT … DO UPDATE``)."""
+        stmt = self._insert(table)
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update})
 
     # -- schema
     def alembic_config(self) -> Any:
