@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -21,6 +21,10 @@ class RankerTrainRequest(_Request):
     days: Annotated[int, Field(ge=1, le=3650, description="Rückmeldungen der letzten so vielen Tage")] = 90
     activate: bool = Field(default=True, description="Aktivieren, wenn sie die aktive Version auf den bewerteten "
                                                      "Daten und in der IPS-Schätzung schlägt")
+    hand: list[Literal["advisors", "partners", "events", "invitations", "programmes"]] = Field(
+        default_factory=list, max_length=5,
+        description="Für diese Aufgaben in der neuen Version die Handgewichte behalten, was immer das Training "
+                    "ergibt (wie `matcher train --hand`), z. B. wenn das gelernte Modell einen entworfenen Fall bricht")
 
 
 class RankerActivateRequest(_Request):

@@ -51,7 +51,8 @@ def list_rankers() -> ResponseReturnValue:
 def train() -> ResponseReturnValue:
     req = parse_body(RankerTrainRequest)
     return _submit("ranker", {"data": [str(p) for p in current_app.config["RANKER_JUDGED_DATA"]],
-                              "days": req.days, "activate": req.activate})
+                              "days": req.days, "activate": req.activate,
+                              "hand": sorted(set(req.hand))})
 
 
 @bp.post("/activate")

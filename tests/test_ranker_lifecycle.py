@@ -240,7 +240,7 @@ def test_admin_trains_a_version_over_http_as_a_job(make_app, any_database_url, t
     admin = {"Authorization": f"Bearer {store.create_key('admin', 'test')[1]}"}
     editor = {"Authorization": f"Bearer {store.create_key('editor', 'test')[1]}"}
     assert client.post("/v1/rankers/train", headers=editor, json={}).status_code == 403
-    r = client.post("/v1/rankers/train", headers=admin, json={"days": 30, "activate": False})
+    r = client.post("/v1/rankers/train", headers=admin, json={"days": 30, "activate": False, "hand": ["partners"]})
     assert r.status_code == 202, r.json
     job = r.json
     deadline = time.monotonic() + 600
@@ -257,6 +257,9 @@ def test_admin_trains_a_version_over_http_as_a_job(make_app, any_database_url, t
     version = next(v for v in listed["versions"] if v["version"] == result["version"])
     assert version["features"] and version["metrics"]["gate"]["passed"] == result["gate"]["passed"]
     assert version["window_start"] and version["window_end"] and version["commit"]
+    # the job kept the hand weights for partner searches, as asked
+    assert "partners" not in version["metrics"]["tasks"]
+    assert "partners" not in store.rankers.get(result["version"]).payload["coefficients"]
     assert client.get(f"/v1/jobs/{job['id']}/export.csv", headers=admin).status_code == 409
 
 
@@ -273,6 +276,8 @@ def test_training_without_judged_data_or_anything_to_roll_back_is_a_409_in_germa
     assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
     r = client.post("/v1/rankers/train", headers=admin, json={"days": 0})
     assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "days"
+    r = client.post("/v1/rankers/train", headers=admin, json={"hand": ["beratung"]})
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"].startswith("hand")
 
 
 @pytest.mark.postgres

@@ -84,7 +84,8 @@ def compute(store: Store, kind: str, params: dict[str, Any], matcher: Any,
         until = dt.datetime.now(dt.UTC)
         return train_version(store, matcher, judged_sets(params), until=until,
                              since=until - dt.timedelta(days=int(params.get("days") or 90)),
-                             activate=bool(params.get("activate", True)), progress=progress).as_dict()
+                             activate=bool(params.get("activate", True)), hand_tasks=tuple(params.get("hand") or ()),
+                             progress=progress).as_dict()
     if kind == "invitations":
         args = invitation_args(params)
         since = (args["as_of"] or dt.date.today()) - dt.timedelta(days=args["exposure"].window_days)
