@@ -8,7 +8,7 @@ import pytest
 
 from matcher.text.countries import country_mentions
 from matcher.text.gazetteer import default_gazetteer, haversine_km
-from matcher.text.intent import parse_intent
+from matcher.text.intent import GENERIC_STRENGTH, parse_intent
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,19 @@ def test_a_later_mention_of_a_type_still_asks_for_it():
     i = parse_intent("Für den Wiederaufbau von Schulen suchen wir Schulen aus Köln.", task="partners")
     assert i.org_types == ("institution",)
     assert parse_intent("zusammen mit der Stadtverwaltung", task="partners").org_types == ("municipal_office",)
+
+
+@pytest.mark.parametrize("text", [
+    "Gesucht sind Teilnehmende, die Bildungsangebote machen – gern Referentinnen mit eigener Migrationsgeschichte.",
+    "We are looking for speakers, ideally migrant organisations from the region.",
+])
+def test_a_type_named_as_a_preference_is_asked_for_weakly(text):
+    i = parse_intent(text, task="invitations")
+    assert i.org_types == ("migrant_organisation",)
+    assert i.org_type_strength == (GENERIC_STRENGTH,)
+    # the same type without the hedge, and a hedge in another sentence, ask outright
+    assert parse_intent("Gesucht sind Migrantenorganisationen.").org_type_strength == (1.0,)
+    assert parse_intent("Gern gesehen. Wir suchen Migrantenorganisationen.").org_type_strength == (1.0,)
 
 
 @pytest.mark.parametrize("text, window", [
