@@ -72,6 +72,26 @@ def test_freiwilligendienst_is_no_match_for_the_freiwillige_feuerwehr(matcher):
     assert flagged.sum() <= 3  # a false friend is the exception, not every profile
 
 
+def test_a_named_phrase_is_not_met_by_its_modifier_alone():
+    # "bei der Freiwilligen Feuerwehr": a capitalised adjective inside a sentence makes the phrase a name; a
+    # volunteering fair that has "Freiwillige" as a word of its own and "Freiwilligendienst" does not meet it
+    from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
+
+    fair = frozenset(word_tokens("Messe für junge Menschen, die einen Freiwilligendienst im Ausland machen wollen, "
+                                 "und für Vereine, die Freiwillige entsenden."))
+    named = modifier_phrases("Gibt es einen Infoabend für alle, die bei der Freiwilligen Feuerwehr mitmachen wollen?")
+    assert named == (("freiwill", "feuerwehr", True),)
+    assert compound_collision(named, fair)
+    assert not compound_collision(named, fair | {"feuerwehr"})
+    # a free phrase ("nachhaltige Beschaffung") is met by its modifier as a word: "nachhaltige Produkte" fit
+    free = modifier_phrases("Wir wollen die Verwaltung auf nachhaltige Beschaffung umstellen")
+    assert free == (("nachhalt", "beschaffung", False),)
+    shop = frozenset(word_tokens("Wir verkaufen nachhaltige Produkte und beraten zur Nachhaltigkeitsstrategie."))
+    assert not compound_collision(free, shop)
+    # sentence-initial capitals say nothing: "Freiwillige Feuerwehr sucht …" is read as a free phrase
+    assert modifier_phrases("Freiwillige Feuerwehr sucht Mitglieder") == (("freiwill", "feuerwehr", False),)
+
+
 def test_a_need_without_a_noun_phrase_flags_nothing(matcher):
     ctx = matcher.contexts([Query(task="advisors", text="Hilfe", city="Essen")], as_of=AS_OF)
     assert not false_friends(matcher.index_, ctx, matcher.index_.block("advisor")).any()
