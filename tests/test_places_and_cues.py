@@ -55,6 +55,27 @@ def test_places_named_in_text_with_compass_qualifier(gaz):
     assert ruhr.on_side(duisburg.lat, duisburg.lon) and not ruhr.on_side(dortmund.lat, dortmund.lon)
 
 
+def test_a_distance_to_a_named_area_is_to_its_nearest_town(gaz, fast_embedder):
+    # not to its centre (Bochum, just east of the line, lay 1 km from "the western Ruhrgebiet"): Dortmund's
+    # nearest western town is farther than the centre; a town inside the area is 0 km from it
+    from matcher.domain.schema import parse_entity
+    from matcher.engine.index import CatalogIndex
+
+    west = next(p for p in gaz.mentions("aus dem westlichen Ruhrgebiet") if p.name == "Ruhrgebiet")
+    towns = gaz.area_towns(west)
+    assert len(towns) >= 5 and all(west.on_side(a, b) for a, b in towns)
+    orgs = [parse_entity({"id": f"o{i}", "kind": "organisation", "name": c, "description": "Verein", "city": c,
+                          "lat": gaz.resolve(c).lat, "lon": gaz.resolve(c).lon}) for i, c in
+            enumerate(("Dortmund", "Duisburg", "Köln"))]
+    index = CatalogIndex(orgs, fast_embedder, gaz)
+    d = index.distance_km(west, slice(0, 3))
+    dortmund = gaz.resolve("Dortmund")
+    assert d[1] == 0.0
+    assert d[0] == pytest.approx(haversine_km(dortmund.lat, dortmund.lon, towns[:, 0], towns[:, 1]).min())
+    assert d[0] > float(haversine_km(dortmund.lat, dortmund.lon, west.lat, west.lon))
+    assert 0 < d[2] < float(haversine_km(gaz.resolve("Köln").lat, gaz.resolve("Köln").lon, west.lat, west.lon))
+
+
 def test_ordinary_words_are_not_read_as_towns(gaz):
     assert gaz.mentions("Wir sind in der Lage, bei jedem Wetter zu helfen, how much we can.") == []
     assert gaz.mentions("Beim Fest essen wir zusammen; alle kamen.") == []

@@ -323,10 +323,19 @@ class CatalogIndex:
         return mask
 
     def distance_km(self, place: Place, rows: slice) -> np.ndarray:
-        """Great-circle distance from ``place`` to rows ``rows`` (0 inside a named area; NaN without coordinates)."""
+        """Great-circle distance from ``place`` to rows ``rows`` (NaN without coordinates). A named area (region,
+        district, state): 0 inside it (or inside its named part), else the distance to its nearest town — not to
+        its centre, which put Bochum, just east of the line, 1 km from "the western Ruhrgebiet" and a town just
+        outside a large region farther than one deep inside a small one."""
         d = haversine_km(place.lat, place.lon, self.lat[rows], self.lon[rows])
-        if place.kind in ("region", "district", "state"):  # inside a named area (or the named part of it) is 0
-            d = np.where(self.area_mask(place, rows), 0.0, d)
+        if place.kind in ("region", "district", "state"):
+            inside = self.area_mask(place, rows)
+            towns = self.gazetteer.area_towns(place)
+            outside = np.flatnonzero(~inside & ~np.isnan(d))
+            if len(towns) and outside.size:
+                lat, lon = self.lat[rows][outside], self.lon[rows][outside]
+                d[outside] = np.min([haversine_km(a, b, lat, lon) for a, b in towns], axis=0)
+            d = np.where(inside, 0.0, d)
         return d
 
     def served_at(self, place: Place, rows: slice, town_radius_km: float) -> np.ndarray:
