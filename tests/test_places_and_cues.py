@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from matcher.text.countries import country_mentions
@@ -74,6 +75,19 @@ def test_a_distance_to_a_named_area_is_to_its_nearest_town(gaz, fast_embedder):
     assert d[0] == pytest.approx(haversine_km(dortmund.lat, dortmund.lon, towns[:, 0], towns[:, 1]).min())
     assert d[0] > float(haversine_km(dortmund.lat, dortmund.lon, west.lat, west.lon))
     assert 0 < d[2] < float(haversine_km(gaz.resolve("Köln").lat, gaz.resolve("Köln").lon, west.lat, west.lon))
+
+
+@pytest.mark.parametrize("area", ["Ruhrgebiet", "Westfalen", "Kreis Wesel"])
+def test_the_distance_to_an_area_is_the_brute_force_minimum_over_its_towns(gaz, area):
+    rng = np.random.default_rng(7)
+    lat, lon = rng.uniform(50.3, 52.6, 500), rng.uniform(5.8, 9.6, 500)
+    lat[3] = np.nan
+    place = gaz.resolve(area)
+    towns = gaz.area_towns(place)
+    brute = np.min([haversine_km(a, b, lat, lon) for a, b in towns], axis=0)
+    got = gaz.distance_to_area(place, lat, lon)
+    assert np.isnan(got[3])
+    np.testing.assert_allclose(np.delete(got, 3), np.delete(brute, 3), rtol=1e-9, atol=1e-6)
 
 
 def test_ordinary_words_are_not_read_as_towns(gaz):

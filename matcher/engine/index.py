@@ -330,11 +330,9 @@ class CatalogIndex:
         d = haversine_km(place.lat, place.lon, self.lat[rows], self.lon[rows])
         if place.kind in ("region", "district", "state"):
             inside = self.area_mask(place, rows)
-            towns = self.gazetteer.area_towns(place)
             outside = np.flatnonzero(~inside & ~np.isnan(d))
-            if len(towns) and outside.size:
-                lat, lon = self.lat[rows][outside], self.lon[rows][outside]
-                d[outside] = np.min([haversine_km(a, b, lat, lon) for a, b in towns], axis=0)
+            if outside.size and len(self.gazetteer.area_towns(place)):
+                d[outside] = self.gazetteer.distance_to_area(place, self.lat[rows][outside], self.lon[rows][outside])
             d = np.where(inside, 0.0, d)
         return d
 
