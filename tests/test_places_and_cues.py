@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pytest
 
 from matcher.text.countries import country_mentions
@@ -56,38 +55,31 @@ def test_places_named_in_text_with_compass_qualifier(gaz):
     assert ruhr.on_side(duisburg.lat, duisburg.lon) and not ruhr.on_side(dortmund.lat, dortmund.lon)
 
 
-def test_a_distance_to_a_named_area_is_to_its_nearest_town(gaz, fast_embedder):
-    # not to its centre (Bochum, just east of the line, lay 1 km from "the western Ruhrgebiet"): Dortmund's
-    # nearest western town is farther than the centre; a town inside the area is 0 km from it
+def test_a_distance_to_a_named_part_of_an_area_is_to_the_centre_of_that_part(gaz, fast_embedder):
+    # the whole Ruhrgebiet's centre lies on the line that divides it: Bochum, just east of it, lay 1 km from "the
+    # western Ruhrgebiet"; now it is measured to the western part's centre, and a town inside that part is 0 km
     from matcher.domain.schema import parse_entity
     from matcher.engine.index import CatalogIndex
 
     west = next(p for p in gaz.mentions("aus dem westlichen Ruhrgebiet") if p.name == "Ruhrgebiet")
     towns = gaz.area_towns(west)
     assert len(towns) >= 5 and all(west.on_side(a, b) for a, b in towns)
+    lat, lon = gaz.centre(west)
+    assert lon < west.lon   # the western part's centre lies west of the dividing line
     orgs = [parse_entity({"id": f"o{i}", "kind": "organisation", "name": c, "description": "Verein", "city": c,
                           "lat": gaz.resolve(c).lat, "lon": gaz.resolve(c).lon}) for i, c in
-            enumerate(("Dortmund", "Duisburg", "Köln"))]
+            enumerate(("Bochum", "Duisburg", "Köln"))]
     index = CatalogIndex(orgs, fast_embedder, gaz)
     d = index.distance_km(west, slice(0, 3))
-    dortmund = gaz.resolve("Dortmund")
+    bochum = gaz.resolve("Bochum")
     assert d[1] == 0.0
-    assert d[0] == pytest.approx(haversine_km(dortmund.lat, dortmund.lon, towns[:, 0], towns[:, 1]).min())
-    assert d[0] > float(haversine_km(dortmund.lat, dortmund.lon, west.lat, west.lon))
-    assert 0 < d[2] < float(haversine_km(gaz.resolve("Köln").lat, gaz.resolve("Köln").lon, west.lat, west.lon))
-
-
-@pytest.mark.parametrize("area", ["Ruhrgebiet", "Westfalen", "Kreis Wesel"])
-def test_the_distance_to_an_area_is_the_brute_force_minimum_over_its_towns(gaz, area):
-    rng = np.random.default_rng(7)
-    lat, lon = rng.uniform(50.3, 52.6, 500), rng.uniform(5.8, 9.6, 500)
-    lat[3] = np.nan
-    place = gaz.resolve(area)
-    towns = gaz.area_towns(place)
-    brute = np.min([haversine_km(a, b, lat, lon) for a, b in towns], axis=0)
-    got = gaz.distance_to_area(place, lat, lon)
-    assert np.isnan(got[3])
-    np.testing.assert_allclose(np.delete(got, 3), np.delete(brute, 3), rtol=1e-9, atol=1e-6)
+    assert d[0] == pytest.approx(float(haversine_km(lat, lon, bochum.lat, bochum.lon)))
+    assert float(haversine_km(west.lat, west.lon, bochum.lat, bochum.lon)) < 2 < 10 < d[0]
+    # an area named without a part is measured from its own coordinates, as before
+    whole = gaz.resolve("Ruhrgebiet")
+    assert gaz.centre(whole) == (whole.lat, whole.lon)
+    assert index.distance_km(whole, slice(0, 3))[2] == pytest.approx(
+        float(haversine_km(whole.lat, whole.lon, gaz.resolve("Köln").lat, gaz.resolve("Köln").lon)))
 
 
 def test_ordinary_words_are_not_read_as_towns(gaz):

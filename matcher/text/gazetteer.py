@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -92,12 +91,6 @@ class Place:
             return False
         return {"west": lon <= self.lon, "east": lon >= self.lon, "north": lat >= self.lat,
                 "south": lat <= self.lat}[self.side]
-
-
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere (rows x, y, z) for latitudes and longitudes in degrees."""
-    p, lam = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])
 
 
 def haversine_km(lat1: float, lon1: float, lat2: np.ndarray | float, lon2: np.ndarray | float) -> np.ndarray:
@@ -267,37 +260,26 @@ class Gazetteer:
 
     def area_towns(self, area: Place) -> np.ndarray:
         """(lat, lon) rows of the curated municipalities inside a region, district or the state, and in its named
-        part ("westliches Ruhrgebiet"): what a distance to the area is measured to (:meth:`distance_to_area`)."""
-        return self._area_index(area)[0]
-
-    def distance_to_area(self, area: Place, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        """Great-circle km from each point to the nearest of :meth:`area_towns` (NaN where a point has no
-        coordinates; the haversine of the nearest town is found by a k-d tree over unit vectors, whose chord
-        distance orders points as the great-circle distance does)."""
-        towns, tree = self._area_index(area)
-        lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
-        out = np.full(lat.shape, np.nan)
-        known = ~(np.isnan(lat) | np.isnan(lon))
-        if tree is None or not known.any():
-            return out
-        chord, _ = tree.query(_unit_vectors(lat[known], lon[known]))
-        out[known] = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0.0, 1.0))
-        return out
-
-    def _area_index(self, area: Place) -> tuple[np.ndarray, Any]:
+        part ("westliches Ruhrgebiet")."""
         cache = self.__dict__.setdefault("_area_towns", {})   # an index read from a file brings an older object
-        found = cache.get(area)
-        if found is None:
-            from scipy.spatial import cKDTree
-
+        towns = cache.get(area)
+        if towns is None:
             munis = {p.name: p for p in self._places.values() if p.kind == "municipality" and p.lat is not None}
             inside = [p for p in munis.values()
                       if (area.kind == "state" or (area.kind == "region" and area.name in p.regions)
                           or (area.kind == "district" and area.name in (p.district, p.name)))
                       and area.on_side(p.lat, p.lon)]
-            towns = np.array([[p.lat, p.lon] for p in inside]) if inside else np.zeros((0, 2))
-            found = cache[area] = (towns, cKDTree(_unit_vectors(towns[:, 0], towns[:, 1])) if inside else None)
-        return found
+            towns = cache[area] = np.array([[p.lat, p.lon] for p in inside]) if inside else np.zeros((0, 2))
+        return towns
+
+    def centre(self, area: Place) -> tuple[float | None, float | None]:
+        """Where a distance to an area is measured from for a place outside it: the area's own coordinates, or
+        for a named part of it ("im westlichen Ruhrgebiet") the centre of that part's towns — the whole area's
+        centre lies on the line that divides it, so places just across that line would count as in it."""
+        towns = self.area_towns(area) if area.side is not None else np.zeros((0, 2))
+        if not len(towns):
+            return area.lat, area.lon
+        return float(towns[:, 0].mean()), float(towns[:, 1].mean())
 
     def covers(self, area: str, place: Place | None, radius_km: float = 15.0) -> bool:
         """Does an advisor's served ``area`` (city, district, region or "NRW") cover ``place``?"""
