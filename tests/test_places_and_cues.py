@@ -174,6 +174,8 @@ def test_a_type_named_as_a_preference_is_asked_for_weakly(text):
     # the same type without the hedge, and a hedge in another sentence, ask outright
     assert parse_intent("Gesucht sind Migrantenorganisationen.").org_type_strength == (1.0,)
     assert parse_intent("Gern gesehen. Wir suchen Migrantenorganisationen.").org_type_strength == (1.0,)
+    far = parse_intent("Wir arbeiten gern mit Kitas zusammen und suchen für das Projekt Migrantenorganisationen.")
+    assert far.org_type_strength == (1.0,)
 
 
 @pytest.mark.parametrize("text, window", [

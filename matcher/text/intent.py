@@ -131,9 +131,10 @@ _ORG_TYPE_HINTS = {
 _GENERIC_ASSOCIATIONS_RE = re.compile(r"\b(?:Vereine|Initiativen|associations|NGOs|grassroots groups)\b")
 GENERIC_STRENGTH = 0.5
 # a type named as a preference, not a requirement ("gern Referentinnen mit eigener Migrationsgeschichte",
-# "ideally migrant organisations"): asked for as weakly as a generic word; the hedge stands in the same clause
-_HEDGE_BEFORE_RE = re.compile(r"\b(?:gerne?|idealerweise|vorzugsweise|am liebsten|ideally|preferably)\b[^.;:!?–—]*$",
-                              re.IGNORECASE)
+# "ideally migrant organisations"): asked for as weakly as a generic word; the hedge stands at most four words
+# before the type ("Wir arbeiten gern mit Schulen zusammen und suchen Migrantenorganisationen" asks outright)
+_HEDGE_BEFORE_RE = re.compile(r"\b(?:gerne?|idealerweise|vorzugsweise|am liebsten|ideally|preferably)"
+                              r"(?:\s+[\w-]+){0,4}\s+$", re.IGNORECASE)
 
 _NEAR_RE = re.compile(
     r"in der nähe|aus der nähe|umgebung|nachbar(?:stadt|städte|schaft|kommune)|vor ort"
