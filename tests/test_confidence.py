@@ -18,6 +18,7 @@ from matcher.cli import cli
 from matcher.domain.schema import Query
 from matcher.engine.confidence import (
     BARS,
+    FALSE_FRIEND,
     FEATURES,
     ConfidenceModel,
     assess,
@@ -90,6 +91,29 @@ def test_a_fit_on_judged_rows_is_bounded_monotonic_in_score_and_calibrated_acros
     higher[col["gap"]] += 1.0
     assert report.model.predict(higher[None])[0] > report.model.predict(row[None])[0]
     assert report.weak_top["nothing"]["queries"] + report.weak_top["perfect"]["queries"] > 0
+
+
+def test_a_false_friend_is_calibrated_apart_at_its_own_smoothed_rate():
+    # results that meet the need only through a false friend score high but were never relevant: the gate
+    # gives them the smoothed share of relevant such results, whatever the logistic part says of the score
+    data = synthetic(seed=3)
+    col = {n: i for i, n in enumerate(FEATURES)}
+    tops = data.ranks == 1
+    flagged = np.flatnonzero(tops)[:8]
+    data.x[flagged, col[FALSE_FRIEND]] = 1.0
+    data.grades[flagged] = 0
+    y = (data.grades >= 2).astype(int)
+    model = fit_model(data.x, y, "m", "w")
+    assert model.coef[col[FALSE_FRIEND]] == 0.0
+    assert model.false_friend_rate == pytest.approx((0 + 2 * y.mean()) / (8 + 2))
+    p = model.predict(data.x)
+    assert np.allclose(p[flagged], model.false_friend_rate)
+    assert BARS.strength(model.false_friend_rate) == "weak"
+    gate_off = np.arange(len(FEATURES)) == col[FALSE_FRIEND]
+    unflagged = model.predict(np.where(gate_off, 0.0, data.x[flagged]))
+    assert (unflagged > p[flagged]).all()   # without the gate the same rows would read as likelier fits
+    # no flagged row among the fitting data: the rate is the share of all relevant results
+    assert fit_model(np.where(gate_off, 0.0, data.x), y, "m", "w").false_friend_rate == pytest.approx(y.mean())
 
 
 def test_expected_calibration_error_is_zero_when_rates_match_and_large_when_not():

@@ -8,7 +8,7 @@ import pytest
 
 from matcher.text.countries import country_mentions
 from matcher.text.gazetteer import default_gazetteer, haversine_km
-from matcher.text.intent import parse_intent
+from matcher.text.intent import GENERIC_STRENGTH, parse_intent
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,33 @@ def test_places_named_in_text_with_compass_qualifier(gaz):
     assert ruhr.side == "west"
     duisburg, dortmund = gaz.resolve("Duisburg"), gaz.resolve("Dortmund")
     assert ruhr.on_side(duisburg.lat, duisburg.lon) and not ruhr.on_side(dortmund.lat, dortmund.lon)
+
+
+def test_a_distance_to_a_named_part_of_an_area_is_to_the_centre_of_that_part(gaz, fast_embedder):
+    # the whole Ruhrgebiet's centre lies on the line that divides it: Bochum, just east of it, lay 1 km from "the
+    # western Ruhrgebiet"; now it is measured to the western part's centre, and a town inside that part is 0 km
+    from matcher.domain.schema import parse_entity
+    from matcher.engine.index import CatalogIndex
+
+    west = next(p for p in gaz.mentions("aus dem westlichen Ruhrgebiet") if p.name == "Ruhrgebiet")
+    towns = gaz.area_towns(west)
+    assert len(towns) >= 5 and all(west.on_side(a, b) for a, b in towns)
+    lat, lon = gaz.centre(west)
+    assert lon < west.lon   # the western part's centre lies west of the dividing line
+    orgs = [parse_entity({"id": f"o{i}", "kind": "organisation", "name": c, "description": "Verein", "city": c,
+                          "lat": gaz.resolve(c).lat, "lon": gaz.resolve(c).lon}) for i, c in
+            enumerate(("Bochum", "Duisburg", "Köln"))]
+    index = CatalogIndex(orgs, fast_embedder, gaz)
+    d = index.distance_km(west, slice(0, 3))
+    bochum = gaz.resolve("Bochum")
+    assert d[1] == 0.0
+    assert d[0] == pytest.approx(float(haversine_km(lat, lon, bochum.lat, bochum.lon)))
+    assert float(haversine_km(west.lat, west.lon, bochum.lat, bochum.lon)) < 2 < 10 < d[0]
+    # an area named without a part is measured from its own coordinates, as before
+    whole = gaz.resolve("Ruhrgebiet")
+    assert gaz.centre(whole) == (whole.lat, whole.lon)
+    assert index.distance_km(whole, slice(0, 3))[2] == pytest.approx(
+        float(haversine_km(whole.lat, whole.lon, gaz.resolve("Köln").lat, gaz.resolve("Köln").lon)))
 
 
 def test_ordinary_words_are_not_read_as_towns(gaz):
@@ -134,6 +161,21 @@ def test_a_later_mention_of_a_type_still_asks_for_it():
     i = parse_intent("Für den Wiederaufbau von Schulen suchen wir Schulen aus Köln.", task="partners")
     assert i.org_types == ("institution",)
     assert parse_intent("zusammen mit der Stadtverwaltung", task="partners").org_types == ("municipal_office",)
+
+
+@pytest.mark.parametrize("text", [
+    "Gesucht sind Teilnehmende, die Bildungsangebote machen – gern Referentinnen mit eigener Migrationsgeschichte.",
+    "We are looking for speakers, ideally migrant organisations from the region.",
+])
+def test_a_type_named_as_a_preference_is_asked_for_weakly(text):
+    i = parse_intent(text, task="invitations")
+    assert i.org_types == ("migrant_organisation",)
+    assert i.org_type_strength == (GENERIC_STRENGTH,)
+    # the same type without the hedge, and a hedge in another sentence, ask outright
+    assert parse_intent("Gesucht sind Migrantenorganisationen.").org_type_strength == (1.0,)
+    assert parse_intent("Gern gesehen. Wir suchen Migrantenorganisationen.").org_type_strength == (1.0,)
+    far = parse_intent("Wir arbeiten gern mit Kitas zusammen und suchen für das Projekt Migrantenorganisationen.")
+    assert far.org_type_strength == (1.0,)
 
 
 @pytest.mark.parametrize("text, window", [

@@ -15,6 +15,7 @@ from matcher.batch.invitations import invitation_list, out_of_field
 from matcher.domain.schema import parse_entity
 from matcher.engine.matcher import Matcher
 from matcher.engine.signals import false_friends
+from matcher.text.gazetteer import haversine_km
 
 AS_OF = dt.date(2026, 11, 22)
 FEUERWEHR = "Wir möchten mehr Menschen mit Migrationshintergrund für die Freiwillige Feuerwehr gewinnen"
@@ -72,6 +73,26 @@ def test_freiwilligendienst_is_no_match_for_the_freiwillige_feuerwehr(matcher):
     assert flagged.sum() <= 3  # a false friend is the exception, not every profile
 
 
+def test_a_named_phrase_is_not_met_by_its_modifier_alone():
+    # "bei der Freiwilligen Feuerwehr": a capitalised adjective inside a sentence makes the phrase a name; a
+    # volunteering fair that has "Freiwillige" as a word of its own and "Freiwilligendienst" does not meet it
+    from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
+
+    fair = frozenset(word_tokens("Messe für junge Menschen, die einen Freiwilligendienst im Ausland machen wollen, "
+                                 "und für Vereine, die Freiwillige entsenden."))
+    named = modifier_phrases("Gibt es einen Infoabend für alle, die bei der Freiwilligen Feuerwehr mitmachen wollen?")
+    assert named == (("freiwill", "feuerwehr", True),)
+    assert compound_collision(named, fair)
+    assert not compound_collision(named, fair | {"feuerwehr"})
+    # a free phrase ("nachhaltige Beschaffung") is met by its modifier as a word: "nachhaltige Produkte" fit
+    free = modifier_phrases("Wir wollen die Verwaltung auf nachhaltige Beschaffung umstellen")
+    assert free == (("nachhalt", "beschaffung", False),)
+    shop = frozenset(word_tokens("Wir verkaufen nachhaltige Produkte und beraten zur Nachhaltigkeitsstrategie."))
+    assert not compound_collision(free, shop)
+    # sentence-initial capitals say nothing: "Freiwillige Feuerwehr sucht …" is read as a free phrase
+    assert modifier_phrases("Freiwillige Feuerwehr sucht Mitglieder") == (("freiwill", "feuerwehr", False),)
+
+
 def test_a_need_without_a_noun_phrase_flags_nothing(matcher):
     ctx = matcher.contexts([Query(task="advisors", text="Hilfe", city="Essen")], as_of=AS_OF)
     assert not false_friends(matcher.index_, ctx, matcher.index_.block("advisor")).any()
@@ -112,11 +133,18 @@ def test_the_near_event_of_the_same_theme_comes_first_for_a_koeln_organisation(e
 
 
 def test_an_invitation_list_stays_within_the_reach_given(matcher):
+    # the reach is measured from the venue (the distance shown is to the area the announcement names, Westfalen)
+    index = matcher.index_
+    venue = index.entity("evt-110")
+
+    def from_venue(invitee):
+        i = index.row[invitee.entity_id]
+        return float(haversine_km(venue.lat, venue.lon, index.lat[i], index.lon[i]))
+
     full = invitation_list(matcher, "evt-110", 12, as_of=AS_OF)
-    far = [i for i in full.invitees if (i.explanation.distance_km or 0) > 40]
-    assert far, "the case needs invitees beyond 40 km without a reach"
+    assert [i for i in full.invitees if from_venue(i) > 40], "the case needs invitees beyond 40 km without a reach"
     near = invitation_list(matcher, "evt-110", 12, as_of=AS_OF, reach_km=40)
-    assert all(i.explanation.distance_km is None or i.explanation.distance_km <= 40 for i in near.invitees)
+    assert near.invitees and all(from_venue(i) <= 40 for i in near.invitees)
     assert near.settings["reach_km"] == 40
 
 

@@ -35,9 +35,11 @@ from matcher.engine.index import CatalogIndex
 from matcher.engine.ranker import HAND, Ranker
 from matcher.engine.weights import SIGNALS, Weights
 from matcher.errors import CatalogError
+from matcher.text.lexical import compound_collision, modifier_phrases, word_tokens
 
-__all__ = ["FEATURES", "EVIDENCE", "STRENGTHS", "Strength", "StrengthBars", "BARS", "ConfidenceModel", "Assessment",
-           "ResultConfidence", "evidence", "score_ranks", "features", "assess", "unassessed", "strength_label",
+__all__ = ["FEATURES", "EVIDENCE", "FALSE_FRIEND", "STRENGTHS", "Strength", "StrengthBars", "BARS",
+           "ConfidenceModel", "Assessment", "ResultConfidence", "evidence", "score_ranks", "features", "assess",
+           "unassessed", "strength_label",
            "weights_fingerprint", "fusion_fingerprint", "artifact_key", "load_confidence", "ARTIFACT_VERSION"]
 
 ARTIFACT_VERSION = 1
@@ -47,7 +49,11 @@ MARGINS = ("score", "gap", "log_rank")
 # (the need's similarity to the whole profile is left out: collinear with the best passage, it swung the fit
 # between the two and marked a fit that rests on one passage of a broad profile weak)
 EVIDENCE = ("e_cos_passage", "e_need_words")
-FEATURES = (*MARGINS, *(f"c_{s}" for s in SIGNALS), *EVIDENCE)
+# a gate, not an input of the logistic part: a result that meets the need only through a false friend
+# (signals.false_friends: "Freiwilligendienst" for "Freiwillige Feuerwehr") is calibrated apart, at the rate
+# such results were relevant in the judged data (issue 17: false friends do not carry a result alone)
+FALSE_FRIEND = "e_false_friend"
+FEATURES = (*MARGINS, *(f"c_{s}" for s in SIGNALS), *EVIDENCE, FALSE_FRIEND)
 
 Strength = Literal["good", "partial", "weak"]
 STRENGTHS: tuple[Strength, ...] = ("good", "partial", "weak")
@@ -89,10 +95,15 @@ def weights_fingerprint(weights: Weights) -> str:
 def evidence(index: CatalogIndex, ctx: QueryContext, i: int, contributions: Mapping[str, float]) -> dict[str, float]:
     """What the confidence reads of catalog row ``i`` for the query ``ctx`` beside its score: each signal's
     contribution (``c_<signal>``) and the absolute evidence — the embedding similarity of the need (or the
-    asker's profile) to its best passage (the whole profile where it has none), and the length of the need
-    in words."""
+    asker's profile) to its best passage (the whole profile where it has none), the length of the need
+    in words, and whether the profile meets a phrase of the need only through a false friend
+    (:data:`FALSE_FRIEND`)."""
     out = {f"c_{s}": float(v) for s, v in contributions.items()}
     out["e_need_words"] = math.log1p(len(ctx.need.split()))
+    phrases = modifier_phrases(ctx.query.text or "")
+    if phrases:   # the words the false-friend signal reads (CatalogIndex.words), of this one profile
+        words = frozenset(word_tokens(" ".join([index.profile_texts[i], *index.entities[i].evidence])))
+        out[FALSE_FRIEND] = float(compound_collision(phrases, words))
     vec = ctx.main_vector(index)
     if vec is None:   # nothing to compare (a query always has a text or an asker; kept safe for other callers)
         return out
@@ -132,7 +143,10 @@ class ConfidenceModel:
     """A fitted logistic map from features to the probability of relevance (grade ≥ 2), standardised inputs.
 
     ``predict`` is the fitted model's own formula, ``sigmoid(((x − mean) / scale) · coef + intercept)``,
-    so the artifact is plain JSON, not a pickle."""
+    so the artifact is plain JSON, not a pickle. Where a row is a false friend (:data:`FALSE_FRIEND` among
+    ``features``, coefficient 0), the probability is ``false_friend_rate`` instead: the share of such results
+    judged relevant, smoothed towards the share of all results judged relevant (two results' worth of it);
+    ``None``: no gate (an artifact from before it)."""
 
     features: list[str]
     mean: list[float]
@@ -143,11 +157,16 @@ class ConfidenceModel:
     weights: str                                   # weights_fingerprint of the engine it was fitted for
     bars: StrengthBars = BARS
     fitted_on: dict[str, Any] = field(default_factory=dict)   # data sets, queries, results, cross-validated ECE
+    false_friend_rate: float | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities of relevance for feature rows ``x`` (columns ``self.features``)."""
-        z = ((np.asarray(x, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef)
-        return 1.0 / (1.0 + np.exp(-(z + self.intercept)))
+        x = np.asarray(x, dtype=np.float64)
+        z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef)
+        p = 1.0 / (1.0 + np.exp(-(z + self.intercept)))
+        if self.false_friend_rate is not None and FALSE_FRIEND in self.features:
+            p = np.where(x[:, self.features.index(FALSE_FRIEND)] > 0, self.false_friend_rate, p)
+        return p
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -323,11 +323,15 @@ class CatalogIndex:
         return mask
 
     def distance_km(self, place: Place, rows: slice) -> np.ndarray:
-        """Great-circle distance from ``place`` to rows ``rows`` (0 inside a named area; NaN without coordinates)."""
-        d = haversine_km(place.lat, place.lon, self.lat[rows], self.lon[rows])
-        if place.kind in ("region", "district", "state"):  # inside a named area (or the named part of it) is 0
-            d = np.where(self.area_mask(place, rows), 0.0, d)
-        return d
+        """Great-circle distance from ``place`` to rows ``rows`` (NaN without coordinates). A named area (region,
+        district, state): 0 inside it (or inside its named part), else the distance to its centre — for a named
+        part, the centre of that part (:meth:`~matcher.text.gazetteer.Gazetteer.centre`): the whole Ruhrgebiet's
+        centre put Bochum, just east of the line, 1 km from "the western Ruhrgebiet"."""
+        if place.kind not in ("region", "district", "state"):
+            return haversine_km(place.lat, place.lon, self.lat[rows], self.lon[rows])
+        lat, lon = self.gazetteer.centre(place)
+        d = haversine_km(lat, lon, self.lat[rows], self.lon[rows])
+        return np.where(self.area_mask(place, rows), 0.0, d)
 
     def served_at(self, place: Place, rows: slice, town_radius_km: float) -> np.ndarray:
         """1 for the advisors among ``rows`` whose ``regions`` cover ``place`` (or a town within the radius)."""

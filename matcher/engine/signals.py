@@ -127,7 +127,7 @@ def false_friends(index: CatalogIndex, contexts: Sequence[QueryContext], block: 
     :func:`~matcher.text.lexical.compound_collision`): such evidence must not carry a result, so the
     lexical signal and the best passage give it no weight (:func:`dense`, :func:`lexical`)."""
     out = np.zeros((len(contexts), block.size), dtype=bool)
-    memo: dict[tuple[str, str], np.ndarray] = _memo(shared, "false_friends", block)  # requests share phrases
+    memo: dict[tuple[str, str, bool], np.ndarray] = _memo(shared, "false_friends", block)  # requests share phrases
     for r, ctx in enumerate(contexts):
         phrases = modifier_phrases(ctx.query.text or "")
         if phrases:

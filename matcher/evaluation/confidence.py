@@ -24,6 +24,7 @@ from matcher.domain.formatting import decimal
 from matcher.domain.schema import Query
 from matcher.engine.confidence import (
     BARS,
+    FALSE_FRIEND,
     FEATURES,
     ConfidenceModel,
     StrengthBars,
@@ -122,11 +123,19 @@ def fit_model(x: np.ndarray, y: np.ndarray, model_id: str, weights: str, c: floa
         raise ValidationError("Die beurteilten Ergebnisse enthalten nur eine Klasse (nur relevante oder nur "
                               "nicht relevante): so lässt sich keine Konfidenz kalibrieren",
                               [{"field": "data"}])
-    scaler = StandardScaler().fit(x)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    lr = LogisticRegression(C=c, max_iter=5000).fit((x - scaler.mean_) / scale, y)
-    return ConfidenceModel(list(FEATURES), scaler.mean_.tolist(), scale.tolist(), lr.coef_[0].tolist(),
-                           float(lr.intercept_[0]), model_id, weights, bars)
+    # the false-friend gate is no input of the logistic part: its rows get their own smoothed rate
+    gate = FEATURES.index(FALSE_FRIEND)
+    gated = x[:, gate] > 0
+    inputs = [j for j in range(x.shape[1]) if j != gate]
+    scaler = StandardScaler().fit(x[:, inputs])
+    mean, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    mean[inputs], scale[inputs] = scaler.mean_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    lr = LogisticRegression(C=c, max_iter=5000).fit(((x - mean) / scale)[:, inputs], y)
+    coef = np.zeros(x.shape[1])
+    coef[inputs] = lr.coef_[0]
+    rate = (float(y[gated].sum()) + 2.0 * float(y.mean())) / (int(gated.sum()) + 2.0)
+    return ConfidenceModel(list(FEATURES), mean.tolist(), scale.tolist(), coef.tolist(), float(lr.intercept_[0]),
+                           model_id, weights, bars, false_friend_rate=rate)
 
 
 def reliability_bins(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> list[dict[str, float]]:

@@ -258,6 +258,29 @@ class Gazetteer:
         i = int(np.argmin(d))
         return self._munis[i] if d[i] <= max_km else None
 
+    def area_towns(self, area: Place) -> np.ndarray:
+        """(lat, lon) rows of the curated municipalities inside a region, district or the state, and in its named
+        part ("westliches Ruhrgebiet")."""
+        cache = self.__dict__.setdefault("_area_towns", {})   # an index read from a file brings an older object
+        towns = cache.get(area)
+        if towns is None:
+            munis = {p.name: p for p in self._places.values() if p.kind == "municipality" and p.lat is not None}
+            inside = [p for p in munis.values()
+                      if (area.kind == "state" or (area.kind == "region" and area.name in p.regions)
+                          or (area.kind == "district" and area.name in (p.district, p.name)))
+                      and area.on_side(p.lat, p.lon)]
+            towns = cache[area] = np.array([[p.lat, p.lon] for p in inside]) if inside else np.zeros((0, 2))
+        return towns
+
+    def centre(self, area: Place) -> tuple[float | None, float | None]:
+        """Where a distance to an area is measured from for a place outside it: the area's own coordinates, or
+        for a named part of it ("im westlichen Ruhrgebiet") the centre of that part's towns — the whole area's
+        centre lies on the line that divides it, so places just across that line would count as in it."""
+        towns = self.area_towns(area) if area.side is not None else np.zeros((0, 2))
+        if not len(towns):
+            return area.lat, area.lon
+        return float(towns[:, 0].mean()), float(towns[:, 1].mean())
+
     def covers(self, area: str, place: Place | None, radius_km: float = 15.0) -> bool:
         """Does an advisor's served ``area`` (city, district, region or "NRW") cover ``place``?"""
         if place is None:

@@ -130,6 +130,11 @@ _ORG_TYPE_HINTS = {
 # but less pointedly than "Migrantenorganisationen" does
 _GENERIC_ASSOCIATIONS_RE = re.compile(r"\b(?:Vereine|Initiativen|associations|NGOs|grassroots groups)\b")
 GENERIC_STRENGTH = 0.5
+# a type named as a preference, not a requirement ("gern Referentinnen mit eigener Migrationsgeschichte",
+# "ideally migrant organisations"): asked for as weakly as a generic word; the hedge stands at most four words
+# before the type ("Wir arbeiten gern mit Schulen zusammen und suchen Migrantenorganisationen" asks outright)
+_HEDGE_BEFORE_RE = re.compile(r"\b(?:gerne?|idealerweise|vorzugsweise|am liebsten|ideally|preferably)"
+                              r"(?:\s+[\w-]+){0,4}\s+$", re.IGNORECASE)
 
 _NEAR_RE = re.compile(
     r"in der nähe|aus der nähe|umgebung|nachbar(?:stadt|städte|schaft|kommune)|vor ort"
@@ -364,7 +369,8 @@ def parse_intent(text: str | None, as_of: dt.date | None = None, task: str | Non
             continue
         m = _asked_type_match(rx, text, task)
         if m:
-            types[t] = 1.0
+            hedged = _HEDGE_BEFORE_RE.search(text[max(0, m.start() - 80):m.start()])
+            types[t] = GENERIC_STRENGTH if hedged else 1.0
             cues.append(m.group(0))
     m = _GENERIC_ASSOCIATIONS_RE.search(text)
     if m:

@@ -51,25 +51,35 @@ def stem(word: str) -> str:
 
 # a two-word noun phrase of a need, "Freiwillige Feuerwehr": a modifier (6+ letters) and a capitalised head
 _PHRASE_RE = re.compile(r"\b([^\W\d_]{6,})\s+([A-ZÄÖÜ][^\W\d_]{3,})")
+# a capitalised adjective inside a sentence ("bei der Freiwilligen Feuerwehr", "the Voluntary Fire Brigade"):
+# the phrase is a name, whose meaning is not its words' — its modifier alone ("Freiwillige") meets nothing of it
+_NAME_MODIFIER_RE = re.compile(r"[A-ZÄÖÜ][^\W\d_]*(?:e|en|er|es|em|al|ary|ive|ic)")
+_SENTENCE_START_RE = re.compile(r"(?:^|[.!?:;–—\"„“(]\s*)$")
 
 
-def modifier_phrases(need: str) -> tuple[tuple[str, str], ...]:
-    """The (modifier stem, head) pairs of a need's two-word noun phrases, lower-cased
-    ("Freiwillige Feuerwehr" → ``("freiwill", "feuerwehr")``)."""
+def modifier_phrases(need: str) -> tuple[tuple[str, str, bool], ...]:
+    """The (modifier stem, head, named) triples of a need's two-word noun phrases, lower-cased
+    ("Freiwillige Feuerwehr" → ``("freiwill", "feuerwehr", True)``). ``named``: the modifier is a capitalised
+    adjective inside a sentence, so the phrase is a name (:data:`_NAME_MODIFIER_RE`)."""
     out = []
     for m in _PHRASE_RE.finditer(need or ""):
         modifier, head = m.group(1).casefold(), m.group(2).casefold()
         if modifier not in _STOP and head not in _STOP and len(stem(modifier)) >= 5:
-            out.append((stem(modifier), head))
+            named = bool(_NAME_MODIFIER_RE.fullmatch(m.group(1))) and not _SENTENCE_START_RE.search(
+                need[max(0, m.start() - 3):m.start()])
+            out.append((stem(modifier), head, named))
     return tuple(dict.fromkeys(out))
 
 
-def compound_collision(phrases: Sequence[tuple[str, str]], words: frozenset[str]) -> bool:
+def compound_collision(phrases: Sequence[tuple[str, str, bool]], words: frozenset[str]) -> bool:
     """Does a profile (its :func:`word_tokens`) meet one of the need's phrases only through a compound that
     shares the modifier but not the head — "Freiwilligendienst" for "Freiwillige Feuerwehr", a false
-    friend? Not when the profile has the head (in any word) or the modifier as a word of its own."""
-    for root, head in phrases:
-        if any(head in w for w in words) or any(stem(w) == root for w in words if w.startswith(root)):
+    friend? Not when the profile has the head (in any word), nor, unless the phrase is a name, the modifier
+    as a word of its own ("faire Produkte" meet "faire Beschaffung"; "Freiwillige" in a volunteering fair's
+    text do not meet the Freiwillige Feuerwehr)."""
+    for root, head, named in phrases:
+        if any(head in w for w in words) or (
+                not named and any(stem(w) == root for w in words if w.startswith(root))):
             continue
         if any(w.startswith(root) and len(w) >= len(root) + 5 for w in words):
             return True
@@ -124,8 +134,8 @@ class WordIndex:
             out[found[(found >= rows.start) & (found < rows.stop)] - rows.start] = True
         return out
 
-    def collisions(self, phrases: Sequence[tuple[str, str]], rows: slice,
-                   memo: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
+    def collisions(self, phrases: Sequence[tuple[str, str, bool]], rows: slice,
+                   memo: dict[tuple[str, str, bool], np.ndarray] | None = None) -> np.ndarray:
         """:func:`compound_collision` of ``phrases`` with each text of ``rows`` (a boolean per row);
         ``memo`` keeps each phrase's rows for further calls on the same ``rows``."""
         out = np.zeros(rows.stop - rows.start, dtype=bool)
@@ -138,13 +148,15 @@ class WordIndex:
             out |= hit
         return out
 
-    def _collisions(self, root: str, head: str, rows: slice) -> np.ndarray:
+    def _collisions(self, root: str, head: str, named: bool, rows: slice) -> np.ndarray:
         prefixed = self._ids(f"^{re.escape(root)}[^\n]*")
         compounds = [j for j, w in prefixed if len(w) >= len(root) + 5]
         if not compounds:
             return np.zeros(rows.stop - rows.start, dtype=bool)
-        # the modifier as a word of its own, or the head inside any word
-        fine = {j for j, w in prefixed if stem(w) == root} | {j for j, _ in self._ids(re.escape(head))}
+        # the head inside any word, or (unless the phrase is a name) the modifier as a word of its own
+        fine = {j for j, _ in self._ids(re.escape(head))}
+        if not named:
+            fine |= {j for j, w in prefixed if stem(w) == root}
         return self._members(compounds, rows) & ~self._members(sorted(fine), rows)
 
 
