@@ -298,7 +298,10 @@ def test_the_shipped_default_is_learned_exactly_where_it_won_the_cross_validatio
     assert info["trained_on"] == ["dev", "trust"] and dt.date.fromisoformat(info["date"])
     assert list(ranker.tasks) == sorted(t for t, row in info["cv"].items()
                                         if row["delta"] > 0 and t not in info.get("hand_by_choice", ()))
-    assert ranker.tasks, "the shipped default learns nothing: ship no file instead"
+    # a task the cross-validation gave to the hand weights is scored by them exactly; the file still records the
+    # verdict (info.cv) and names the version the confidence calibration is keyed by, whether or not a task is learned
+    if not ranker.tasks:
+        assert ranker.to_dict()["coefficients"] == {} and ranker.version.startswith("lin-")
     assert set(info["cv"]) == {"advisors", "partners", "events", "invitations"}
     # without the file, or with one for other features, the hand weights serve
     monkeypatch.setenv("MATCHER_RANKER_FILE", str(tmp_path / "none.json"))
