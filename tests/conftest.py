@@ -67,24 +67,22 @@ def default_store_lock():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def default_store():
-    """The command line's default store, migrated once before any test (every command without ``--database``
-    opens it, creating it if missing: see :func:`default_store_lock`)."""
+def default_store(request):
+    """The command line's default store (``var/test-data``; every command without ``--database`` opens it),
+    migrated once before any test and its vector cache started from the shipped vectors, whatever test comes
+    first (the default model is loaded for that only when some are missing: on a fresh clone)."""
     from matcher.cli.common import open_store
-
-    with default_store_lock():
-        open_store(create=True).close()
-
-
-@pytest.fixture(scope="session")
-def seeded_default_store(default_store, default_embedder):
-    """The command line's default store (``var/test-data``), its vector cache started from the shipped vectors."""
-    from matcher.cli.common import open_store
+    from matcher.live.vector_artifact import read_artifact
 
     with default_store_lock():
         store = open_store(create=True)
-        seed_vectors(store, default_embedder.embedder)
-        store.close()
+        try:
+            if SEED_VECTORS is not None and SEED_VECTORS.exists():
+                shipped = read_artifact(SEED_VECTORS)
+                if len(store.vectors.get_many(shipped.model_id, shipped.keys)) < len(shipped.keys):
+                    seed_vectors(store, request.getfixturevalue("default_embedder").embedder)
+        finally:
+            store.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from matcher.cli import cli
 
 
 @pytest.fixture()
-def runner(seeded_default_store):
+def runner():
     return CliRunner()
 
 
