@@ -35,10 +35,15 @@ run: install
 	MATCHER_OPEN_RECOMMENDATIONS=true MATCHER_OPEN_FEEDBACK=true $(VENV)/bin/gunicorn --bind $(HOST):$(PORT) --workers 1 --threads 8 \
 		--timeout 300 'service.wsgi:app'
 
+# two pytest-xdist workers, whole modules to a worker (their module-scoped servers, browsers and apps are built
+# once); the tests marked `alone` (timings under a load of their own) run while the other worker waits
+# (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: install
 	bash tests/ensure_chromium.sh
 	bash tests/ensure_nginx.sh
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=15
 
 # The numeric tests (pytest -m numerics: scores, rankings, calibration computed with BLAS and the
 # embedding engines) under other OpenBLAS kernels and thread counts, as on other x86-64 CPUs (issue 14).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,12 +52,37 @@ def default_embedder():
     return embedder
 
 
-@pytest.fixture(scope="session")
-def seeded_default_store(default_embedder):
-    """The command line's default store (``var/test-data``), its vector cache started from the shipped vectors."""
-    from matcher.cli.common import open_store
+@contextmanager
+def default_store_lock():
+    """Held while the command line's default store (``var/test-data``) is created or seeded: pytest-xdist's
+    workers share it, and two that find it missing at once would both migrate it."""
+    lock_file = Path(os.environ["MATCHER_DATA_DIR"]) / ".test-lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
-    seed_vectors(open_store(create=True), default_embedder.embedder)
+
+@pytest.fixture(scope="session", autouse=True)
+def default_store(request):
+    """The command line's default store (``var/test-data``; every command without ``--database`` opens it),
+    migrated once before any test and its vector cache started from the shipped vectors, whatever test comes
+    first (the default model is loaded for that only when some are missing: on a fresh clone)."""
+    from matcher.cli.common import open_store
+    from matcher.live.vector_artifact import read_artifact
+
+    with default_store_lock():
+        store = open_store(create=True)
+        try:
+            if SEED_VECTORS is not None and SEED_VECTORS.exists():
+                shipped = read_artifact(SEED_VECTORS)
+                if len(store.vectors.get_many(shipped.model_id, shipped.keys)) < len(shipped.keys):
+                    seed_vectors(store, request.getfixturevalue("default_embedder").embedder)
+        finally:
+            store.close()
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +107,40 @@ def matcher(default_embedder, catalog):
     from matcher.engine.matcher import Matcher
 
     return Matcher(default_embedder).fit(catalog)
+
+
+# -- pytest-xdist (`make test` runs two workers): a test marked `alone` measures timings under a load of its own
+# (latency ratios, starvation, answer times while encoding), so no other test runs beside it. Every other test
+# holds a shared lock while it runs (set-up and tear-down included); an `alone` one takes it exclusively, after
+# closing the gate that new tests pass, so that it is not starved by the other worker's next tests.
+RUN_LOCK = ROOT / "var" / "xdist-run.lock"
+GATE_LOCK = ROOT / "var" / "xdist-gate.lock"
+
+
+@contextmanager
+def _run_lock(alone: bool):
+    RUN_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(GATE_LOCK, "a") as gate, open(RUN_LOCK, "a") as run:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            if alone:
+                fcntl.flock(run, fcntl.LOCK_EX)      # waits for the other worker's running test to end
+            else:
+                fcntl.flock(run, fcntl.LOCK_SH)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            yield
+        finally:
+            fcntl.flock(run, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    with _run_lock(item.get_closest_marker("alone") is not None):
+        yield
 
 
 def pytest_terminal_summary(terminalreporter):

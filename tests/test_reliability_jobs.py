@@ -262,6 +262,7 @@ class _Prober:
         return elapsed
 
 
+@pytest.mark.alone
 def test_a_big_job_does_not_push_recommendation_p99_above_three_times_idle(tmp_path, seed_store):
     """One gunicorn worker (4 threads): the job is submitted to the process that serves the probes. Rounds of
     an idle window and a job of ``texts`` distinct texts, interleaved so that the machine's other load falls

@@ -225,6 +225,7 @@ def _recommend(base: str, key: str) -> Prober:
                                                              headers={"Authorization": key}, timeout=timeout))
 
 
+@pytest.mark.alone
 def test_slow_clients_do_not_starve_the_service_behind_the_proxy(stack, proxy_errors):
     """64 connections (full run; 32 in make test) sending headers or bodies at 1 byte/s: through the proxy every
     probe is answered with p95 < 1 s; the same clients sent straight to gunicorn starve /healthz."""

@@ -242,6 +242,7 @@ def _port_open(port: int) -> bool:
         return False
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 def test_gunicorn_on_a_fresh_store_answers_health_at_once_and_counts_the_encoding_up(tmp_path, server_process):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"

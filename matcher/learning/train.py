@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
 
 from matcher.domain.schema import Query
 from matcher.engine.matcher import Matcher
@@ -253,8 +254,12 @@ def fit_coefficients(pairs: PairSet, weights: Weights | None = None, l2: float =
         return float(loss + 0.5 * l2 * resid @ resid), np.append(grad_beta, -l2 * h @ resid)
 
     start = np.append(h, 1.0)
-    result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * (n + 1),
-                      options={"maxiter": 500})
+    # one BLAS thread: the products here are small (pairs × a few dozen features) and many (thousands of
+    # L-BFGS-B steps in a cross-validation); a second thread woken for each only waits for a core —
+    # `matcher train` on the trust set took ~35 s of which ~30 in these fits on a busy 2-core machine, ~2 s so
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * (n + 1),
+                          options={"maxiter": 500})
     beta = np.maximum(result.x[:n], 0.0)
     norm = np.linalg.norm(beta)
     beta = beta * (np.linalg.norm(h) / norm) if norm > 0 else h
