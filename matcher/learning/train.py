@@ -44,7 +44,8 @@ from matcher.evaluation.metrics import ndcg_at_k
 from matcher.learning.feedback import FeedbackEvent, Impression, Propensities, estimate_propensities, impressions
 
 __all__ = ["L2", "L2_GRID", "PairSet", "QueryFeatures", "cross_validate", "feedback_pairs", "fit_coefficients",
-           "fit_ranker", "judged_features", "judged_pairs", "reference_date", "select_l2", "train_ranker"]
+           "fit_ranker", "fitted_like", "judged_features", "judged_pairs", "reference_date", "select_l2",
+           "train_ranker"]
 
 L2 = 1.0   # pull towards the hand weights, in units of one judged query's (or one click's) loss
 L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)   # chosen among by an inner cross-validation where judged queries allow
@@ -371,14 +372,15 @@ def _per_query(data: Sequence[tuple[Matcher, Dataset, list[QueryFeatures]]], ran
     return out
 
 
-def train_ranker(matcher: Matcher, *, judged: Dataset | Sequence[Dataset] | None = None,
+def train_ranker(matcher: Matcher, *, judged: Dataset | Sequence[Dataset | tuple[Matcher, Dataset]] | None = None,
                  feedback: Sequence[FeedbackEvent] | None = None, propensities: Propensities | None = None,
                  l2: float | None = None, folds: int = FOLDS, tasks: Iterable[str] | None = None,
                  as_of: dt.date | None = None) -> tuple[LinearRanker, dict[str, Any]]:
     """Train a learned ranker on judged sets and/or feedback; return it and what the training measured.
 
     ``judged``: judged sets (each ranked by a matcher fitted on its own catalog with ``matcher``'s embedder and
-    weights). ``feedback``: events on ``matcher``'s catalog, turned into inverse-propensity-weighted pairs
+    weights, :func:`fitted_like`; a ``(matcher, set)`` pair brings its fitted matcher along). ``feedback``:
+    events on ``matcher``'s catalog, turned into inverse-propensity-weighted pairs
     (``propensities`` given, or estimated from the events by intervention harvesting). With judged data, the
     learned model is kept only for the tasks where it beats the hand weights in query-level
     cross-validation (:func:`cross_validate`); ``tasks`` overrides that choice (e.g. with feedback alone).
@@ -391,7 +393,7 @@ def train_ranker(matcher: Matcher, *, judged: Dataset | Sequence[Dataset] | None
     """
     started = time.monotonic()
     datasets = [judged] if isinstance(judged, Dataset) else list(judged or [])
-    matchers = [(_fitted_like(matcher, ds), ds) for ds in datasets]
+    matchers = [j if isinstance(j, tuple) else (fitted_like(matcher, j), j) for j in datasets]
     events = list(feedback or [])
     metrics: dict[str, Any] = {"feedback_events": len(events)}
     parts = []
@@ -425,7 +427,7 @@ def train_ranker(matcher: Matcher, *, judged: Dataset | Sequence[Dataset] | None
     return LinearRanker(ranker.coefficients, info=info), metrics
 
 
-def _fitted_like(matcher: Matcher, dataset: Dataset) -> Matcher:
+def fitted_like(matcher: Matcher, dataset: Dataset) -> Matcher:
     """A matcher with ``matcher``'s embedder and weights, fitted on a judged set's catalog."""
     return Matcher(matcher.embedder, gazetteer=matcher.gazetteer, weights=matcher.weights_,
                    confidence=matcher.confidence).fit(dataset.catalog)

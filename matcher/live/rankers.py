@@ -45,6 +45,7 @@ from matcher.errors import ConflictError, MatcherError
 from matcher.evaluation.judged import Dataset, evaluate, matcher_ranker, reference_date
 from matcher.learning import FeedbackEvent, estimate_propensities, impressions, train_ranker
 from matcher.learning.feedback import CLICKS, Impression, Propensities
+from matcher.learning.train import fitted_like
 from matcher.store import DEFAULT_VERSION, HAND_VERSION, Activation, Store
 
 __all__ = ["MIN_CLICKS", "RECENT_DAYS", "GateVerdict", "TrainReport", "activate", "code_commit", "consider",
@@ -268,12 +269,13 @@ def train_version(store: Store, matcher: Matcher, judged: Sequence[Dataset], *, 
     say(0.0, "Rückmeldungen lesen")
     events = feedback_events(store, since, until)
     say(0.05, "Modell trainieren")
-    ranker, metrics = train_ranker(matcher, judged=list(judged) or None, feedback=events or None)
+    fitted = fit_judged(matcher, judged)   # once, for the training and the gate
+    ranker, metrics = train_ranker(matcher, judged=fitted or None, feedback=events or None)
     if hand_tasks:
         ranker = ranker.with_hand(hand_tasks)
         metrics["tasks"] = list(ranker.tasks)
     say(0.6, "Mit der aktiven Version vergleichen")
-    report = consider(store, matcher, ranker, metrics, fit_judged(matcher, judged), events, since=since, until=until,
+    report = consider(store, matcher, ranker, metrics, fitted, events, since=since, until=until,
                       activate=activate)
     say(1.0, "fertig")
     return report
@@ -281,8 +283,7 @@ def train_version(store: Store, matcher: Matcher, judged: Sequence[Dataset], *, 
 
 def fit_judged(matcher: Matcher, judged: Sequence[Dataset]) -> list[tuple[Matcher, Dataset]]:
     """Each judged set with a matcher like ``matcher`` (embedder, places, weights) fitted on its catalog."""
-    return [(Matcher(matcher.embedder, gazetteer=matcher.gazetteer, weights=matcher.weights_).fit(ds.catalog), ds)
-            for ds in judged]
+    return [(fitted_like(matcher, ds), ds) for ds in judged]
 
 
 def consider(store: Store, matcher: Matcher, ranker: Ranker, metrics: dict[str, Any],
