@@ -127,10 +127,12 @@ def test_fitted_coefficients_are_never_negative_even_when_the_data_say_otherwise
 
 def test_a_strong_pull_towards_the_hand_weights_returns_the_hand_weights():
     rng = np.random.default_rng(4)
-    diff = rng.normal(size=(500, len(FEATURES))).astype(np.float32)
+    hand = hand_coefficients(Weights())
+    # noise plus a slight preference along the hand weights: on pure noise the best scale of the hand direction
+    # is 0 (any a > 0 only adds loss), and then the pull fixes nothing (the test passed for 6 of 20 seeds so)
+    diff = (rng.normal(size=(500, len(FEATURES))) + 0.3 * hand / np.linalg.norm(hand)).astype(np.float32)
     pairs = PairSet(diff, np.ones(500), np.full(500, "events", dtype=object), np.zeros(500, dtype=object))
     beta = fit_coefficients(pairs, l2=1e6)
-    hand = hand_coefficients(Weights())
     assert np.allclose(beta / np.linalg.norm(beta), hand / np.linalg.norm(hand), atol=1e-3)
 
 
