@@ -102,7 +102,7 @@ def evidence(index: CatalogIndex, ctx: QueryContext, i: int, contributions: Mapp
     out["e_need_words"] = math.log1p(len(ctx.need.split()))
     phrases = modifier_phrases(ctx.query.text or "")
     if phrases:   # the words the false-friend signal reads (CatalogIndex.words), of this one profile
-        words = frozenset(word_tokens(" ".join([index.profile_texts[i], *index.entities[i].evidence])))
+        words = frozenset(word_tokens(index.lexical_text(i)))
         out[FALSE_FRIEND] = float(compound_collision(phrases, words))
     vec = ctx.main_vector(index)
     if vec is None:   # nothing to compare (a query always has a text or an asker; kept safe for other callers)

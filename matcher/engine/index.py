@@ -145,7 +145,7 @@ class CatalogIndex:
         self._encode_texts(ents, embedder, reuse, on_progress, progress_bar)
         self._index_countries(ents, reuse)
         self._index_places(ents)
-        lexical_texts = [" ".join([t, *e.evidence]) for t, e in zip(self.profile_texts, ents)]
+        lexical_texts = [self.lexical_text(i) for i in range(len(ents))]
         self.lexical = LexicalIndex().fit(lexical_texts, reuse=reuse.lexical if reuse is not None else None,
                                           blocks=[b.rows for b in self.blocks.values()])
         # which rows use which surface words: the false-friend check reads it (signals.false_friends)
@@ -298,6 +298,11 @@ class CatalogIndex:
         out = dict(zip(self.profile_texts, self.profile_vecs))
         out.update(zip(self.passage_unique_texts, self.passage_unique_vecs))
         return out
+
+    def lexical_text(self, i: int) -> str:
+        """Entity ``i``'s text for the word-level signals: its profile and its evidence (the lexical index and
+        :attr:`words`, the false-friend check, read it)."""
+        return " ".join([self.profile_texts[i], *self.entities[i].evidence])
 
     def passage_range(self, i: int) -> range:
         """Entity ``i``'s passages (indices into ``passage_texts``)."""

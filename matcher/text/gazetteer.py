@@ -245,18 +245,23 @@ class Gazetteer:
             return Place(p.name, p.kind, lat, lon, p.district, p.regions)
         return p
 
-    def nearest_municipality(self, lat: float, lon: float, max_km: float = 10.0) -> Place | None:
-        """The curated municipality nearest to a point, if one lies within ``max_km``."""
+    def _municipalities(self) -> tuple[list[Place], np.ndarray]:
+        """The curated municipalities with coordinates and their (lat, lon) rows, built on first use."""
         if self._muni_coords is None:
             munis = list({p.name: p for p in self._places.values()
                           if p.kind == "municipality" and p.lat is not None}.values())
             self._munis = munis
             self._muni_coords = np.array([[p.lat, p.lon] for p in munis]) if munis else np.zeros((0, 2))
-        if not len(self._munis):
+        return self._munis, self._muni_coords
+
+    def nearest_municipality(self, lat: float, lon: float, max_km: float = 10.0) -> Place | None:
+        """The curated municipality nearest to a point, if one lies within ``max_km``."""
+        munis, coords = self._municipalities()
+        if not munis:
             return None
-        d = haversine_km(lat, lon, self._muni_coords[:, 0], self._muni_coords[:, 1])
+        d = haversine_km(lat, lon, coords[:, 0], coords[:, 1])
         i = int(np.argmin(d))
-        return self._munis[i] if d[i] <= max_km else None
+        return munis[i] if d[i] <= max_km else None
 
     def area_towns(self, area: Place) -> np.ndarray:
         """(lat, lon) rows of the curated municipalities inside a region, district or the state, and in its named
@@ -264,12 +269,9 @@ class Gazetteer:
         cache = self.__dict__.setdefault("_area_towns", {})   # an index read from a file brings an older object
         towns = cache.get(area)
         if towns is None:
-            munis = {p.name: p for p in self._places.values() if p.kind == "municipality" and p.lat is not None}
-            inside = [p for p in munis.values()
-                      if (area.kind == "state" or (area.kind == "region" and area.name in p.regions)
-                          or (area.kind == "district" and area.name in (p.district, p.name)))
-                      and area.on_side(p.lat, p.lon)]
-            towns = cache[area] = np.array([[p.lat, p.lon] for p in inside]) if inside else np.zeros((0, 2))
+            munis, coords = self._municipalities()
+            inside = np.array([_in_area(area, p) and area.on_side(p.lat, p.lon) for p in munis], dtype=bool)
+            towns = cache[area] = coords[inside] if len(munis) else np.zeros((0, 2))
         return towns
 
     def centre(self, area: Place) -> tuple[float | None, float | None]:
@@ -288,12 +290,8 @@ class Gazetteer:
         a = self.resolve(area)
         if a is None:
             return _fold(area) == _fold(place.name)
-        if a.kind == "state":
-            return place.kind in ("municipality", "district") or (place.lat is not None and STATE in place.regions)
-        if a.kind == "region":
-            return a.name in place.regions
-        if a.kind == "district":
-            return place.district == a.name or place.name == a.name
+        if a.kind in ("state", "region", "district"):
+            return _in_area(a, place)
         if place.name == a.name:
             return True
         if None not in (a.lat, a.lon, place.lat, place.lon):
@@ -321,6 +319,17 @@ class Gazetteer:
                 p = replace(p, side=_SIDES[side.group(1)])
             found.setdefault(p.name, p)
         return list(found.values())
+
+
+def _in_area(area: Place, place: Place) -> bool:
+    """Does ``place`` lie in the state, region or district ``area`` (its named part aside)?"""
+    if area.kind == "state":
+        return place.kind in ("municipality", "district") or (place.lat is not None and STATE in place.regions)
+    if area.kind == "region":
+        return area.name in place.regions
+    if area.kind == "district":
+        return place.district == area.name or place.name == area.name
+    return False
 
 
 def area_keys(place: Place) -> list[tuple[str, str]]:
